@@ -1,0 +1,50 @@
+# The two commands a new user runs: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+STAMP := $(VENV)/.installed
+SAM_STAMP := $(SAM_VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench build validate clean
+
+$(STAMP): pyproject.toml requirements-dev.txt src/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("stepburst needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/stepburst demo
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src functions containers tests bench
+	$(VENV)/bin/ruff format --check src functions containers tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP) $(SAM_STAMP)
+	SAM_CLI=$(abspath $(SAM)) $(VENV)/bin/pytest -n 2 --timeout 600
+
+bench: $(STAMP)
+	$(PY) bench/jsonl_throughput.py
+	$(PY) bench/engine_overhead.py
+
+build: $(SAM_STAMP)
+	$(SAM) build --parameter-overrides PythonRuntime=python3.11
+
+validate: $(SAM_STAMP)
+	$(SAM) validate --lint --region us-east-1
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

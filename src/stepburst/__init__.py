@@ -1,0 +1,3 @@
+"""stepburst: a serverless batch coordinator for AWS."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,205 @@
+"""Finalize a run from the ledger: aggregate, merge rejects, write the summary, announce it.
+
+The ledger is the truth: counts come from item records, never from logs or map results. The
+job's tolerated-failure percentage decides the outcome; items that never got a record (the
+fan-out stopped early) count as failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stepburst import aws, storage
+from stepburst.jobs import JobCatalog
+from stepburst.ledger import Ledger, now_iso
+from stepburst.observability import logger, metrics
+from stepburst.settings import Settings
+
+SUMMARY_NAME = "_SUMMARY.json"
+REJECTS_NAME = "rejects.jsonl"
+RUN_FINISHED = "Run Finished"
+EVENT_SOURCE = "stepburst"
+_NAMED_FAILURES = 20
+_COUNTED = ("lines", "records", "rejects", "filtered", "bytes_in", "bytes_out")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str
+    run_id: str | None
+    cause: str | None
+    summary: dict[str, Any]
+
+    def to_state(self) -> dict[str, Any]:
+        state = {"status": self.status, "run_id": self.run_id, **self._brief()}
+        if self.cause:
+            state["cause"] = self.cause
+        return state
+
+    def _brief(self) -> dict[str, Any]:
+        keys = ("summary_uri", "planned_items", "succeeded", "failed", "failed_items")
+        return {k: self.summary[k] for k in keys if k in self.summary}
+
+
+def _failure_reason(item: Mapping[str, Any]) -> str:
+    failure = item.get("failure")
+    if isinstance(failure, str):
+        try:
+            failure = json.loads(failure)
+        except ValueError:
+            failure = None
+    if isinstance(failure, dict):
+        return str(failure.get("Cause") or failure.get("Error") or "failed")
+    return str(item.get("cause") or item.get("error") or "failed")
+
+
+def _exit_code(item: Mapping[str, Any]) -> int | None:
+    failure = item.get("failure")
+    if isinstance(failure, str):
+        try:
+            parsed = json.loads(failure)
+        except ValueError:
+            return None
+        code = parsed.get("exit_code") if isinstance(parsed, dict) else None
+        return int(code) if isinstance(code, int | float) else None
+    code = item.get("exit_code")
+    return int(code) if isinstance(code, int | float) else None
+
+
+class Finalizer:
+    def __init__(self, settings: Settings, catalog: JobCatalog, ledger: Ledger) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.ledger = ledger
+
+    def finalize(self, plan: Mapping[str, Any], fanout: Mapping[str, Any]) -> Outcome:
+        run_id = str(plan["run_id"])
+        run = self.ledger.get_run(run_id) or {}
+        job = self.catalog.get(str(plan["job"]))
+        items = sorted(self.ledger.iter_items(run_id), key=lambda item: int(item["item"]))
+        planned = int(plan.get("items", run.get("planned_items", 0)))
+
+        succeeded = [item for item in items if item.get("status") == "SUCCEEDED"]
+        failed = [item for item in items if item.get("status") == "FAILED"]
+        unfinished = planned - len(succeeded) - len(failed)
+        failed_total = len(failed) + unfinished
+        failed_percent = 100.0 * failed_total / planned if planned else 0.0
+        fanout_error = fanout.get("Error") if isinstance(fanout, Mapping) else None
+
+        # Item counts decide, not the fan-out's own verdict: the Map counts failed units, and
+        # a unit of many items fails when any one of them does.
+        status = "SUCCEEDED" if failed_percent <= job.tolerated_failure_percent else "FAILED"
+
+        totals = {name: sum(int(item.get(name) or 0) for item in items) for name in _COUNTED}
+        routes: dict[str, dict[str, int]] = {}
+        for item in items:
+            by_status = routes.setdefault(str(item.get("route", "unknown")), {})
+            by_status[str(item.get("status"))] = by_status.get(str(item.get("status")), 0) + 1
+
+        output_prefix = str(run.get("output_prefix") or f"{job.output.prefix}{run_id}/")
+        rejects_key = None
+        if totals["rejects"]:
+            rejects_key = output_prefix + REJECTS_NAME
+            self._merge_rejects(items, rejects_key)
+
+        failed_items = [
+            {
+                "item": int(item["item"]),
+                "route": item.get("route"),
+                "error": item.get("error"),
+                "exit_code": _exit_code(item),
+                "reason": _failure_reason(item)[:500],
+            }
+            for item in failed
+        ]
+        cause = None
+        if status == "FAILED":
+            named = ", ".join(
+                f"item {f['item']} ({f['error']}: {f['reason'][:120]})"
+                for f in failed_items[:_NAMED_FAILURES]
+            )
+            more = len(failed_items) - _NAMED_FAILURES
+            cause = (
+                f"{failed_total} of {planned} items failed ({failed_percent:.1f}% > tolerated "
+                f"{job.tolerated_failure_percent:g}%)"
+            )
+            if named:
+                cause += f": {named}" + (f" and {more} more" if more > 0 else "")
+            if unfinished:
+                cause += f"; {unfinished} items never finished"
+
+        summary_key = output_prefix + SUMMARY_NAME
+        summary: dict[str, Any] = {
+            "run_id": run_id,
+            "job": job.name,
+            "status": status,
+            "trigger": run.get("trigger"),
+            "started_at": run.get("started_at"),
+            "finished_at": now_iso(),
+            "planned_items": planned,
+            "succeeded": len(succeeded),
+            "failed": failed_total,
+            "unfinished": unfinished,
+            "failed_percent": round(failed_percent, 3),
+            "tolerated_failure_percent": job.tolerated_failure_percent,
+            "routes": routes,
+            **totals,
+            "output_bucket": self.settings.output_bucket,
+            "output_prefix": output_prefix,
+            "rejects_key": rejects_key,
+            "summary_uri": f"s3://{self.settings.output_bucket}/{summary_key}",
+            "failed_items": failed_items,
+            "fanout_error": fanout_error,
+        }
+        storage.put_json(self.settings.output_bucket, summary_key, summary)
+        self.ledger.update_run(
+            run_id,
+            {
+                "status": status,
+                "finished_at": summary["finished_at"],
+                "succeeded": len(succeeded),
+                "failed": failed_total,
+                "summary_key": summary_key,
+                "cause": cause,
+                "item_routes": routes,
+                **totals,
+            },
+        )
+        self._announce(summary)
+        metrics.add_dimension(name="job", value=job.name)
+        metrics.add_metric(name="ItemsSucceeded", unit="Count", value=len(succeeded))
+        metrics.add_metric(name="ItemsFailed", unit="Count", value=failed_total)
+        metrics.add_metric(name="RecordsWritten", unit="Count", value=totals["records"])
+        logger.info("run finished", extra={"run_id": run_id, "status": status})
+        return Outcome(status=status, run_id=run_id, cause=cause, summary=summary)
+
+    def _merge_rejects(self, items: Iterable[Mapping[str, Any]], key: str) -> None:
+        """One rejects file for the run, with each line's number in the whole input."""
+        with storage.MultipartWriter(self.settings.output_bucket, key) as writer:
+            first_line = 1
+            for item in items:  # sorted by index, so ranges come in file order
+                part = item.get("rejects_key")
+                if part:
+                    for line in storage.iter_lines(self.settings.output_bucket, str(part)):
+                        reject = orjson.loads(line)
+                        reject["line"] = first_line + int(reject["item_line"]) - 1
+                        writer.write(orjson.dumps(reject) + b"\n")
+                first_line += int(item.get("lines") or 0)
+
+    def _announce(self, summary: Mapping[str, Any]) -> None:
+        detail = {k: v for k, v in summary.items() if k != "failed_items"}
+        aws.client("events").put_events(
+            Entries=[
+                {
+                    "Source": EVENT_SOURCE,
+                    "DetailType": RUN_FINISHED,
+                    "Detail": json.dumps(detail, default=str),
+                    "EventBusName": self.settings.event_bus_name,
+                }
+            ]
+        )

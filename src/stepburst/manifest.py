@@ -1,0 +1,79 @@
+"""The run manifest: the work units a plan produced, stored in S3 as one JSON array.
+
+The Distributed Map reads it with its ItemReader, so each unit travels alone and the state
+machine's payloads never carry the item list. A unit groups items that share a route: small
+Lambda items are grouped so that transitions grow with units, not items; container items run
+one per unit.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Route = Literal["lambda", "ecs", "batch"]
+ContainerRoute = Literal["ecs", "batch"]
+
+MANIFEST_NAME = "manifest.json"
+
+
+def item_sort_key(index: int) -> str:
+    return f"ITEM#{index:07d}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceObject(_Model):
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+
+
+class JsonlRange(_Model):
+    source: SourceObject
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class Item(_Model):
+    index: int = Field(ge=0)
+    sk: str
+    estimated_seconds: float = Field(ge=0)
+    jsonl: JsonlRange | None = None
+    value: str | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        return self.jsonl.end - self.jsonl.start if self.jsonl is not None else 0
+
+
+class EcsCompute(_Model):
+    cpu: str
+    memory: str
+    capacity_provider_strategy: list[dict[str, str | int]]
+
+
+class BatchCompute(_Model):
+    resource_requirements: list[dict[str, str]]
+
+
+class Unit(_Model):
+    index: int = Field(ge=0)
+    route: Route
+    fallback: ContainerRoute
+    max_attempts: int = Field(ge=1)
+    items: list[Item] = Field(min_length=1)
+    ecs: EcsCompute
+    batch: BatchCompute
+
+
+def manifest_key(run_id: str) -> str:
+    return f"runs/{run_id}/{MANIFEST_NAME}"
+
+
+def results_prefix(run_id: str) -> str:
+    return f"runs/{run_id}/map-results"

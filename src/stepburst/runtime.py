@@ -1,0 +1,48 @@
+"""The objects a handler or the worker builds once per process, at cold start.
+
+Building them validates the environment and every job file, so a misconfigured function
+fails on its first invocation with the variable or file and field named.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from stepburst.execution import UnitRunner
+from stepburst.finalizing import Finalizer
+from stepburst.jobs import JobCatalog
+from stepburst.ledger import Ledger
+from stepburst.planning import Planner
+from stepburst.settings import settings
+
+
+@cache
+def catalog() -> JobCatalog:
+    return JobCatalog.from_directory(settings().jobs_dir)
+
+
+@cache
+def ledger() -> Ledger:
+    config = settings()
+    return Ledger(config.ledger_table, config.retention_days)
+
+
+@cache
+def planner() -> Planner:
+    return Planner(settings(), catalog(), ledger())
+
+
+@cache
+def unit_runner() -> UnitRunner:
+    return UnitRunner(settings(), ledger())
+
+
+@cache
+def finalizer() -> Finalizer:
+    return Finalizer(settings(), catalog(), ledger())
+
+
+def reset() -> None:
+    """Forget everything built from the environment (the local engine and tests use this)."""
+    for built in (catalog, ledger, planner, unit_runner, finalizer, settings):
+        built.cache_clear()

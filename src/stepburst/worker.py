@@ -1,0 +1,66 @@
+"""The worker container's entrypoint: ``python -m stepburst.worker run-unit ...``.
+
+ECS and Batch run it with the command the state machine passes. The unit is read from the
+run's manifest in S3 (container overrides are limited to 8 KiB, so they carry only indexes).
+Exit codes: 0 every item succeeded; 3 some items failed (each cause is in the ledger);
+2 bad usage or configuration; anything else is a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from stepburst import runtime, storage
+from stepburst.errors import ItemsFailedError, StepburstError
+from stepburst.manifest import Unit, manifest_key
+from stepburst.observability import logger
+from stepburst.settings import ConfigurationError, settings
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_ITEMS_FAILED = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepburst-worker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_unit = commands.add_parser("run-unit", help="run one work unit of a run")
+    run_unit.add_argument("--run", required=True, help="the run id")
+    run_unit.add_argument("--unit", required=True, type=int, help="the unit's index")
+    run_unit.add_argument("--attempt", type=int, default=1)
+    run_unit.add_argument("--route", choices=("ecs", "batch", "lambda"), default="ecs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_USAGE if exit_.code else EXIT_OK
+    logger.append_keys(run_id=args.run, unit=args.unit, route=args.route)
+    try:
+        config = settings()
+        units = storage.get_json(config.work_bucket, manifest_key(args.run))
+        if not 0 <= args.unit < len(units):
+            logger.error("no such unit", extra={"units": len(units)})
+            return EXIT_USAGE
+        unit = Unit.model_validate(units[args.unit])
+        run = runtime.ledger().get_run(args.run)
+        if run is None:
+            logger.error("no such run in the ledger")
+            return EXIT_USAGE
+        job = runtime.catalog().get(str(run["job"]))
+        runtime.unit_runner().run(job, args.run, unit, attempt=args.attempt, route=args.route)
+    except ItemsFailedError as failure:
+        logger.warning("items failed", extra={"reason": str(failure)})
+        return EXIT_ITEMS_FAILED
+    except (ConfigurationError, StepburstError):
+        logger.exception("cannot run the unit")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
