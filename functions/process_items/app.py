@@ -20,4 +20,5 @@ RUNNER = unit_runner()
 def lambda_handler(event: UnitPayload, context: LambdaContext) -> dict[str, Any]:
     job = CATALOG.get(event.job)
     result = RUNNER.run(job, event.run_id, event.unit, attempt=event.attempt, route=event.route)
+    metrics.add_metric(name="LambdaItemsSucceeded", unit="Count", value=result.succeeded)
     return result.to_state()

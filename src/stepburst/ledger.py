@@ -149,9 +149,11 @@ class Ledger:
             raise _translate(error) from error
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> None:
-        names = {f"#f{i}": name for i, name in enumerate(changes)}
-        values = {f":v{i}": value for i, value in enumerate(changes.values())}
-        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+        """Set the given fields of a run record; fields given as None are left alone."""
+        present = [(name, value) for name, value in changes.items() if value is not None]
+        names = {f"#f{i}": name for i, (name, _) in enumerate(present)}
+        values = {f":v{i}": value for i, (_, value) in enumerate(present)}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(present)))
         try:
             self._ddb.update_item(
                 TableName=self.table_name,

@@ -26,7 +26,7 @@ from stepburst.manifest import (
     manifest_key,
     results_prefix,
 )
-from stepburst.observability import logger
+from stepburst.observability import logger, metrics
 from stepburst.settings import Settings
 from stepburst.splitting import newline_aligned_ranges
 from stepburst.triggers import ManualStart, Trigger, UploadTrigger, short_hash
@@ -113,10 +113,12 @@ class Planner:
                 trigger.identity, {**details, "execution_id": request.execution_id}
             )
             logger.info("upload matches no job", extra=details)
+            metrics.add_metric(name="UploadsIgnored", unit="Count", value=1)
             return Plan(status="IGNORED", reason=f"no job matches {trigger.key!r}")
         run_id = run_id_for(job, trigger.time, trigger.identity)
         if not self.ledger.claim_trigger(trigger.identity, run_id, details):
             logger.info("duplicate delivery", extra={"run_id": run_id, **details})
+            metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
             return Plan(status="DUPLICATE", run_id=run_id, job=job.name)
         source = SourceObject(
             bucket=trigger.bucket,
@@ -222,6 +224,8 @@ class Planner:
                 "manifest_key": key,
             }
         )
+        metrics.add_metric(name="RunsPlanned", unit="Count", value=1)
+        metrics.add_metric(name="ItemsPlanned", unit="Count", value=len(items))
         logger.info(
             "run planned",
             extra={"run_id": run_id, "job": job.name, "items": len(items), "units": len(units)},
