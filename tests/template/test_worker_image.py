@@ -1,0 +1,64 @@
+"""The worker Dockerfile stays in step with the template and with what the local engine parses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.template
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "containers" / "worker" / "Dockerfile"
+
+
+def instructions(name: str) -> list[str]:
+    """The arguments of every `name` instruction (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    return [
+        line.split(None, 1)[1].strip()
+        for line in text.splitlines()
+        if line.split(None, 1)[:1] == [name]
+    ]
+
+
+def test_entrypoint_is_one_exec_form_line() -> None:
+    # The local engine reads this line as JSON to run the worker as a local process.
+    entrypoints = [
+        line.split(None, 1)[1]
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.startswith("ENTRYPOINT")
+    ]
+
+    assert len(entrypoints) == 1
+    assert json.loads(entrypoints[0]) == ["python", "-m", "stepburst.worker"]
+
+
+def test_base_image_matches_the_default_lambda_runtime(template: dict[str, Any]) -> None:
+    runtime = template["Parameters"]["PythonRuntime"]["Default"]
+    version = runtime.removeprefix("python")
+
+    (base,) = instructions("FROM")
+    assert re.match(rf"python:{re.escape(version)}-slim\b", base), base
+
+
+def test_boto3_is_pinned_as_in_development() -> None:
+    pins = dict(
+        line.split("==", 1)
+        for line in (REPO / "requirements-dev.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    install = " ".join(instructions("RUN"))
+
+    assert f"boto3=={pins['boto3']}" in install
+    assert f"botocore=={pins['botocore']}" in install
+
+
+def test_runs_as_a_non_root_user() -> None:
+    users = instructions("USER")
+
+    assert users, "no USER instruction"
+    assert users[-1].split(":")[0] not in {"root", "0"}
