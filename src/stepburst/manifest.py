@@ -66,6 +66,7 @@ class Unit(_Model):
     route: Route
     fallback: ContainerRoute
     max_attempts: int = Field(ge=1)
+    timeout_seconds: int = Field(ge=1, description="Container time limit for the unit.")
     items: list[Item] = Field(min_length=1)
     ecs: EcsCompute
     batch: BatchCompute

@@ -135,10 +135,10 @@ class Planner:
         if job.split.jsonl is not None:
             key = given.get("key")
             if not isinstance(key, str) or not key:
-                raise InvalidInputError("input.key", "give the key of the JSONL object to process")
-            bucket = given.get("bucket", self.settings.input_bucket)
-            if not isinstance(bucket, str) or not bucket:
-                raise InvalidInputError("input.bucket", "must be a bucket name")
+                raise InvalidInputError(
+                    "input.key", "give the key of the JSONL object in the input bucket"
+                )
+            bucket = self.settings.input_bucket
             info = storage.head_object(storage.S3Object(bucket, key))
             source = SourceObject(
                 bucket=bucket, key=key, version_id=info.version_id, etag=info.etag
@@ -299,6 +299,7 @@ def build_units(job: Job, items: Sequence[Item]) -> list[Unit]:
             route=route,  # type: ignore[arg-type]
             fallback=fallback,
             max_attempts=job.retries + 1,
+            timeout_seconds=compute.container_timeout_seconds,
             items=group,
             ecs=ecs,
             batch=batch,

@@ -93,6 +93,12 @@ class Compute(_Spec):
     memory_mb: int = Field(default=2048, ge=512, le=122880)
     architecture: Architecture = "x86_64"
     spot: bool = Field(default=True, description="Run containers on Fargate Spot.")
+    container_timeout_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=1_209_600,
+        description="A container item still running after this long is stopped and failed.",
+    )
 
 
 class Estimate(_Spec):
