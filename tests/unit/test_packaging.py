@@ -17,12 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def pinned() -> dict[str, str]:
     pins = {}
-    for line in (REPO / "src" / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            requirement = Requirement(line)
+    for raw in (REPO / "src" / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        text = raw.split("#", 1)[0].strip()
+        if text:
+            requirement = Requirement(text)
             (specifier,) = requirement.specifier
-            assert specifier.operator == "==", f"{line}: pin an exact version"
+            assert specifier.operator == "==", f"{text}: pin an exact version"
             pins[canonicalize_name(requirement.name)] = specifier.version
     return pins
 
