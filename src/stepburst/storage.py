@@ -1,0 +1,568 @@
+"""S3 reads and writes for items: ranged streaming GETs and bounded parallel multipart uploads.
+
+Every call goes through :func:`stepburst.aws.client`. ``ClientError`` codes are translated into
+domain errors here (:class:`ObjectNotFoundError`, :class:`~stepburst.errors.SourceChangedError`,
+:class:`~stepburst.errors.ThrottledError`); anything else propagates unchanged.
+
+Memory stays constant whatever the object size: :func:`iter_range` reads with ranged GETs of
+up to ``chunk_size`` bytes, a few in parallel and only a few chunks ahead of the caller, and
+:class:`MultipartWriter` holds at most one buffered part plus ``max_workers`` parts in flight.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import orjson
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from stepburst.aws import client, error_code
+from stepburst.errors import SourceChangedError, StepburstError, ThrottledError
+from stepburst.observability import logger
+
+MiB = 1024 * 1024
+# S3 limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
+DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_CHUNK_SIZE = 8 * MiB
+# Parallel ranged GETs per iter_range: one S3 connection gives about 85-90 MB/s.
+DEFAULT_CONNECTIONS = 3
+# Size of the pieces a GET's body is read in, and so of what iter_range yields.
+PIECE_SIZE = 1 * MiB
+# A body that breaks mid-stream is re-requested from where it stopped, this many times.
+STREAM_RETRIES = 3
+NDJSON = "application/x-ndjson"
+
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"})
+_THROTTLED = frozenset(
+    {"SlowDown", "503", "Throttling", "ThrottlingException", "RequestLimitExceeded"}
+)
+_STREAM_ERRORS = (
+    ResponseStreamingError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+)
+
+
+class ObjectNotFoundError(StepburstError):
+    """The object (or its bucket or version) does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class S3Object:
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def from_uri(cls, uri: str) -> S3Object:
+        """Parse ``s3://bucket/key``."""
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an s3:// URI: {uri!r}")
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        if not bucket or not key:
+            raise ValueError(f"an s3:// URI needs a bucket and a key: {uri!r}")
+        return cls(bucket, key)
+
+    def _location(self) -> dict[str, str]:
+        location = {"Bucket": self.bucket, "Key": self.key}
+        if self.version_id is not None:
+            location["VersionId"] = self.version_id
+        return location
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    size: int
+    etag: str  # as S3 returns it, with its quotes; usable as IfMatch
+    version_id: str | None
+
+
+def _translate(error: Exception, obj: S3Object) -> Exception:
+    code = error_code(error)
+    if code in _NOT_FOUND:
+        return ObjectNotFoundError(f"{obj.uri()} does not exist ({code})")
+    if code == "PreconditionFailed":
+        return SourceChangedError(f"{obj.uri()} changed while it was being read")
+    if code in _THROTTLED:
+        return ThrottledError(f"S3 throttled a request on {obj.uri()} ({code})")
+    return error
+
+
+def head_object(obj: S3Object) -> ObjectInfo:
+    try:
+        response = client("s3").head_object(**obj._location())
+    except ClientError as exc:
+        raise _translate(exc, obj) from exc
+    return ObjectInfo(
+        size=int(response["ContentLength"]),
+        etag=str(response["ETag"]),
+        version_id=response.get("VersionId"),
+    )
+
+
+def read_range(obj: S3Object, start: int, end: int, *, if_match: str | None = None) -> bytes:
+    """Bytes ``[start, end)`` of the object; fewer at its end, ``b""`` past it or if empty."""
+    return b"".join(
+        iter_range(
+            obj, start, end, chunk_size=max(end - start, 1), if_match=if_match, prefetch=False
+        )
+    )
+
+
+def iter_range(
+    obj: S3Object,
+    start: int,
+    end: int,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    if_match: str | None = None,
+    prefetch: bool = True,
+    connections: int = DEFAULT_CONNECTIONS,
+) -> Generator[bytes, None, None]:
+    """Stream bytes ``[start, end)`` with one ranged GET per ``chunk_size`` bytes.
+
+    Every GET is pinned to one ETag (``if_match``, or the object's when the read starts), so an
+    object replaced mid-read raises :class:`~stepburst.errors.SourceChangedError` instead of
+    mixing two versions. A body that breaks mid-stream is re-requested from where it stopped.
+
+    Without ``prefetch`` the GETs run in the caller's thread and pieces of up to 1 MiB are
+    yielded as they arrive. With it, reads overlap the caller's work: ``connections`` GETs run
+    in parallel, each a whole chunk, yielded in order (one connection gives about 85 MB/s, less
+    than the record processor); with ``connections=1`` one thread streams up to ``chunk_size``
+    bytes ahead. Memory stays within ``(connections + 1) * chunk_size``. Closing the generator
+    stops the reads.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if connections < 1:
+        raise ValueError(f"connections must be >= 1, got {connections}")
+    if start >= end:
+        return
+    if not prefetch:
+        pieces = _get_pieces(obj, start, end, chunk_size, if_match)
+    elif connections == 1 or end - start <= chunk_size:
+        pieces = _prefetched(
+            _get_pieces(obj, start, end, chunk_size, if_match),
+            depth=max(1, chunk_size // PIECE_SIZE),
+        )
+    else:
+        pieces = _parallel_chunks(
+            obj, start, end, chunk_size, if_match=if_match, connections=connections
+        )
+    try:
+        yield from pieces
+    finally:
+        pieces.close()
+
+
+def _parallel_chunks(
+    obj: S3Object,
+    start: int,
+    end: int,
+    chunk_size: int,
+    *,
+    if_match: str | None,
+    connections: int,
+) -> Generator[bytes, None, None]:
+    """Whole chunks fetched ``connections`` at a time, yielded in order."""
+    etag = if_match if if_match is not None else head_object(obj).etag
+    bounds = iter([(low, min(low + chunk_size, end)) for low in range(start, end, chunk_size)])
+
+    def fetch(low: int, high: int) -> bytes:
+        return b"".join(_get_pieces(obj, low, high, high - low, etag))
+
+    pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="stepburst-get")
+    in_flight: deque[tuple[int, Future[bytes]]] = deque()
+    try:
+        for low, high in itertools.islice(bounds, connections):
+            in_flight.append((high - low, pool.submit(fetch, low, high)))
+        while in_flight:
+            expected, future = in_flight.popleft()
+            data = future.result()
+            following = next(bounds, None)
+            if following is not None:
+                in_flight.append((following[1] - following[0], pool.submit(fetch, *following)))
+            if data:
+                yield data
+            if len(data) < expected:  # the object ended early
+                return
+    finally:
+        # Downloads still running finish in the background; nothing waits for them.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _get_pieces(
+    obj: S3Object, start: int, end: int, chunk_size: int, if_match: str | None
+) -> Generator[bytes, None, None]:
+    s3 = client("s3")
+    position = start
+    etag = if_match
+    while position < end:
+        request_end = min(position + chunk_size, end)
+        retries = 0
+        while position < request_end:
+            request: dict[str, Any] = {
+                **obj._location(),
+                "Range": f"bytes={position}-{request_end - 1}",
+            }
+            if etag is not None:
+                request["IfMatch"] = etag
+            try:
+                response = s3.get_object(**request)
+            except ClientError as exc:
+                if error_code(exc) == "InvalidRange":  # starts at or past the end
+                    return
+                raise _translate(exc, obj) from exc
+            if etag is None:
+                etag = str(response["ETag"])
+            body = response["Body"]
+            try:
+                for piece in body.iter_chunks(min(PIECE_SIZE, request_end - position)):
+                    position += len(piece)
+                    yield piece
+                break
+            except _STREAM_ERRORS as exc:
+                retries += 1
+                if retries > STREAM_RETRIES:
+                    raise
+                logger.warning(
+                    "S3 body broke mid-stream; resuming",
+                    extra={"object": obj.uri(), "position": position, "error": str(exc)},
+                )
+            finally:
+                body.close()
+        if position < request_end:  # the object ended early
+            return
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+def _prefetched(source: Generator[bytes, None, None], depth: int) -> Generator[bytes, None, None]:
+    """Run ``source`` in a background thread, at most ``depth`` pieces ahead of the reader."""
+    pipe: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                pipe.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for piece in source:
+                if not put(piece):
+                    return
+            put(_DONE)
+        except BaseException as exc:
+            put(_Failure(exc))
+        finally:
+            source.close()
+
+    thread = threading.Thread(target=produce, name="stepburst-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = pipe.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            assert isinstance(item, bytes)
+            yield item
+    finally:
+        # On an early exit the producer stops at its next piece; it is not waited for, since
+        # it may be in the middle of a network read.
+        stop.set()
+
+
+class MultipartWriter:
+    """Write one S3 object of any size with constant memory.
+
+    Data is buffered to ``part_size`` and each full part is uploaded by a pool of
+    ``max_workers`` threads, with at most ``max_workers`` parts in flight (``write`` waits for
+    one to finish). A clean exit completes the upload; an exception aborts it, leaving neither
+    an object nor an incomplete upload. An object smaller than one part, empty included, is
+    written with a single ``PutObject``.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_workers: int = 4,
+        content_type: str = NDJSON,
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        self.target = S3Object(bucket, key)
+        self.part_size = part_size
+        self.max_workers = max_workers
+        self.content_type = content_type
+        self.bytes_written = 0
+        self.etag: str | None = None
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._in_flight: set[Future[dict[str, Any]]] = set()
+        self._parts: list[dict[str, Any]] = []
+        self._next_part = 1
+        self._closed = False
+
+    def __enter__(self) -> MultipartWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, data: bytes) -> None:
+        if self._closed:
+            raise ValueError(f"write to closed writer for {self.target.uri()}")
+        self._buffer += data
+        self.bytes_written += len(data)
+        while len(self._buffer) >= self.part_size:
+            self._submit(self._take(self.part_size))
+
+    def close(self) -> None:
+        """Finish the object: upload what is buffered and complete (or put) it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._upload_id is None:
+                response = client("s3").put_object(
+                    Bucket=self.target.bucket,
+                    Key=self.target.key,
+                    Body=bytes(self._buffer),
+                    ContentType=self.content_type,
+                )
+                self.etag = str(response["ETag"])
+            else:
+                if self._buffer:
+                    self._submit(self._take(len(self._buffer)))
+                self._drain(wait_all=True)
+                self._parts.sort(key=lambda part: int(part["PartNumber"]))
+                response = client("s3").complete_multipart_upload(
+                    Bucket=self.target.bucket,
+                    Key=self.target.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+                self.etag = str(response["ETag"])
+                self._upload_id = None  # complete: nothing left to abort
+        except BaseException:
+            self._abort_upload()
+            raise
+        finally:
+            self._buffer = bytearray()
+            self._shutdown()
+        logger.debug(
+            "object written",
+            extra={
+                "object": self.target.uri(),
+                "bytes": self.bytes_written,
+                "parts": len(self._parts),
+            },
+        )
+
+    def abort(self) -> None:
+        """Drop everything written so far; no object is created."""
+        if self._closed and self._upload_id is None:
+            return
+        self._closed = True
+        self._buffer = bytearray()
+        self._abort_upload()
+        self._shutdown()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _take(self, size: int) -> bytes:
+        with memoryview(self._buffer) as view, view[:size] as head:
+            part = bytes(head)
+        del self._buffer[:size]
+        return part
+
+    def _submit(self, part: bytes) -> None:
+        if self._upload_id is None:
+            try:
+                response = client("s3").create_multipart_upload(
+                    Bucket=self.target.bucket,
+                    Key=self.target.key,
+                    ContentType=self.content_type,
+                    ChecksumAlgorithm="CRC32",
+                )
+            except ClientError as exc:
+                raise _translate(exc, self.target) from exc
+            self._upload_id = str(response["UploadId"])
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix="stepburst-upload"
+            )
+        if self._next_part > MAX_PARTS:
+            raise ValueError(
+                f"{self.target.uri()} would need more than {MAX_PARTS} parts; raise part_size"
+            )
+        while len(self._in_flight) >= self.max_workers:
+            self._drain(wait_all=False)
+        assert self._executor is not None
+        number = self._next_part
+        self._next_part += 1
+        self._in_flight.add(self._executor.submit(self._upload_part, number, part))
+
+    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+        try:
+            response = client("s3").upload_part(
+                Bucket=self.target.bucket,
+                Key=self.target.key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm="CRC32",
+            )
+        except ClientError as exc:
+            raise _translate(exc, self.target) from exc
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        if "ChecksumCRC32" in response:
+            part["ChecksumCRC32"] = response["ChecksumCRC32"]
+        return part
+
+    def _drain(self, *, wait_all: bool) -> None:
+        if not self._in_flight:
+            return
+        done, pending = wait(
+            self._in_flight, return_when=ALL_COMPLETED if wait_all else FIRST_COMPLETED
+        )
+        self._in_flight = set(pending)
+        for future in done:
+            self._parts.append(future.result())
+
+    def _abort_upload(self) -> None:
+        for future in self._in_flight:
+            future.cancel()
+        if self._in_flight:
+            wait(self._in_flight)
+        self._in_flight = set()
+        if self._upload_id is None:
+            return
+        upload_id, self._upload_id = self._upload_id, None
+        try:
+            client("s3").abort_multipart_upload(
+                Bucket=self.target.bucket, Key=self.target.key, UploadId=upload_id
+            )
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchUpload":
+                logger.warning(
+                    "could not abort multipart upload",
+                    extra={"object": self.target.uri(), "upload_id": upload_id, "error": str(exc)},
+                )
+
+    def _shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+def put_bytes(
+    bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+) -> None:
+    target = S3Object(bucket, key)
+    try:
+        client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+    except ClientError as exc:
+        raise _translate(exc, target) from exc
+
+
+def put_json(bucket: str, key: str, document: Any) -> None:
+    put_bytes(bucket, key, orjson.dumps(document), content_type="application/json")
+
+
+def get_bytes(bucket: str, key: str) -> bytes:
+    target = S3Object(bucket, key)
+    try:
+        response = client("s3").get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        raise _translate(exc, target) from exc
+    body = response["Body"]
+    try:
+        return bytes(body.read())
+    finally:
+        body.close()
+
+
+def get_json(bucket: str, key: str) -> Any:
+    return orjson.loads(get_bytes(bucket, key))
+
+
+def delete_object(obj: S3Object) -> None:
+    """Delete the object; deleting one that does not exist is not an error."""
+    try:
+        client("s3").delete_object(**obj._location())
+    except ClientError as exc:
+        raise _translate(exc, obj) from exc
+
+
+def object_exists(obj: S3Object) -> bool:
+    try:
+        head_object(obj)
+    except ObjectNotFoundError:
+        return False
+    return True
+
+
+def iter_lines(bucket: str, key: str) -> Iterator[bytes]:
+    """Stream an object's lines, each without its ``\\n``; a final unterminated line too."""
+    pending: list[bytes] = []
+    for piece in iter_range(S3Object(bucket, key), 0, 2**63 - 1, prefetch=False):
+        lines = piece.split(b"\n")
+        if pending:
+            pending.append(lines[0])
+            lines[0] = b"".join(pending)
+            pending.clear()
+        tail = lines.pop()
+        yield from lines
+        if tail:
+            pending.append(tail)
+    if pending:
+        yield b"".join(pending)

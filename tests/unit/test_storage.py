@@ -1,0 +1,298 @@
+"""S3 storage against moto: ranged streaming reads, multipart writes, aborts, JSON helpers."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ResponseStreamingError
+from moto import mock_aws
+
+from stepburst import aws
+from stepburst.errors import SourceChangedError
+from stepburst.storage import (
+    MIN_PART_SIZE,
+    MultipartWriter,
+    ObjectNotFoundError,
+    S3Object,
+    delete_object,
+    get_json,
+    head_object,
+    iter_lines,
+    iter_range,
+    object_exists,
+    put_bytes,
+    put_json,
+    read_range,
+)
+
+pytestmark = pytest.mark.functional
+
+BUCKET = "stepburst-test-bucket"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """One in-memory S3 for the module (starting moto per test would dominate the run time)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        aws.reset_clients()
+        try:
+            with mock_aws():
+                client = boto3.client("s3")
+                client.create_bucket(Bucket=BUCKET)
+                yield client
+        finally:
+            aws.reset_clients()
+
+
+def uploads_in_progress(s3: Any) -> list[Any]:
+    return list(s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
+
+
+def body(s3: Any, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+# -- MultipartWriter -------------------------------------------------------------------------
+
+
+def test_multipart_round_trip_with_several_parts(s3: Any) -> None:
+    rng = random.Random(7)
+    data = rng.randbytes(2 * MIN_PART_SIZE + 12345)
+    with MultipartWriter(BUCKET, "out/big.jsonl", part_size=MIN_PART_SIZE, max_workers=2) as out:
+        position = 0
+        while position < len(data):
+            step = rng.randint(1, 3 * 1024 * 1024)
+            out.write(data[position : position + step])
+            position += step
+    assert out.bytes_written == len(data)
+    assert body(s3, "out/big.jsonl") == data
+    head = s3.head_object(Bucket=BUCKET, Key="out/big.jsonl")
+    assert head["ETag"].endswith('-3"')
+    assert head["ContentType"] == "application/x-ndjson"
+    assert out.etag == head["ETag"]
+    assert uploads_in_progress(s3) == []
+
+
+def test_exactly_one_part_is_still_complete(s3: Any) -> None:
+    data = b"x" * MIN_PART_SIZE
+    with MultipartWriter(BUCKET, "out/one.bin", part_size=MIN_PART_SIZE) as out:
+        out.write(data)
+    assert body(s3, "out/one.bin") == data
+    assert uploads_in_progress(s3) == []
+
+
+@pytest.mark.parametrize("data", [b"", b'{"a": 1}\n'])
+def test_small_outputs_are_a_single_put(s3: Any, data: bytes) -> None:
+    with MultipartWriter(BUCKET, "out/small.jsonl") as out:
+        if data:
+            out.write(data)
+    assert body(s3, "out/small.jsonl") == data
+    assert "-" not in s3.head_object(Bucket=BUCKET, Key="out/small.jsonl")["ETag"]
+    assert uploads_in_progress(s3) == []
+
+
+@pytest.mark.parametrize("written", [100, 2 * MIN_PART_SIZE + 1])
+def test_an_exception_aborts_the_upload(s3: Any, written: int) -> None:
+    def fail_while_writing() -> None:
+        with MultipartWriter(BUCKET, "out/failed.jsonl", part_size=MIN_PART_SIZE) as out:
+            out.write(b"y" * written)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_while_writing()
+    assert not object_exists(S3Object(BUCKET, "out/failed.jsonl"))
+    assert uploads_in_progress(s3) == []
+
+
+def test_a_failed_part_fails_the_write_and_aborts(s3: Any) -> None:
+    writer = MultipartWriter("stepburst-no-such-bucket", "k", part_size=MIN_PART_SIZE)
+    with pytest.raises(ObjectNotFoundError), writer:
+        writer.write(b"z" * (MIN_PART_SIZE + 1))
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(b"more")
+
+
+def test_writer_refuses_parts_below_the_s3_minimum() -> None:
+    with pytest.raises(ValueError, match="part_size"):
+        MultipartWriter(BUCKET, "k", part_size=1024)
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blob(s3: Any) -> bytes:
+    data = random.Random(3).randbytes(50_000)
+    s3.put_object(Bucket=BUCKET, Key="in/blob.bin", Body=data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [{"prefetch": False}, {"connections": 1}, {"connections": 3}],
+    ids=["inline", "thread", "pool"],
+)
+@pytest.mark.parametrize(
+    ("start", "end", "chunk_size"),
+    [
+        (0, 50_000, 8 * 1024 * 1024),
+        (0, 50_000, 1),
+        (1, 49_999, 777),
+        (12_345, 12_346, 3),
+        (49_000, 60_000, 300),
+        (7, 7, 10),
+        (60_000, 70_000, 10),
+    ],
+)
+def test_iter_range_returns_exactly_the_range(
+    blob: bytes, start: int, end: int, chunk_size: int, reader: dict[str, Any]
+) -> None:
+    if chunk_size == 1:
+        end = start + 200  # one GET per byte: keep it short
+    obj = S3Object(BUCKET, "in/blob.bin")
+    pieces = list(iter_range(obj, start, end, chunk_size=chunk_size, **reader))
+    assert b"".join(pieces) == blob[start:end]
+    assert all(pieces)
+
+
+def test_read_range(blob: bytes) -> None:
+    obj = S3Object(BUCKET, "in/blob.bin")
+    assert read_range(obj, 10, 20) == blob[10:20]
+    assert read_range(obj, 20, 10) == b""
+    assert read_range(obj, 49_990, 50_100) == blob[49_990:]
+    assert read_range(obj, 50_000, 50_100) == b""
+
+
+def test_a_changed_object_is_detected(s3: Any, blob: bytes) -> None:
+    obj = S3Object(BUCKET, "in/blob.bin")
+    etag = head_object(obj).etag
+    with pytest.raises(SourceChangedError):
+        read_range(obj, 0, 10, if_match='"0123456789abcdef0123456789abcdef"')
+    assert read_range(obj, 0, 10, if_match=etag) == blob[:10]
+    pieces = iter_range(obj, 0, 50_000, chunk_size=1000, prefetch=False)
+    assert next(pieces) == blob[:1000]
+    s3.put_object(Bucket=BUCKET, Key="in/blob.bin", Body=b"replaced")
+    with pytest.raises(SourceChangedError):
+        list(pieces)
+
+
+def test_a_changed_object_is_detected_by_parallel_reads(s3: Any, blob: bytes) -> None:
+    obj = S3Object(BUCKET, "in/blob.bin")
+    pieces = iter_range(obj, 0, 50_000, chunk_size=1000, connections=2)
+    assert next(pieces) == blob[:1000]
+    s3.put_object(Bucket=BUCKET, Key="in/blob.bin", Body=blob[::-1])
+    with pytest.raises(SourceChangedError):
+        list(pieces)
+
+
+def test_prefetch_stops_when_the_reader_stops(blob: bytes) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    pieces = iter_range(S3Object(BUCKET, "in/blob.bin"), 0, 50_000, chunk_size=100, connections=1)
+    assert next(pieces) == blob[:100]
+    pieces.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        extra = [t for t in threading.enumerate() if t.ident not in before]
+        if not any(t.name == "stepburst-prefetch" for t in extra):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the prefetch thread kept running")
+
+
+def test_missing_objects_raise_not_found(s3: Any) -> None:
+    obj = S3Object(BUCKET, "nope")
+    with pytest.raises(ObjectNotFoundError, match="s3://stepburst-test-bucket/nope"):
+        head_object(obj)
+    with pytest.raises(ObjectNotFoundError):
+        read_range(obj, 0, 10)
+    with pytest.raises(ObjectNotFoundError):
+        get_json(BUCKET, "nope")
+    assert not object_exists(obj)
+    delete_object(obj)  # deleting what is absent is fine
+
+
+def test_head_object(blob: bytes) -> None:
+    info = head_object(S3Object(BUCKET, "in/blob.bin"))
+    assert info.size == len(blob)
+    assert info.etag.startswith('"')
+
+
+def test_json_and_bytes_helpers(s3: Any) -> None:
+    document = {"run": "r-1", "items": [1, 2, 3], "name": "Café"}
+    put_json(BUCKET, "runs/r-1.json", document)
+    assert get_json(BUCKET, "runs/r-1.json") == document
+    assert s3.head_object(Bucket=BUCKET, Key="runs/r-1.json")["ContentType"] == "application/json"
+    put_bytes(BUCKET, "raw.bin", b"\x00\x01")
+    assert body(s3, "raw.bin") == b"\x00\x01"
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        (b"", []),
+        (b"a\nb\n", [b"a", b"b"]),
+        (b"a\r\n\nlast", [b"a\r", b"", b"last"]),
+    ],
+)
+def test_iter_lines(s3: Any, data: bytes, lines: list[bytes]) -> None:
+    put_bytes(BUCKET, "rejects.jsonl", data)
+    assert list(iter_lines(BUCKET, "rejects.jsonl")) == lines
+
+
+def test_s3_object_uri() -> None:
+    obj = S3Object("b", "a/b.jsonl")
+    assert obj.uri() == "s3://b/a/b.jsonl"
+    assert S3Object.from_uri(obj.uri()) == obj
+    with pytest.raises(ValueError, match="bucket and a key"):
+        S3Object.from_uri("s3://bucket-only")
+
+
+class BreakingS3:
+    """A stand-in client whose first GET body breaks after ``break_after`` bytes."""
+
+    def __init__(self, data: bytes, break_after: int) -> None:
+        self.data = data
+        self.break_after = break_after
+        self.requests: list[dict[str, Any]] = []
+
+    def get_object(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        first, last = (int(n) for n in request["Range"].removeprefix("bytes=").split("-"))
+        payload = self.data[first : last + 1]
+        broken = len(self.requests) == 1
+        cut = self.break_after
+
+        class Body:
+            def iter_chunks(self, size: int) -> Iterator[bytes]:
+                for start in range(0, len(payload), size):
+                    if broken and start >= cut:
+                        raise ResponseStreamingError(error="connection reset")
+                    yield payload[start : start + size]
+
+            def close(self) -> None:
+                pass
+
+        return {"Body": Body(), "ETag": '"v1"'}
+
+
+def test_a_broken_body_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = bytes(range(256)) * 20_000  # 5 MB: several 1 MiB pieces
+    fake = BreakingS3(data, break_after=2 * 1024 * 1024)
+    monkeypatch.setattr("stepburst.storage.client", lambda service: fake)
+    got = b"".join(iter_range(S3Object("b", "k"), 10, len(data), prefetch=False))
+    assert got == data[10:]
+    assert len(fake.requests) == 2
+    assert fake.requests[1]["Range"] == f"bytes={10 + 2 * 1024 * 1024}-{len(data) - 1}"
+    assert fake.requests[1]["IfMatch"] == '"v1"'  # pinned to the first response's ETag
