@@ -37,7 +37,8 @@ def _jobs(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stepburst.local.demo import run_demo
 
-    return run_demo(Path(args.project))
+    code: int = run_demo(Path(args.project))
+    return code
 
 
 def _local_up(args: argparse.Namespace) -> int:

@@ -120,7 +120,7 @@ class Finalizer:
         cause = None
         if status == "FAILED":
             named = ", ".join(
-                f"item {f['item']} ({f['error']}: {f['reason'][:120]})"
+                f"item {f['item']} ({f['error']}: {str(f['reason'])[:120]})"
                 for f in failed_items[:_NAMED_FAILURES]
             )
             more = len(failed_items) - _NAMED_FAILURES

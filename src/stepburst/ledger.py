@@ -74,7 +74,7 @@ def _unmarshal(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in record.items()}
 
 
-def _translate(error: ClientError) -> Exception:
+def _translate(error: Exception) -> Exception:
     if aws.error_code(error) in _THROTTLING_CODES:
         return ThrottledError(str(error))
     return error

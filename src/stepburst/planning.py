@@ -20,6 +20,7 @@ from stepburst.manifest import (
     EcsCompute,
     Item,
     JsonlRange,
+    Route,
     SourceObject,
     Unit,
     item_sort_key,
@@ -244,7 +245,7 @@ class Planner:
         )
 
 
-def route_for(job: Job, estimated_seconds: float) -> Literal["lambda", "ecs", "batch"]:
+def route_for(job: Job, estimated_seconds: float) -> Route:
     platform = job.compute.platform
     if platform != "auto":
         return platform
@@ -276,7 +277,7 @@ def build_units(job: Job, items: Sequence[Item]) -> list[Unit]:
     lambda_items = [item for item in items if route_for(job, item.estimated_seconds) == "lambda"]
     per_unit = min(MAX_ITEMS_PER_UNIT, max(1, math.ceil(len(lambda_items) / job.max_concurrency)))
 
-    groups: list[tuple[str, list[Item]]] = []
+    groups: list[tuple[Route, list[Item]]] = []
     current: list[Item] = []
     budget = 0.0
     for item in items:
@@ -296,7 +297,7 @@ def build_units(job: Job, items: Sequence[Item]) -> list[Unit]:
     return [
         Unit(
             index=index,
-            route=route,  # type: ignore[arg-type]
+            route=route,
             fallback=fallback,
             max_attempts=job.retries + 1,
             timeout_seconds=compute.container_timeout_seconds,
