@@ -27,8 +27,8 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src functions containers tests bench
-	$(VENV)/bin/ruff format --check src functions containers tests bench
+	$(VENV)/bin/ruff check src functions containers tests bench jobs
+	$(VENV)/bin/ruff format --check src functions containers tests bench jobs
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -19,6 +19,13 @@ RUNNER = unit_runner()
 @event_parser(model=UnitPayload)
 def lambda_handler(event: UnitPayload, context: LambdaContext) -> dict[str, Any]:
     job = CATALOG.get(event.job)
-    result = RUNNER.run(job, event.run_id, event.unit, attempt=event.attempt, route=event.route)
+    result = RUNNER.run(
+        job,
+        event.run_id,
+        event.unit,
+        attempt=event.attempt,
+        route=event.route,
+        params=event.params,
+    )
     metrics.add_metric(name="LambdaItemsSucceeded", unit="Count", value=result.succeeded)
     return result.to_state()

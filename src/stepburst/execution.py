@@ -9,6 +9,11 @@ the state machine counts the unit against the job's tolerated-failure budget.
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import shlex
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +31,9 @@ from stepburst.storage import S3Object
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 RUNNING = "RUNNING"
+
+# What an item's command leaves in the ledger: enough to see why it failed.
+OUTPUT_TAIL_BYTES = 4096
 
 ItemFunction = Callable[[str, Mapping[str, str]], Mapping[str, Any] | None]
 
@@ -65,6 +73,58 @@ def load_item_function(reference: str) -> ItemFunction:
     return function  # type: ignore[no-any-return]
 
 
+class CommandFailedError(StepburstError):
+    """An item's command exited non-zero."""
+
+    def __init__(self, exit_code: int, output_tail: str) -> None:
+        self.exit_code = exit_code
+        self.output_tail = output_tail
+        super().__init__(f"the command exited with code {exit_code}: {output_tail[-500:]}")
+
+
+_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def render_command(command: str, values: Mapping[str, str]) -> list[str]:
+    """Split a command line and replace each ``{VAR}``; an unknown one is an error."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in values:
+            raise StepburstError(f"{{{name}}} in the command is not a param or variable")
+        return values[name]
+
+    return [_VARIABLE.sub(replace, argument) for argument in shlex.split(command)]
+
+
+def run_command(command: str, variables: Mapping[str, str]) -> dict[str, Any]:
+    """Run an item's command in a scratch directory, keeping only the tail of its output."""
+    environment = {**os.environ, **variables}
+    arguments = render_command(command, environment)
+    with (
+        tempfile.TemporaryDirectory(prefix="stepburst-") as scratch,
+        tempfile.TemporaryFile() as log,
+    ):
+        completed = subprocess.run(
+            arguments,
+            cwd=scratch,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        log.seek(max(0, log.seek(0, os.SEEK_END) - OUTPUT_TAIL_BYTES))
+        tail = log.read().decode("utf-8", "replace")
+    if completed.returncode != 0:
+        raise CommandFailedError(completed.returncode, tail)
+    return {"exit_code": 0, "output_tail": tail[-1000:]}
+
+
+def _previous_attempt(record: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("last_attempt", "status", "route", "error", "cause", "exit_code", "finished_at")
+    return {key: record[key] for key in keys if record.get(key) is not None}
+
+
 class UnitRunner:
     def __init__(self, settings: Settings, ledger: Ledger) -> None:
         self.settings = settings
@@ -85,37 +145,23 @@ class UnitRunner:
             item for item in unit.items if existing.get(item.sk, {}).get("status") != SUCCEEDED
         ]
         started_at = now_iso()
-        self.ledger.put_items(
-            run_id,
-            (
-                {
-                    "sk": item.sk,
-                    "item": item.index,
-                    "unit": unit.index,
-                    "status": RUNNING,
-                    "route": route,
-                    "attempts": int(existing.get(item.sk, {}).get("attempts", 0)) + 1,
-                    "last_attempt": attempt,
-                    "started_at": started_at,
-                    "estimated_seconds": item.estimated_seconds,
-                }
-                for item in pending
-            ),
-        )
+        base = {
+            item.sk: self._base_record(
+                item,
+                unit,
+                previous=existing.get(item.sk),
+                route=route,
+                attempt=attempt,
+                started_at=started_at,
+            )
+            for item in pending
+        }
+        self.ledger.put_items(run_id, ({**record, "status": RUNNING} for record in base.values()))
         outcomes = []
         failed = 0
         for item in pending:
             began = time.perf_counter()
-            record: dict[str, Any] = {
-                "sk": item.sk,
-                "item": item.index,
-                "unit": unit.index,
-                "route": route,
-                "attempts": int(existing.get(item.sk, {}).get("attempts", 0)) + 1,
-                "last_attempt": attempt,
-                "started_at": started_at,
-                "estimated_seconds": item.estimated_seconds,
-            }
+            record = dict(base[item.sk])
             try:
                 details = self._run_item(job, run_id, item, params or {})
             except Exception as exc:  # an item's failure is recorded, not raised: see module doc
@@ -124,6 +170,8 @@ class UnitRunner:
                     "item failed", extra={"run_id": run_id, "item": item.index, "route": route}
                 )
                 record.update(status=FAILED, error=type(exc).__name__, cause=str(exc)[:4000])
+                if isinstance(exc, CommandFailedError):
+                    record["exit_code"] = exc.exit_code
             else:
                 record.update(status=SUCCEEDED, **details)
             record["finished_at"] = now_iso()
@@ -144,10 +192,38 @@ class UnitRunner:
             )
         return result
 
+    @staticmethod
+    def _base_record(
+        item: Item,
+        unit: Unit,
+        *,
+        previous: Mapping[str, Any] | None,
+        route: str,
+        attempt: int,
+        started_at: str,
+    ) -> dict[str, Any]:
+        history = list((previous or {}).get("history") or [])
+        if previous and previous.get("status"):
+            history.append(_previous_attempt(previous))
+        return {
+            "sk": item.sk,
+            "item": item.index,
+            "unit": unit.index,
+            "value": item.value,
+            "route": route,
+            "attempts": int((previous or {}).get("attempts", 0)) + 1,
+            "last_attempt": attempt,
+            "started_at": started_at,
+            "estimated_seconds": item.estimated_seconds,
+            "history": history or None,
+        }
+
     def _run_item(
         self, job: Job, run_id: str, item: Item, params: Mapping[str, str]
     ) -> dict[str, Any]:
         if item.jsonl is not None:
+            if job.run.function is None:
+                raise StepburstError("a jsonl item needs a record function")
             source = item.jsonl.source
             result = process_jsonl_range(
                 S3Object(source.bucket, source.key, source.version_id),
@@ -169,7 +245,20 @@ class UnitRunner:
                 "output_key": result.output.key,
                 "rejects_key": result.rejects.key if result.rejects is not None else None,
             }
-        if item.value is not None:
-            returned = load_item_function(job.run.function)(item.value, params)
-            return {"value": item.value, "result": dict(returned) if returned else None}
-        raise StepburstError(f"item {item.index} has nothing to run")
+        if item.value is None:
+            raise StepburstError(f"item {item.index} has nothing to run")
+        # Commands and item functions see the same names: the run's params and where it writes.
+        variables = {
+            **params,
+            "ITEM": item.value,
+            "ITEM_INDEX": str(item.index),
+            "RUN_ID": run_id,
+            "JOB": job.name,
+            "OUTPUT_BUCKET": self.settings.output_bucket,
+            "OUTPUT_PREFIX": f"{job.output.prefix}{run_id}/",
+        }
+        if job.run.command is not None:
+            return run_command(job.run.command, variables)
+        assert job.run.function is not None
+        returned = load_item_function(job.run.function)(item.value, variables)
+        return {"result": dict(returned) if returned else None}

@@ -82,7 +82,8 @@ class Finalizer:
         run = self.ledger.get_run(run_id) or {}
         job = self.catalog.get(str(plan["job"]))
         items = sorted(self.ledger.iter_items(run_id), key=lambda item: int(item["item"]))
-        planned = int(plan.get("items", run.get("planned_items", 0)))
+        # The run's own count: a redrive plans only the items it runs again.
+        planned = int(run.get("planned_items") or plan.get("items", 0))
 
         succeeded = [item for item in items if item.get("status") == "SUCCEEDED"]
         failed = [item for item in items if item.get("status") == "FAILED"]

@@ -72,9 +72,14 @@ class Unit(_Model):
     batch: BatchCompute
 
 
-def manifest_key(run_id: str) -> str:
-    return f"runs/{run_id}/{MANIFEST_NAME}"
+def _run_folder(run_id: str, redrive: int) -> str:
+    return f"runs/{run_id}/" + (f"redrive-{redrive}/" if redrive else "")
 
 
-def results_prefix(run_id: str) -> str:
-    return f"runs/{run_id}/map-results"
+def manifest_key(run_id: str, redrive: int = 0) -> str:
+    """The run's manifest; a redrive writes its own, of the items it runs again."""
+    return _run_folder(run_id, redrive) + MANIFEST_NAME
+
+
+def results_prefix(run_id: str, redrive: int = 0) -> str:
+    return _run_folder(run_id, redrive) + "map-results"

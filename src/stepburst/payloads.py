@@ -34,6 +34,7 @@ class UnitPayload(_Payload):
     unit: Unit
     attempt: int = Field(ge=1)
     route: Literal["lambda", "ecs", "batch"]
+    params: dict[str, str] = Field(default_factory=dict)
 
 
 class FinalizePayload(_Payload):

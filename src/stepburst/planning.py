@@ -6,12 +6,17 @@ The plan's output is small whatever the run's size: counts and a pointer to the 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from stepburst import storage
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from stepburst import storage, workitems
 from stepburst.errors import InvalidInputError
 from stepburst.jobs import Job, JobCatalog
 from stepburst.ledger import Ledger, now_iso
@@ -30,7 +35,7 @@ from stepburst.manifest import (
 from stepburst.observability import logger, metrics
 from stepburst.settings import Settings
 from stepburst.splitting import newline_aligned_ranges
-from stepburst.triggers import ManualStart, Trigger, UploadTrigger, short_hash
+from stepburst.triggers import ManualStart, RedriveStart, Trigger, UploadTrigger, short_hash
 
 # Objects up to this size are read once and split in memory instead of probing each boundary.
 WHOLE_READ_LIMIT = 32 * 1024 * 1024
@@ -38,6 +43,9 @@ WHOLE_READ_LIMIT = 32 * 1024 * 1024
 ITEM_OVERHEAD_SECONDS = 1.0
 # A Lambda unit's payload must stay far below the 256 KiB state limit.
 MAX_ITEMS_PER_UNIT = 100
+# Params reach containers as environment overrides, which ECS limits to 8 KiB in all.
+MAX_PARAMS_BYTES = 4096
+PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 PlanStatus = Literal["PLANNED", "DUPLICATE", "IGNORED"]
 
@@ -61,6 +69,8 @@ class Plan:
     max_concurrency: int = 1
     tolerated_failure_percentage: float = 0.0
     routes: dict[str, int] | None = None
+    params: dict[str, str] | None = None
+    environment: list[dict[str, str]] | None = None
     reason: str | None = None
 
     def to_state(self) -> dict[str, Any]:
@@ -68,6 +78,22 @@ class Plan:
         return {
             name: value for name in self.__slots__ if (value := getattr(self, name)) is not None
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A plan before anything is written: what a preview shows."""
+
+    job: Job
+    items: list[Item]
+    units: list[Unit]
+    params: dict[str, str]
+
+    def routes(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for unit in self.units:
+            counts[unit.route] = counts.get(unit.route, 0) + len(unit.items)
+        return counts
 
 
 def run_id_for(job: Job, when: datetime, identity: str) -> str:
@@ -89,22 +115,46 @@ class Planner:
         trigger = request.trigger
         if isinstance(trigger, UploadTrigger):
             return self._plan_upload(trigger, request)
+        if isinstance(trigger, RedriveStart):
+            return self._plan_redrive(trigger, request)
         job = self.catalog.get(trigger.job)
         if isinstance(trigger, ManualStart):
-            if not job.triggers.manual:
-                raise InvalidInputError("job", f"job {job.name!r} does not allow manual starts")
+            draft = self.preview(trigger)
             run_id = run_id_for(job, _parse_time(request.started_at), request.execution_id)
-            items = self._split(job, trigger.input)
-        else:
-            # Scheduler may deliver a schedule's invocation twice: the scheduled time is the
-            # identity, so both deliveries share one run id and one ledger claim.
-            run_id = run_id_for(job, trigger.scheduled_time, f"{job.name}@{trigger.scheduled_time}")
-            if not self.ledger.claim_trigger(
-                f"schedule/{run_id}", run_id, {"job": job.name, **trigger.describe()}
-            ):
-                return Plan(status="DUPLICATE", run_id=run_id, job=job.name)
-            items = self._split(job, trigger.input)
-        return self._write_plan(job, run_id, trigger, items, request)
+            return self._write_plan(draft, run_id, trigger, request)
+        if job.triggers.schedule is None:
+            raise InvalidInputError("job", f"job {job.name!r} has no schedule")
+        # Scheduler may deliver one invocation twice: the scheduled time is the identity, so
+        # both deliveries share one run id and one ledger claim.
+        run_id = run_id_for(job, trigger.scheduled_time, f"{job.name}@{trigger.scheduled_time}")
+        if not self.ledger.claim_trigger(
+            f"schedule/{run_id}", run_id, {"job": job.name, **trigger.describe()}
+        ):
+            metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+            return Plan(status="DUPLICATE", run_id=run_id, job=job.name)
+        local_time = trigger.scheduled_time.astimezone(ZoneInfo(job.triggers.schedule.timezone))
+        draft = self._draft(job, trigger.input, job.params, scheduled=local_time)
+        return self._write_plan(draft, run_id, trigger, request)
+
+    def preview(self, start: ManualStart) -> Draft:
+        """Validate a manual start and plan it, writing nothing: what ``start`` shows."""
+        job = self.catalog.get(start.job)
+        if not job.triggers.manual:
+            raise InvalidInputError("job", f"job {job.name!r} does not allow manual starts")
+        return self._draft(job, start.input, {**job.params, **start.params})
+
+    def _draft(
+        self,
+        job: Job,
+        given: dict[str, Any],
+        params: dict[str, str],
+        *,
+        scheduled: datetime | None = None,
+    ) -> Draft:
+        validate_input(job, given)
+        validate_params(params)
+        items = self._split(job, given, scheduled)
+        return Draft(job=job, items=items, units=build_units(job, items), params=params)
 
     def _plan_upload(self, trigger: UploadTrigger, request: PlanRequest) -> Plan:
         job = self.catalog.for_upload(trigger.key)
@@ -127,27 +177,131 @@ class Planner:
             version_id=trigger.version_id if trigger.version_id not in (None, "null") else None,
             etag=trigger.etag or None,
         )
-        items = self._split_jsonl(job, source) if job.split.jsonl else []
-        return self._write_plan(job, run_id, trigger, items, request)
+        if job.split.jsonl is not None:
+            items = self._split_jsonl(job, source)
+        else:
+            items = [self._item(0, job.estimate.seconds_per_item, trigger.key)]
+        draft = Draft(job=job, items=items, units=build_units(job, items), params=job.params)
+        return self._write_plan(draft, run_id, trigger, request)
+
+    def _plan_redrive(self, trigger: RedriveStart, request: PlanRequest) -> Plan:
+        run_id = trigger.redrive
+        run = self.ledger.get_run(run_id)
+        if run is None:
+            raise InvalidInputError("redrive", f"no run {run_id!r} in the ledger")
+        if run.get("status") == "RUNNING":
+            raise InvalidInputError("redrive", f"run {run_id!r} is still running")
+        job = self.catalog.get(str(run["job"]))
+        original = storage.get_json(self.settings.work_bucket, manifest_key(run_id))
+        items = [Item.model_validate(item) for unit in original for item in unit["items"]]
+        records = self.ledger.get_items(run_id, (item.sk for item in items))
+        again = [item for item in items if records.get(item.sk, {}).get("status") != "SUCCEEDED"]
+        if not again:
+            raise InvalidInputError("redrive", f"every item of run {run_id!r} succeeded")
+        redrive = int(run.get("redrives", 0)) + 1
+        params = {str(k): str(v) for k, v in (run.get("params") or {}).items()}
+        units = build_units(job, again)
+        key = manifest_key(run_id, redrive)
+        storage.put_json(self.settings.work_bucket, key, [u.model_dump(mode="json") for u in units])
+        self.ledger.update_run(
+            run_id,
+            {
+                "status": "RUNNING",
+                "redrives": redrive,
+                "manifest_key": key,
+                "execution_id": request.execution_id,
+                "redriven_items": len(again),
+                "redriven_at": now_iso(),
+            },
+        )
+        logger.info("run redriven", extra={"run_id": run_id, "items": len(again)})
+        return self._plan_state(
+            job, run_id, key=key, redrive=redrive, units=units, items=len(again), params=params
+        )
 
     # -- splitting --------------------------------------------------------------------------
 
-    def _split(self, job: Job, given: dict[str, Any]) -> list[Item]:
-        if job.split.jsonl is not None:
+    def _item(self, index: int, seconds: float, value: str) -> Item:
+        return Item(index=index, sk=item_sort_key(index), estimated_seconds=seconds, value=value)
+
+    def _split(self, job: Job, given: dict[str, Any], scheduled: datetime | None) -> list[Item]:
+        split = job.split
+        if split.jsonl is not None:
             key = given.get("key")
             if not isinstance(key, str) or not key:
                 raise InvalidInputError(
                     "input.key", "give the key of the JSONL object in the input bucket"
                 )
-            bucket = self.settings.input_bucket
-            info = storage.head_object(storage.S3Object(bucket, key))
+            info = storage.head_object(storage.S3Object(self.settings.input_bucket, key))
             source = SourceObject(
-                bucket=bucket, key=key, version_id=info.version_id, etag=info.etag
+                bucket=self.settings.input_bucket,
+                key=key,
+                version_id=info.version_id,
+                etag=info.etag,
             )
             return self._split_jsonl(job, source)
-        if job.split.items is not None:
-            return self._split_items(job, given.get("items"))
-        raise InvalidInputError("split", f"job {job.name!r} has no split this planner knows")
+        seconds = job.estimate.seconds_per_item
+        if split.items is not None:
+            names = self._work_item_names(given)
+            if len(names) > split.items.max_items:
+                raise InvalidInputError(
+                    "input.items", f"{len(names)} items is over this job's max_items"
+                )
+            return [self._item(i, seconds, name) for i, name in enumerate(names)]
+        if split.objects is not None:
+            return self._split_objects(job, given)
+        if split.date is not None:
+            day = _input_date(given, scheduled)
+            return [self._item(0, seconds, day.strftime(split.date.format))]
+        item = given.get("item", job.name)
+        if not isinstance(item, str) or not item:
+            raise InvalidInputError("input.item", "must be a non-empty string")
+        return [self._item(0, seconds, item)]
+
+    def _work_item_names(self, given: dict[str, Any]) -> list[str]:
+        items, items_key = given.get("items"), given.get("items_key")
+        if (items is None) == (items_key is None):
+            raise InvalidInputError(
+                "input.items", "give items (a list or a range expression) or items_key"
+            )
+        if isinstance(items_key, str) and items_key:
+            body = storage.get_bytes(self.settings.input_bucket, items_key)
+            return workitems.from_lines(body.decode("utf-8").splitlines())
+        if items_key is not None:
+            raise InvalidInputError("input.items_key", "must be a key in the input bucket")
+        padding = given.get("padding")
+        if padding is not None and (not isinstance(padding, int) or not 0 < padding <= 32):
+            raise InvalidInputError("input.padding", "must be a whole number from 1 to 32")
+        prefix = given.get("prefix", "")
+        if not isinstance(prefix, str):
+            raise InvalidInputError("input.prefix", "must be a string")
+        if isinstance(items, str):
+            return workitems.expand(items, prefix=prefix, padding=padding)
+        if not isinstance(items, list) or not items:
+            raise InvalidInputError("input.items", "give a non-empty list of work-item names")
+        for position, value in enumerate(items):
+            if not isinstance(value, str) or not value:
+                raise InvalidInputError(f"input.items[{position}]", "must be a non-empty string")
+        return [prefix + value for value in dict.fromkeys(items)]
+
+    def _split_objects(self, job: Job, given: dict[str, Any]) -> list[Item]:
+        assert job.split.objects is not None
+        prefix = given.get("prefix", job.split.objects.prefix)
+        if not isinstance(prefix, str):
+            raise InvalidInputError("input.prefix", "must be a string")
+        suffix = job.split.objects.suffix
+        bytes_per_second = job.estimate.mb_per_second * 1_000_000
+        items: list[Item] = []
+        for entry in storage.iter_objects(self.settings.input_bucket, prefix):
+            if not entry.key.endswith(suffix):
+                continue
+            if len(items) == job.split.objects.max_items:
+                raise InvalidInputError("input.prefix", "more objects than the job's max_items")
+            seconds = job.estimate.seconds_per_item + entry.size / bytes_per_second
+            items.append(self._item(len(items), round(seconds, 3), entry.key))
+        if not items:
+            raise InvalidInputError("input.prefix", f"no objects under {prefix!r}")
+        return items
 
     def _split_jsonl(self, job: Job, source: SourceObject) -> list[Item]:
         assert job.split.jsonl is not None
@@ -178,36 +332,16 @@ class Planner:
             for index, rng in enumerate(newline_aligned_ranges(size, target, read))
         ]
 
-    def _split_items(self, job: Job, given: Any) -> list[Item]:
-        assert job.split.items is not None
-        if not isinstance(given, list) or not given:
-            raise InvalidInputError("input.items", "give a non-empty list of work-item names")
-        if len(given) > job.split.items.max_items:
-            raise InvalidInputError(
-                "input.items", f"{len(given)} items is over this job's max_items"
-            )
-        for position, value in enumerate(given):
-            if not isinstance(value, str) or not value:
-                raise InvalidInputError(f"input.items[{position}]", "must be a non-empty string")
-        seconds = job.estimate.seconds_per_item
-        return [
-            Item(index=i, sk=item_sort_key(i), estimated_seconds=seconds, value=value)
-            for i, value in enumerate(given)
-        ]
-
-    # -- routing and writing ----------------------------------------------------------------
+    # -- writing ----------------------------------------------------------------------------
 
     def _write_plan(
-        self, job: Job, run_id: str, trigger: Trigger, items: Sequence[Item], request: PlanRequest
+        self, draft: Draft, run_id: str, trigger: Trigger, request: PlanRequest
     ) -> Plan:
-        units = build_units(job, items)
+        job, items, units = draft.job, draft.items, draft.units
         key = manifest_key(run_id)
         storage.put_json(
             self.settings.work_bucket, key, [unit.model_dump(mode="json") for unit in units]
         )
-        routes: dict[str, int] = {}
-        for unit in units:
-            routes[unit.route] = routes.get(unit.route, 0) + len(unit.items)
         self.ledger.create_run(
             {
                 "run_id": run_id,
@@ -220,7 +354,8 @@ class Planner:
                 "planned_units": len(units),
                 "planned_bytes": sum(item.size_bytes for item in items),
                 "estimated_seconds": round(sum(item.estimated_seconds for item in items), 3),
-                "routes": routes,
+                "routes": draft.routes(),
+                "params": draft.params,
                 "output_prefix": f"{job.output.prefix}{run_id}/",
                 "manifest_key": key,
             }
@@ -231,18 +366,72 @@ class Planner:
             "run planned",
             extra={"run_id": run_id, "job": job.name, "items": len(items), "units": len(units)},
         )
+        return self._plan_state(
+            job, run_id, key=key, redrive=0, units=units, items=len(items), params=draft.params
+        )
+
+    def _plan_state(
+        self,
+        job: Job,
+        run_id: str,
+        *,
+        key: str,
+        redrive: int,
+        units: Sequence[Unit],
+        items: int,
+        params: dict[str, str],
+    ) -> Plan:
+        routes: dict[str, int] = {}
+        for unit in units:
+            routes[unit.route] = routes.get(unit.route, 0) + len(unit.items)
         return Plan(
             status="PLANNED",
             run_id=run_id,
             job=job.name,
             units=len(units),
-            items=len(items),
+            items=items,
             manifest={"bucket": self.settings.work_bucket, "key": key},
-            result_prefix=results_prefix(run_id),
+            result_prefix=results_prefix(run_id, redrive),
             max_concurrency=job.max_concurrency,
             tolerated_failure_percentage=job.tolerated_failure_percent,
             routes=routes,
+            params=params,
+            environment=[{"Name": name, "Value": value} for name, value in params.items()],
         )
+
+
+def validate_input(job: Job, given: dict[str, Any]) -> None:
+    """Check a start's input against the job's input schema; the error names the field."""
+    if job.input_schema is None:
+        return
+    error = best_match(Draft202012Validator(job.input_schema).iter_errors(given))
+    if error is not None:
+        path = ".".join(str(part) for part in error.absolute_path)
+        raise InvalidInputError(f"input.{path}" if path else "input", error.message)
+
+
+def validate_params(params: dict[str, str]) -> None:
+    for name, value in params.items():
+        if not PARAM_NAME.match(name):
+            raise InvalidInputError(f"params.{name}", "must be a valid environment variable name")
+        if not isinstance(value, str):
+            raise InvalidInputError(f"params.{name}", "must be a string")
+    size = sum(len(name) + len(value) for name, value in params.items())
+    if size > MAX_PARAMS_BYTES:
+        raise InvalidInputError("params", f"{size} bytes is over {MAX_PARAMS_BYTES}")
+
+
+def _input_date(given: dict[str, Any], scheduled: datetime | None) -> date:
+    text = given.get("date")
+    if text is None:
+        return (scheduled or datetime.now(UTC)).date()
+    if isinstance(text, str):
+        for layout in ("%Y%m%d", "%Y-%m-%d"):
+            try:
+                return datetime.strptime(text, layout).date()
+            except ValueError:
+                continue
+    raise InvalidInputError("input.date", "give a date as YYYYMMDD or YYYY-MM-DD")
 
 
 def route_for(job: Job, estimated_seconds: float) -> Route:

@@ -566,3 +566,20 @@ def iter_lines(bucket: str, key: str) -> Iterator[bytes]:
             pending.append(tail)
     if pending:
         yield b"".join(pending)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    key: str
+    size: int
+
+
+def iter_objects(bucket: str, prefix: str) -> Iterator[ListedObject]:
+    """Every object under ``prefix``, in key order, a page at a time."""
+    pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    try:
+        for page in pages:
+            for entry in page.get("Contents", []):
+                yield ListedObject(key=str(entry["Key"]), size=int(entry["Size"]))
+    except ClientError as exc:
+        raise _translate(exc, S3Object(bucket, prefix or "/")) from exc

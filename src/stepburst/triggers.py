@@ -86,7 +86,18 @@ class ScheduledStart(BaseModel):
         }
 
 
-Trigger = UploadTrigger | ManualStart | ScheduledStart
+class RedriveStart(BaseModel):
+    """Run again only the items of an earlier run that did not succeed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redrive: str = Field(min_length=1, description="The run id.")
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "redrive", "run_id": self.redrive}
+
+
+Trigger = UploadTrigger | ManualStart | ScheduledStart | RedriveStart
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,8 @@ def parse_trigger(event: Any) -> Trigger:
             )
         if event.get("source") == SCHEDULE_SOURCE:
             return ScheduledStart.model_validate(event)
+        if "redrive" in event:
+            return RedriveStart.model_validate(event)
         return ManualStart.model_validate(event)
     except ValidationError as exc:
         first = exc.errors()[0]

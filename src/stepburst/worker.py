@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from stepburst import runtime, storage
 from stepburst.errors import ItemsFailedError, StepburstError
-from stepburst.manifest import Unit, manifest_key
+from stepburst.manifest import Unit
 from stepburst.observability import logger
 from stepburst.settings import ConfigurationError, settings
 
@@ -42,17 +42,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.append_keys(run_id=args.run, unit=args.unit, route=args.route)
     try:
         config = settings()
-        units = storage.get_json(config.work_bucket, manifest_key(args.run))
-        if not 0 <= args.unit < len(units):
-            logger.error("no such unit", extra={"units": len(units)})
-            return EXIT_USAGE
-        unit = Unit.model_validate(units[args.unit])
         run = runtime.ledger().get_run(args.run)
         if run is None:
             logger.error("no such run in the ledger")
             return EXIT_USAGE
+        # A redrive points the run at a manifest of its own: read the run's current one.
+        units = storage.get_json(config.work_bucket, str(run["manifest_key"]))
+        if not 0 <= args.unit < len(units):
+            logger.error("no such unit", extra={"units": len(units)})
+            return EXIT_USAGE
+        unit = Unit.model_validate(units[args.unit])
         job = runtime.catalog().get(str(run["job"]))
-        runtime.unit_runner().run(job, args.run, unit, attempt=args.attempt, route=args.route)
+        params = {str(name): str(value) for name, value in (run.get("params") or {}).items()}
+        runtime.unit_runner().run(
+            job, args.run, unit, attempt=args.attempt, route=args.route, params=params
+        )
     except ItemsFailedError as failure:
         logger.warning("items failed", extra={"reason": str(failure)})
         return EXIT_ITEMS_FAILED

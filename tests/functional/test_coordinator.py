@@ -161,13 +161,24 @@ def test_manual_start_processes_the_named_object(cloud: Cloud) -> None:
     assert read_outputs(cloud, run["output_prefix"]) == reference_output(body)
 
 
-def test_scheduled_start_claims_its_time_once(cloud: Cloud) -> None:
+def test_scheduled_start_plans_the_local_day_once(cloud: Cloud) -> None:
     trigger = json.loads((EVENTS_DIR / "scheduled.json").read_text(encoding="utf-8"))
-    cloud.s3.put_object(Bucket=cloud.input_bucket, Key=trigger["input"]["key"], Body=b"{}\n")
     first = invoke("plan", plan_payload(trigger, "s1"))
     second = invoke("plan", plan_payload(trigger, "s2"))
     assert first["status"] == "PLANNED"
+    assert first["routes"] == {"ecs": 1}
+    assert first["params"]["URL_TEMPLATE"].endswith("ztf_public_{date}.tar.gz")
     assert second["status"] == "DUPLICATE"
+    (unit,) = storage.get_json(cloud.work_bucket, first["manifest"]["key"])
+    # 14:00 UTC is 06:00 in Los Angeles: the schedule's own time zone picks the day.
+    assert unit["items"][0]["value"] == "20261122"
+
+
+def test_a_job_without_a_schedule_refuses_scheduled_starts(cloud: Cloud) -> None:
+    trigger = json.loads((EVENTS_DIR / "scheduled.json").read_text(encoding="utf-8"))
+    trigger["job"] = "yelp-business-scores"
+    with pytest.raises(InvalidInputError, match="has no schedule"):
+        invoke("plan", plan_payload(trigger))
 
 
 def test_a_failed_item_is_recorded_and_fails_the_run(cloud: Cloud) -> None:

@@ -57,7 +57,7 @@ def test_unversioned_identity_uses_sequencer_and_etag() -> None:
 def test_scheduled_and_manual_events() -> None:
     scheduled = parse_trigger(load_event("scheduled.json"))
     assert isinstance(scheduled, ScheduledStart)
-    assert scheduled.job == "yelp-business-scores"
+    assert scheduled.job == "ztf-alerts-daily"
     manual = parse_trigger(load_event("manual-start.json"))
     assert isinstance(manual, ManualStart)
     assert manual.input == {"key": "incoming/yelp/businesses.jsonl"}

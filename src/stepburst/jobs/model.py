@@ -7,12 +7,18 @@ validated against that schema first, so every error names the file and the field
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JOB_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 FUNCTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SCHEDULE_PATTERN = (
+    r"^(cron\([^()]+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)"
+    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
+)
 
 # Lambda's hard wall is 900 s; items the planner expects to need more than this go to a
 # container, so that a slower-than-estimated item still finishes inside Lambda.
@@ -33,8 +39,32 @@ class S3Trigger(_Spec):
     suffix: str = Field(default="", description="Key suffix, e.g. '.jsonl'.")
 
 
+class Schedule(_Spec):
+    """An EventBridge Scheduler schedule, created and kept in sync on deploy."""
+
+    expression: str = Field(
+        pattern=SCHEDULE_PATTERN,
+        description="cron(...), rate(...) or at(...), as EventBridge Scheduler takes them.",
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Paris.")
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="The run's input, as a manual start would give it."
+    )
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
 class Triggers(_Spec):
     s3: list[S3Trigger] = Field(default_factory=list, description="Upload triggers.")
+    schedule: Schedule | None = Field(default=None, description="A daily or periodic start.")
     manual: bool = Field(default=True, description="Whether manual starts are allowed.")
 
 
@@ -45,9 +75,29 @@ class JsonlSplit(_Spec):
 
 
 class ItemsSplit(_Spec):
-    """One item per work-item name, given at start as ``input.items`` (a list of names)."""
+    """One item per work-item name: ``input.items`` is a list of names or a range expression
+    such as ``Dam001/Period01-16``; ``input.items_key`` names a list file in the input bucket."""
 
     max_items: int = Field(default=1_000_000, ge=1, description="Refuse larger inputs.")
+
+
+class ObjectsSplit(_Spec):
+    """One item per object under a prefix of the input bucket (``input.prefix`` or this one)."""
+
+    prefix: str = Field(default="", description="Default prefix when the input gives none.")
+    suffix: str = Field(default="", description="Only keys ending in this.")
+    max_items: int = Field(default=1_000_000, ge=1)
+
+
+class DateSplit(_Spec):
+    """One item: a date (``input.date``; for scheduled runs, the scheduled day in the
+    schedule's time zone; otherwise today in UTC)."""
+
+    format: str = Field(default="%Y%m%d", description="strftime format of the item's date.")
+
+
+class SingleSplit(_Spec):
+    """One item, named by ``input.item`` (default: the job's name)."""
 
 
 class Split(_Spec):
@@ -55,6 +105,9 @@ class Split(_Spec):
 
     jsonl: JsonlSplit | None = None
     items: ItemsSplit | None = None
+    objects: ObjectsSplit | None = None
+    date: DateSplit | None = None
+    single: SingleSplit | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Split:
@@ -64,13 +117,30 @@ class Split(_Spec):
 
 
 class Run(_Spec):
-    function: str = Field(
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    function: str | None = Field(
+        default=None,
         pattern=FUNCTION_PATTERN,
         description=(
             "module:function, importable from jobs/. For jsonl splits it transforms one "
-            "record; for items splits it runs one work item."
+            "record; for the other splits it runs one item: f(item, params)."
         ),
     )
+    command: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "A command line run once per item, with {VAR} replaced from ITEM, ITEM_INDEX, "
+            "RUN_ID, JOB, the run's params and the environment."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Run:
+        if (self.function is None) == (self.command is None):
+            raise ValueError("give exactly one of function or command")
+        return self
 
 
 Platform = Literal["auto", "lambda", "ecs", "batch"]
@@ -135,3 +205,19 @@ class Job(_Spec):
     tolerated_failure_percent: float = Field(default=0, ge=0, le=100)
     max_concurrency: int = Field(default=100, ge=1, le=10000)
     output: Output
+    params: dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], str] = Field(
+        default_factory=dict,
+        description="Default params; --param NAME=VALUE overrides. Containers get them as env.",
+    )
+    input_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON Schema that a manual start's input must satisfy.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Job:
+        if self.split.jsonl is not None and self.run.function is None:
+            raise ValueError("a jsonl split runs a record function: give run.function")
+        if self.triggers.s3 and self.split.jsonl is None and self.split.single is None:
+            raise ValueError("upload triggers need a jsonl or single split")
+        return self
