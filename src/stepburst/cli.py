@@ -1,4 +1,6 @@
-"""The ``stepburst`` command line.
+"""The ``stepburst`` command line, against a deployed stack or the local engine.
+
+    stepburst [--stack NAME | --local [--endpoint URL]] COMMAND ...
 
 Exit codes: 0 success, 1 the run failed, 2 bad usage or input.
 """
@@ -7,77 +9,450 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
-from stepburst.errors import JobSpecError
+from stepburst import operations
+from stepburst.errors import InvalidInputError, JobSpecError, StepburstError, UnknownJobError
 from stepburst.jobs import JobCatalog
+from stepburst.operations import Operations, RunStatus
+from stepburst.stack import LOCAL_ENDPOINT, StackNotFoundError, from_cloudformation, from_local
+from stepburst.triggers import ManualStart
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+BAR_WIDTH = 30
 
 
-def _jobs(args: argparse.Namespace) -> int:
-    try:
-        catalog = JobCatalog.from_directory(Path(args.jobs_dir))
-    except JobSpecError as error:
-        print(f"invalid job: {error}", file=sys.stderr)
-        return EXIT_USAGE
+class UsageError(StepburstError):
+    """The command line is wrong; the message says how."""
+
+
+def _print_json(document: Any, out: TextIO) -> None:
+    out.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: TextIO) -> None:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        out.write("\n")
+
+
+def _operations(args: argparse.Namespace) -> Operations:
+    stack = from_local(args.endpoint) if args.local else from_cloudformation(args.stack)
+    return Operations(stack, Path(args.jobs_dir))
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = JobCatalog.from_directory(Path(args.jobs_dir))
     if args.json:
-        print(json.dumps([job.model_dump(mode="json") for job in catalog], indent=2))
+        _print_json([job.model_dump(mode="json") for job in catalog], out)
         return EXIT_OK
+    rows = []
     for job in catalog:
-        triggers = ", ".join(f"s3://…/{t.prefix}*{t.suffix}" for t in job.triggers.s3)
-        print(f"{job.name:<28} {job.compute.platform:<7} {triggers or 'manual'}")
+        starts = [f"s3:{t.prefix}*{t.suffix}" for t in job.triggers.s3]
+        if job.triggers.schedule:
+            starts.append(f"{job.triggers.schedule.expression} {job.triggers.schedule.timezone}")
+        if job.triggers.manual:
+            starts.append("manual")
+        split = next(name for name, value in job.split if value is not None)
+        rows.append((job.name, split, job.compute.platform, ", ".join(starts)))
+    _table(rows, ("JOB", "SPLIT", "PLATFORM", "STARTS"), out)
     return EXIT_OK
 
 
-def _demo(args: argparse.Namespace) -> int:
+def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise InvalidInputError("FILE", f"{path} is not a file")
+    uploaded = _operations(args).upload(path, args.to, wait_seconds=args.wait)
+    document = {
+        "uri": f"s3://{uploaded.bucket}/{uploaded.key}",
+        "version_id": uploaded.version_id,
+        "job": uploaded.job,
+        "run_id": uploaded.run_id,
+    }
+    if args.json:
+        _print_json(document, out)
+    else:
+        out.write(f"uploaded {document['uri']}\n")
+        if uploaded.job is None:
+            out.write("no job matches this key: the upload is recorded as ignored\n")
+        elif uploaded.run_id:
+            out.write(f"run {uploaded.run_id} (job {uploaded.job})\n")
+        else:
+            out.write(f"job {uploaded.job} will run; see `stepburst runs --job {uploaded.job}`\n")
+    return EXIT_OK
+
+
+def _manual_start(args: argparse.Namespace) -> ManualStart:
+    given: Any = {}
+    if args.input:
+        text = args.input
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        try:
+            given = json.loads(text)
+        except ValueError as error:
+            raise InvalidInputError("--input", f"not valid JSON: {error}") from error
+        if not isinstance(given, dict):
+            raise InvalidInputError("--input", "must be a JSON object")
+    params = {}
+    for pair in args.param:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InvalidInputError("--param", f"{pair!r} is not NAME=VALUE")
+        params[name] = value
+    if args.items is not None and args.items_file is not None:
+        raise UsageError("give --items or --items-file, not both")
+    if args.items is not None:
+        given["items"] = args.items
+    if args.items_file is not None:
+        given["items"] = operations.read_items_file(args.items_file, sys.stdin)
+    if args.prefix is not None:
+        given["prefix"] = args.prefix
+    if args.padding is not None:
+        given["padding"] = args.padding
+    if args.date is not None:
+        given["date"] = args.date
+    return ManualStart(job=args.job, input=given, params=params)
+
+
+def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
+    ops = _operations(args)
+    start = ops.prepare(_manual_start(args))
+    draft = ops.preview(start)
+    cost = operations.draft_cost(draft)
+    summary = {
+        "job": draft.job.name,
+        "items": len(draft.items),
+        "units": len(draft.units),
+        "routes": draft.routes(),
+        "estimated_seconds": round(sum(item.estimated_seconds for item in draft.items), 1),
+        "longest_item_seconds": max((item.estimated_seconds for item in draft.items), default=0),
+        "estimated_cost_usd": cost.as_dict(),
+        "params": draft.params,
+        "applied": bool(args.apply),
+    }
+    if args.apply:
+        started = ops.start(start)
+        summary.update(run_id=started.run_id, execution_arn=started.execution_arn)
+    if args.json:
+        _print_json(summary, out)
+        return EXIT_OK
+    out.write(f"job {draft.job.name}: {len(draft.items)} items in {len(draft.units)} units\n")
+    rows = [
+        (
+            item.index,
+            item.value or _range_text(item),
+            _route_of(draft, item.index),
+            f"{item.estimated_seconds:g}s",
+        )
+        for item in draft.items[:10]
+    ]
+    _table(rows, ("ITEM", "WHAT", "ROUTE", "ESTIMATE"), out)
+    if len(draft.items) > 10:
+        out.write(f"… and {len(draft.items) - 10} more\n")
+    routes = ", ".join(f"{route}: {count}" for route, count in sorted(draft.routes().items()))
+    out.write(f"routes: {routes}\n")
+    out.write(f"estimated: {summary['estimated_seconds']} s of work, about ${cost.total:.4f}\n")
+    if draft.params:
+        out.write("params: " + " ".join(f"{k}={v}" for k, v in draft.params.items()) + "\n")
+    if args.apply:
+        out.write(f"started run {summary['run_id']}\n")
+    else:
+        out.write("preview only: nothing was started (add --apply to run)\n")
+    return EXIT_OK
+
+
+def _range_text(item: Any) -> str:
+    return f"bytes {item.jsonl.start}-{item.jsonl.end}" if item.jsonl else ""
+
+
+def _route_of(draft: Any, index: int) -> str:
+    for unit in draft.units:
+        if any(item.index == index for item in unit.items):
+            return str(unit.route)
+    return ""
+
+
+def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
+    runs = _operations(args).runs(args.job, args.limit)
+    if args.json:
+        _print_json(runs, out)
+        return EXIT_OK
+    rows = [
+        (
+            run["run_id"],
+            run.get("status"),
+            run.get("planned_items"),
+            run.get("succeeded", ""),
+            run.get("failed", ""),
+            run.get("started_at"),
+        )
+        for run in runs
+    ]
+    _table(rows, ("RUN", "STATUS", "ITEMS", "SUCCEEDED", "FAILED", "STARTED"), out)
+    return EXIT_OK
+
+
+def _progress(status: RunStatus) -> str:
+    planned = max(status.planned, 1)
+    done = status.by_status.get("SUCCEEDED", 0)
+    failed = status.by_status.get("FAILED", 0)
+    running = status.by_status.get("RUNNING", 0)
+    filled = round(BAR_WIDTH * done / planned)
+    broken = round(BAR_WIDTH * failed / planned)
+    bar = "#" * filled + "x" * broken + "." * max(0, BAR_WIDTH - filled - broken)
+    return (
+        f"[{bar}] {done}/{status.planned} done, {failed} failed, {running} running  {status.status}"
+    )
+
+
+def _write_status(status: RunStatus, out: TextIO) -> None:
+    run = status.run
+    out.write(f"run {run['run_id']}  job {run.get('job')}  {status.status}\n")
+    out.write(_progress(status) + "\n")
+    rows = [
+        (route, counts.get("SUCCEEDED", 0), counts.get("FAILED", 0), counts.get("RUNNING", 0))
+        for route, counts in sorted(status.by_route.items())
+    ]
+    if rows:
+        _table(rows, ("ROUTE", "SUCCEEDED", "FAILED", "RUNNING"), out)
+    if run.get("cause"):
+        out.write(f"cause: {run['cause']}\n")
+    if run.get("summary_key"):
+        out.write(f"summary: s3://…/{run['summary_key']}\n")
+
+
+def _status_exit(status: RunStatus) -> int:
+    return EXIT_RUN_FAILED if status.status in {"FAILED", "CANCELLED"} else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    ops = _operations(args)
+    if not args.watch:
+        status = ops.status(args.run)
+        if args.json:
+            _print_json(status.as_dict(), out)
+        else:
+            _write_status(status, out)
+        return _status_exit(status)
+    last: RunStatus | None = None
+    live = out.isatty()
+    for status in ops.watch(args.run, interval=args.interval):
+        last = status
+        if args.json:
+            continue
+        out.write(("\r" if live else "") + _progress(status) + ("" if live else "\n"))
+        out.flush()
+    assert last is not None
+    if args.json:
+        _print_json(last.as_dict(), out)
+    else:
+        out.write("\n" if live else "")
+        _write_status(last, out)
+    return _status_exit(last)
+
+
+def cmd_items(args: argparse.Namespace, out: TextIO) -> int:
+    items = _operations(args).items(args.run, failed_only=args.failed)
+    if args.json:
+        _print_json(items, out)
+        return EXIT_OK
+    rows = [
+        (
+            item["item"],
+            item.get("status"),
+            item.get("route"),
+            item.get("attempts"),
+            item.get("exit_code", ""),
+            item.get("duration_seconds", ""),
+            item.get("records", ""),
+            (item.get("error") or "")[:40],
+        )
+        for item in items
+    ]
+    _table(
+        rows, ("ITEM", "STATUS", "ROUTE", "ATTEMPTS", "EXIT", "SECONDS", "RECORDS", "ERROR"), out
+    )
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    stopped = _operations(args).cancel(args.run)
+    if args.json:
+        _print_json(stopped, out)
+    else:
+        out.write(
+            f"cancelled {args.run}: stopped {stopped['executions']} execution(s), "
+            f"{stopped['ecs_tasks']} ECS task(s), {stopped['batch_jobs']} Batch job(s)\n"
+        )
+    return EXIT_OK
+
+
+def cmd_redrive(args: argparse.Namespace, out: TextIO) -> int:
+    started = _operations(args).redrive(args.run)
+    if args.json:
+        _print_json({"run_id": started.run_id, "execution_arn": started.execution_arn}, out)
+    else:
+        out.write(f"redriving the failed items of {args.run}\n")
+    return EXIT_OK
+
+
+def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
+    ops = _operations(args)
+    if args.download is None:
+        run = ops.run(args.run)
+        _print_json({"bucket": ops.settings.output_bucket, "prefix": run["output_prefix"]}, out)
+        return EXIT_OK
+    files, size = ops.download(args.run, Path(args.download))
+    if args.json:
+        _print_json({"files": files, "bytes": size, "directory": args.download}, out)
+    else:
+        out.write(f"downloaded {files} files, {size:,} bytes, to {args.download}\n")
+    return EXIT_OK
+
+
+def cmd_cost(args: argparse.Namespace, out: TextIO) -> int:
+    cost = _operations(args).cost(args.run)
+    if args.json:
+        _print_json(cost.as_dict(), out)
+    else:
+        for name, value in cost.as_dict().items():
+            out.write(f"{name:<16} ${value:.6f}\n")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from stepburst.local.demo import run_demo
 
     code: int = run_demo(Path(args.project))
     return code
 
 
-def _local_up(args: argparse.Namespace) -> int:
+def cmd_local_up(args: argparse.Namespace, out: TextIO) -> int:
     from stepburst.local.server import serve
 
-    return serve(Path(args.project), host=args.host, port=args.port)
+    code: int = serve(Path(args.project), host=args.host, port=args.port)
+    return code
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+Command = Callable[[argparse.Namespace, TextIO], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stepburst", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="stepburst", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--stack",
+        default=os.environ.get("STEPBURST_STACK", "stepburst"),
+        help="the CloudFormation stack (default: $STEPBURST_STACK or stepburst)",
+    )
+    where.add_argument("--local", action="store_true", help="use `stepburst local up`")
+    parser.add_argument(
+        "--endpoint",
+        default=os.environ.get("STEPBURST_LOCAL_ENDPOINT", LOCAL_ENDPOINT),
+        help=f"the local engine's endpoint (default: {LOCAL_ENDPOINT})",
+    )
+    parser.add_argument("--jobs-dir", default="jobs", help="the job files (default: jobs)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    jobs = commands.add_parser("jobs", help="list and validate the job files")
-    jobs.add_argument("--jobs-dir", default="jobs", help="the jobs directory (default: jobs)")
-    jobs.add_argument("--json", action="store_true", help="print JSON")
-    jobs.set_defaults(handler=_jobs)
+    def add(name: str, handler: Command, help_text: str, *, listing: bool = True) -> Any:
+        command = commands.add_parser(name, help=help_text)
+        if listing:
+            command.add_argument("--json", action="store_true", help="print JSON")
+        command.set_defaults(handler=handler)
+        return command
 
-    demo = commands.add_parser("demo", help="run the main job end to end on the local engine")
+    add("jobs", cmd_jobs, "list and validate the job files")
+
+    upload = add("upload", cmd_upload, "upload a file to the input bucket")
+    upload.add_argument("file")
+    upload.add_argument("--to", help="key prefix (ending in /) or full key in the input bucket")
+    upload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the run id")
+
+    start = add("start", cmd_start, "preview, or with --apply start, a run of a job")
+    start.add_argument("job")
+    start.add_argument("--input", help="the run's input: JSON, or @file")
+    start.add_argument("--param", action="append", default=[], help="NAME=VALUE (repeatable)")
+    start.add_argument("--items", help="work items, e.g. Dam001/Period01-16")
+    start.add_argument("--items-file", help="a file of work items, one a line; - for stdin")
+    start.add_argument("--prefix", help="prefix for --items names")
+    start.add_argument("--padding", type=int, help="zero padding for --items numbers")
+    start.add_argument("--date", help="the date for date jobs (YYYYMMDD)")
+    start.add_argument("--apply", action="store_true", help="start the run (default: preview)")
+
+    runs = add("runs", cmd_runs, "list runs, newest first")
+    runs.add_argument("--job")
+    runs.add_argument("--limit", type=int, default=20)
+
+    status = add("status", cmd_status, "a run's progress")
+    status.add_argument("run")
+    status.add_argument("--watch", action="store_true", help="follow until the run ends")
+    status.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+
+    items = add("items", cmd_items, "a run's items")
+    items.add_argument("run")
+    items.add_argument("--failed", action="store_true", help="only items that did not succeed")
+
+    add("cancel", cmd_cancel, "stop a run and its running containers").add_argument("run")
+    add("redrive", cmd_redrive, "run the failed items of a run again").add_argument("run")
+
+    results = add("results", cmd_results, "where a run's outputs are, or download them")
+    results.add_argument("run")
+    results.add_argument("--download", metavar="DIR", help="download every output to DIR")
+
+    add("cost", cmd_cost, "estimated cost of a run").add_argument("run")
+
+    demo = add("demo", cmd_demo, "run the main job end to end on the local engine", listing=False)
     demo.add_argument("--project", default=".", help="the project directory")
-    demo.set_defaults(handler=_demo)
+    _add_local_commands(commands)
+    return parser
 
+
+def _add_local_commands(commands: Any) -> None:
     local = commands.add_parser("local", help="the embedded local engine")
     local_commands = local.add_subparsers(dest="local_command", required=True)
     up = local_commands.add_parser("up", help="serve the local AWS on 127.0.0.1 until stopped")
     up.add_argument("--port", type=int, default=4566)
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--project", default=".", help="the project directory")
-    up.set_defaults(handler=_local_up)
-    return parser
+    up.set_defaults(handler=cmd_local_up)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code else EXIT_OK
-    code: int = args.handler(args)
-    return code
+    try:
+        handler: Command = args.handler
+        return handler(args, stream)
+    except InvalidInputError as error:
+        print(f"stepburst: invalid input: {error}", file=sys.stderr)
+    except (JobSpecError, UnknownJobError, UsageError, StackNotFoundError) as error:
+        print(f"stepburst: {error}", file=sys.stderr)
+    except operations.RunNotFoundError as error:
+        print(f"stepburst: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("stepburst: interrupted", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

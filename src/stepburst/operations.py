@@ -1,0 +1,339 @@
+"""What the CLI does, against a deployed stack or the local engine: typed and testable.
+
+Everything reads the ledger for the truth about runs and items; Step Functions is asked only
+for what the ledger cannot know (an execution stopped before Finalize could record it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stepburst import aws, costs, storage
+from stepburst.errors import InvalidInputError, StepburstError
+from stepburst.jobs import Job, JobCatalog
+from stepburst.ledger import Ledger, now_iso
+from stepburst.manifest import Unit
+from stepburst.planning import Draft, Planner, run_id_for
+from stepburst.stack import Stack
+from stepburst.triggers import ManualStart
+
+# An execution input must stay under 256 KiB; longer item lists travel as a list file in S3.
+INLINE_ITEMS_LIMIT = 128 * 1024
+UPLOADED_LISTS_PREFIX = "_stepburst/item-lists/"
+DOWNLOAD_THREADS = 8
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+class RunNotFoundError(StepburstError):
+    """No run with that id in the ledger."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    run_id: str
+    execution_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    bucket: str
+    key: str
+    version_id: str | None
+    job: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    run: dict[str, Any]
+    by_status: dict[str, int]
+    by_route: dict[str, dict[str, int]]
+    execution_status: str | None
+
+    @property
+    def planned(self) -> int:
+        return int(self.run.get("planned_items") or 0)
+
+    @property
+    def status(self) -> str:
+        recorded = str(self.run.get("status", "UNKNOWN"))
+        # An execution that ended without reaching Finalize leaves the run RUNNING.
+        if recorded == "RUNNING" and self.execution_status in {"FAILED", "TIMED_OUT", "ABORTED"}:
+            return "FAILED" if self.execution_status != "ABORTED" else "CANCELLED"
+        return recorded
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "status": self.status,
+            "items": self.by_status,
+            "routes": self.by_route,
+            "execution_status": self.execution_status,
+        }
+
+
+def execution_name(prefix: str) -> str:
+    """A unique execution name within Step Functions' 80 characters."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{prefix[:50]}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def read_items_file(path: str, stdin: Iterable[str]) -> list[str]:
+    lines = stdin if path == "-" else Path(path).read_text(encoding="utf-8").splitlines()
+    names = [line.split("#", 1)[0].strip() for line in lines]
+    return [name for name in dict.fromkeys(names) if name]
+
+
+class Operations:
+    def __init__(self, stack: Stack, jobs_dir: Path) -> None:
+        self.stack = stack
+        self.settings = stack.settings(jobs_dir)
+        self._catalog: JobCatalog | None = None
+        self.ledger = Ledger(self.settings.ledger_table, self.settings.retention_days)
+
+    @property
+    def catalog(self) -> JobCatalog:
+        if self._catalog is None:
+            self._catalog = JobCatalog.from_directory(self.settings.jobs_dir)
+        return self._catalog
+
+    @property
+    def planner(self) -> Planner:
+        return Planner(self.settings, self.catalog, self.ledger)
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def upload(self, path: Path, prefix: str | None, *, wait_seconds: float = 0) -> Uploaded:
+        if prefix is None:
+            raise InvalidInputError("--to", "give the key prefix to upload under")
+        key = prefix + path.name if prefix.endswith("/") or not prefix else prefix
+        with path.open("rb") as body:
+            response = aws.client("s3").put_object(
+                Bucket=self.settings.input_bucket, Key=key, Body=body
+            )
+        version = response.get("VersionId")
+        job = self.catalog.for_upload(key)
+        run_id = self._await_claim(key, version, wait_seconds) if job and wait_seconds else None
+        return Uploaded(self.settings.input_bucket, key, version, job.name if job else None, run_id)
+
+    def _await_claim(self, key: str, version: str | None, wait_seconds: float) -> str | None:
+        identity = f"{self.settings.input_bucket}/{key}#{version}"
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            claim = self.ledger.get_trigger(identity)
+            if claim is not None:
+                return str(claim["run_id"]) if claim.get("run_id") else None
+            time.sleep(0.25)
+        return None
+
+    def prepare(self, start: ManualStart) -> ManualStart:
+        """Move a long item list to S3 so the execution input stays small."""
+        items = start.input.get("items")
+        if not isinstance(items, list) or len(json.dumps(items)) <= INLINE_ITEMS_LIMIT:
+            return start
+        body = "\n".join(str(item) for item in items).encode("utf-8")
+        key = UPLOADED_LISTS_PREFIX + hashlib.sha256(body).hexdigest() + ".txt"
+        storage.put_bytes(self.settings.input_bucket, key, body, "text/plain")
+        rest = {name: value for name, value in start.input.items() if name != "items"}
+        return start.model_copy(update={"input": {**rest, "items_key": key}})
+
+    def preview(self, start: ManualStart) -> Draft:
+        return self.planner.preview(start)
+
+    def start(self, start: ManualStart) -> Started:
+        self.preview(start)  # validated here first, so a bad input starts nothing
+        document = {"job": start.job, "input": start.input, "params": start.params}
+        return self._start_execution(document, execution_name(start.job), start.job)
+
+    def redrive(self, run_id: str) -> Started:
+        run = self.run(run_id)
+        if run.get("status") not in TERMINAL:
+            raise InvalidInputError("run", f"run {run_id!r} is still {run.get('status')}")
+        redrive = int(run.get("redrives", 0)) + 1
+        name = f"redrive-{hashlib.sha256(run_id.encode()).hexdigest()[:20]}-{redrive}"
+        started = self._start_execution({"redrive": run_id}, name, None)
+        return Started(run_id=run_id, execution_arn=started.execution_arn)
+
+    def _start_execution(self, document: dict[str, Any], name: str, job: str | None) -> Started:
+        response = aws.client("stepfunctions").start_execution(
+            stateMachineArn=self.stack.output("StateMachineArn"),
+            name=name,
+            input=json.dumps(document),
+        )
+        arn = str(response["executionArn"])
+        if job is None:
+            return Started(run_id="", execution_arn=arn)
+        # The Plan state names the run from the execution, exactly like this.
+        started: datetime = response["startDate"]
+        return Started(run_id=run_id_for(self.catalog.get(job), started, arn), execution_arn=arn)
+
+    # -- looking ----------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        run = self.ledger.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(f"no run {run_id!r} in the ledger")
+        return run
+
+    def runs(self, job: str | None, limit: int) -> list[dict[str, Any]]:
+        names = [job] if job else [known.name for known in self.catalog]
+        found = [run for name in names for run in self.ledger.list_runs(name, limit=limit)]
+        found.sort(key=lambda run: str(run.get("started_at", "")), reverse=True)
+        return found[:limit]
+
+    def items(self, run_id: str, *, failed_only: bool = False) -> list[dict[str, Any]]:
+        self.run(run_id)
+        records = self.ledger.iter_items(run_id)
+        return [r for r in records if not failed_only or r.get("status") != "SUCCEEDED"]
+
+    def status(self, run_id: str) -> RunStatus:
+        run = self.run(run_id)
+        by_status: Counter[str] = Counter()
+        by_route: dict[str, Counter[str]] = {}
+        for item in self.ledger.iter_items(run_id):
+            status = str(item.get("status"))
+            by_status[status] += 1
+            by_route.setdefault(str(item.get("route")), Counter())[status] += 1
+        return RunStatus(
+            run=run,
+            by_status=dict(by_status),
+            by_route={route: dict(counts) for route, counts in by_route.items()},
+            execution_status=self._execution_status(run),
+        )
+
+    def watch(self, run_id: str, *, interval: float = 1.0) -> Iterator[RunStatus]:
+        """Statuses until the run ends (the caller stops it early with Ctrl-C)."""
+        while True:
+            status = self.status(run_id)
+            yield status
+            if status.status in TERMINAL:
+                return
+            time.sleep(interval)
+
+    def _execution_status(self, run: dict[str, Any]) -> str | None:
+        arn = run.get("execution_id")
+        if not arn:
+            return None
+        try:
+            response = aws.client("stepfunctions").describe_execution(executionArn=arn)
+        except Exception as error:
+            if aws.error_code(error) == "ExecutionDoesNotExist":
+                return None
+            raise
+        return str(response["status"])
+
+    # -- steering ---------------------------------------------------------------------------
+
+    def cancel(self, run_id: str) -> dict[str, int]:
+        """Stop the execution and every container it started; the run is CANCELLED."""
+        run = self.run(run_id)
+        stopped = {"executions": 0, "ecs_tasks": 0, "batch_jobs": 0}
+        if self._execution_status(run) == "RUNNING":
+            aws.client("stepfunctions").stop_execution(
+                executionArn=run["execution_id"],
+                error="Stepburst.Cancelled",
+                cause="stepburst cancel",
+            )
+            stopped["executions"] = 1
+        # Step Functions stops .sync tasks of a stopped execution itself; stopping what the run
+        # started here as well closes the window while it does.
+        stopped["ecs_tasks"] = self._stop_ecs_tasks(run_id)
+        stopped["batch_jobs"] = self._terminate_batch_jobs(run_id)
+        running = [
+            item for item in self.ledger.iter_items(run_id) if item.get("status") == "RUNNING"
+        ]
+        self.ledger.put_items(
+            run_id,
+            (
+                {
+                    **{k: v for k, v in item.items() if k not in ("pk", "run_id", "expires_at")},
+                    "status": "CANCELLED",
+                    "finished_at": now_iso(),
+                }
+                for item in running
+            ),
+        )
+        self.ledger.update_run(
+            run_id, {"status": "CANCELLED", "finished_at": now_iso(), "cause": "cancelled"}
+        )
+        return stopped
+
+    def _stop_ecs_tasks(self, run_id: str) -> int:
+        cluster = self.stack.outputs.get("ClusterArn")
+        if not cluster:
+            return 0
+        ecs = aws.client("ecs")
+        arns = [
+            arn
+            for page in ecs.get_paginator("list_tasks").paginate(
+                cluster=cluster, startedBy=run_id, desiredStatus="RUNNING"
+            )
+            for arn in page["taskArns"]
+        ]
+        for arn in arns:
+            ecs.stop_task(cluster=cluster, task=arn, reason=f"stepburst cancel {run_id}")
+        return len(arns)
+
+    def _terminate_batch_jobs(self, run_id: str) -> int:
+        queue = self.stack.outputs.get("WorkerJobQueueArn")
+        if not queue:
+            return 0
+        batch = aws.client("batch")
+        terminated = 0
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
+            for page in batch.get_paginator("list_jobs").paginate(jobQueue=queue, jobStatus=status):
+                for job in page["jobSummaryList"]:
+                    if str(job["jobName"]).startswith(f"{run_id}-unit-"):
+                        batch.terminate_job(jobId=job["jobId"], reason="stepburst cancel")
+                        terminated += 1
+        return terminated
+
+    # -- results ----------------------------------------------------------------------------
+
+    def download(self, run_id: str, directory: Path) -> tuple[int, int]:
+        prefix = str(self.run(run_id)["output_prefix"])
+        bucket = self.settings.output_bucket
+        listed = list(storage.iter_objects(bucket, prefix))
+
+        def fetch(entry: storage.ListedObject) -> int:
+            target = directory / entry.key[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            aws.client("s3").download_file(bucket, entry.key, str(target))
+            return entry.size
+
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
+            total = sum(pool.map(fetch, listed))
+        return len(listed), total
+
+    def cost(self, run_id: str) -> costs.Cost:
+        run = self.run(run_id)
+        job = self.catalog.get(str(run["job"]))
+        return job_cost(job, costs.usage_from_ledger(self.ledger.iter_items(run_id)))
+
+
+def job_cost(job: Job, usage: Iterable[costs.Usage]) -> costs.Cost:
+    return costs.estimate(
+        usage,
+        lambda_memory_mb=job.compute.lambda_memory_mb,
+        cpu_units=job.compute.cpu,
+        memory_mb=job.compute.memory_mb,
+        spot=job.compute.spot,
+    )
+
+
+def draft_cost(draft: Draft) -> costs.Cost:
+    return job_cost(draft.job, (_unit_usage(unit) for unit in draft.units))
+
+
+def _unit_usage(unit: Unit) -> costs.Usage:
+    return costs.Usage(unit.route, sum(item.estimated_seconds for item in unit.items))

@@ -1,0 +1,201 @@
+"""The CLI's commands against moto, with runs made by the real handlers.
+
+The engine-backed end-to-end tests in tests/e2e drive the same commands through a real
+state machine; these pin down parsing, validation, output and exit codes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from stepburst import cli, stack
+from stepburst.operations import Operations
+
+from .conftest import JOBS_DIR, Cloud
+from .handlers import invoke
+from .test_coordinator import UPLOAD_KEY, plan_payload, run_all_units, sample_lines, upload
+
+pytestmark = pytest.mark.functional
+
+
+@pytest.fixture
+def stack_outputs(cloud: Cloud) -> dict[str, str]:
+    role = "arn:aws:iam::123456789012:role/sfn"
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="coordinator",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=role,
+    )
+    outputs = {
+        "InputBucketName": cloud.input_bucket,
+        "OutputBucketName": cloud.output_bucket,
+        "WorkBucketName": cloud.work_bucket,
+        "LedgerTableName": cloud.table,
+        "StateMachineArn": machine["stateMachineArn"],
+    }
+    stack.publish_local(outputs)
+    return outputs
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str]:
+    """Run the CLI with --local, served by the in-process moto of the fixture."""
+    monkeypatch.setattr(stack, "use_local_endpoint", lambda endpoint: None)
+    out = io.StringIO()
+    code = cli.main(["--local", "--jobs-dir", str(JOBS_DIR), *argv], out=out)
+    return code, out.getvalue()
+
+
+def test_jobs_lists_every_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, text = run_cli(monkeypatch, "jobs")
+    assert code == 0
+    assert "yelp-business-scores" in text
+    assert "cron(0 6 * * ? *) America/Los_Angeles" in text
+
+
+def test_invalid_job_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken.yaml").write_text("name: broken\nsplit: {}\n", encoding="utf-8")
+    assert cli.main(["--jobs-dir", str(tmp_path), "jobs"]) == 2
+    assert "broken.yaml" in capsys.readouterr().err
+
+
+def test_start_previews_without_starting(
+    cloud: Cloud, stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.s3.put_object(Bucket=cloud.input_bucket, Key="incoming/yelp/b.jsonl", Body=b"{}\n" * 9)
+    code, text = run_cli(
+        monkeypatch, "start", "yelp-business-scores", "--input", '{"key": "incoming/yelp/b.jsonl"}'
+    )
+    assert code == 0
+    assert "preview only" in text
+    assert "routes: lambda: 1" in text
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=stack_outputs["StateMachineArn"]
+    )["executions"]
+    assert executions == []
+
+
+def test_start_with_apply_starts_one_execution_with_the_params(
+    stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, text = run_cli(
+        monkeypatch,
+        "start",
+        "ztf-alerts-daily",
+        "--date",
+        "20190302",
+        "--param",
+        "URL_TEMPLATE=https://example.org/{date}.tgz",
+        "--apply",
+        "--json",
+    )
+    assert code == 0
+    summary = json.loads(text)
+    assert summary["routes"] == {"ecs": 1}
+    assert summary["run_id"].startswith("ztf-alerts-daily-")
+    described = boto3.client("stepfunctions").describe_execution(
+        executionArn=summary["execution_arn"]
+    )
+    assert json.loads(described["input"]) == {
+        "job": "ztf-alerts-daily",
+        "input": {"date": "20190302"},
+        "params": {"URL_TEMPLATE": "https://example.org/{date}.tgz"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["start", "ztf-alerts-daily", "--date", "2019-3-2"], "input.date"),
+        (["start", "ztf-alerts-daily", "--param", "NOEQUALS"], "--param"),
+        (["start", "ztf-alerts-daily", "--input", "{not json"], "--input"),
+        (["start", "no-such-job"], "no job named 'no-such-job'"),
+        (["start", "yelp-business-scores", "--input", "{}"], "input.key"),
+        (["status", "no-such-run"], "no run 'no-such-run'"),
+    ],
+)
+def test_bad_input_exits_2_and_names_the_field(
+    stack_outputs: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    words: str,
+) -> None:
+    code, _ = run_cli(monkeypatch, *argv)
+    assert code == 2
+    assert words in capsys.readouterr().err
+
+
+def finished_run(cloud: Cloud, body: bytes) -> dict[str, Any]:
+    plan = invoke("plan", plan_payload(upload(cloud, UPLOAD_KEY, body)))
+    run_all_units(cloud, plan)
+    invoke("finalize", {"plan": plan, "fanout": {}, "execution_id": "arn:aws:states:x"})
+    return plan
+
+
+def test_looking_at_a_finished_run(
+    cloud: Cloud,
+    stack_outputs: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    plan = finished_run(cloud, sample_lines(500, bad_fraction=0.02))
+    run_id = plan["run_id"]
+
+    code, text = run_cli(monkeypatch, "runs", "--job", "yelp-business-scores", "--json")
+    assert code == 0
+    assert [run["run_id"] for run in json.loads(text)] == [run_id]
+
+    code, text = run_cli(monkeypatch, "status", run_id)
+    assert code == 0
+    assert f"{plan['items']}/{plan['items']} done, 0 failed" in text
+    assert "SUCCEEDED" in text
+
+    code, text = run_cli(monkeypatch, "items", run_id, "--failed", "--json")
+    assert (code, json.loads(text)) == (0, [])
+
+    code, text = run_cli(monkeypatch, "results", run_id, "--download", str(tmp_path / "out"))
+    assert code == 0
+    files = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert "_SUMMARY.json" in files
+    assert "rejects.jsonl" in files
+    assert "part-00000.jsonl" in files
+
+    code, text = run_cli(monkeypatch, "cost", run_id, "--json")
+    cost = json.loads(text)
+    assert code == 0
+    assert cost["total"] == pytest.approx(
+        cost["step_functions"] + cost["lambda"] + cost["containers"], abs=1e-5
+    )
+    assert cost["lambda"] > 0
+
+
+def test_a_failed_run_exits_1(
+    cloud: Cloud, stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = invoke("plan", plan_payload(upload(cloud, UPLOAD_KEY, sample_lines(20))))
+    invoke("finalize", {"plan": plan, "fanout": {}, "execution_id": "arn:aws:states:x"})
+    code, text = run_cli(monkeypatch, "status", plan["run_id"])
+    assert code == 1
+    assert "items never finished" in text
+
+
+def test_operations_prepare_moves_long_item_lists_to_s3(
+    cloud: Cloud, stack_outputs: dict[str, str]
+) -> None:
+    operations = Operations(stack.Stack("local", stack_outputs), JOBS_DIR)
+    from stepburst.triggers import ManualStart
+
+    names = [f"Dam{n:05d}/Period01" for n in range(20_000)]
+    prepared = operations.prepare(ManualStart(job="ztf-alerts-daily", input={"items": names}))
+    key = prepared.input["items_key"]
+    assert "items" not in prepared.input
+    body = cloud.s3.get_object(Bucket=cloud.input_bucket, Key=key)["Body"].read()
+    assert body.decode().splitlines() == names
