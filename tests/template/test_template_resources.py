@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Actions AWS authorises only against Resource "*".
 RESOURCELESS_ACTIONS = {
     "batch:DescribeJobs",
+    "scheduler:ListSchedules",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -99,19 +100,23 @@ def test_resource_wildcards_only_where_aws_allows_nothing_narrower(
     assert offenders == []
 
 
-def test_pass_role_is_limited_to_the_worker_roles(template: dict[str, Any]) -> None:
+def test_pass_role_is_limited_to_the_roles_each_service_needs(template: dict[str, Any]) -> None:
+    """The coordinator passes only the worker roles; the schedule sync only the scheduler's."""
+    allowed = {
+        "CoordinatorStateMachine": {"WorkerExecutionRole", "WorkerTaskRole"},
+        "SyncSchedulesFunction": {"SchedulerRole"},
+    }
     passes = [
-        statement
-        for _, _, statement in all_statements(template)
+        (owner, statement)
+        for owner, _, statement in all_statements(template)
         if "iam:PassRole" in as_list(statement.get("Action", []))
     ]
 
-    assert passes
-    for statement in passes:
+    assert {owner for owner, _ in passes} == set(allowed)
+    for owner, statement in passes:
         assert sorted(json.dumps(r) for r in as_list(statement["Resource"])) == sorted(
-            json.dumps({"Fn::GetAtt": [role, "Arn"]})
-            for role in ("WorkerExecutionRole", "WorkerTaskRole")
-        )
+            json.dumps({"Fn::GetAtt": [role, "Arn"]}) for role in allowed[owner]
+        ), owner
 
 
 def test_buckets_are_private_encrypted_and_tls_only(template: dict[str, Any]) -> None:

@@ -1,0 +1,32 @@
+"""Custom resource: keep one EventBridge Scheduler schedule per scheduled job, on every deploy."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from stepburst import schedules
+from stepburst.custom_resources import respond
+from stepburst.jobs import JobCatalog
+from stepburst.observability import logger
+from stepburst.settings import settings
+
+SETTINGS = settings()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    properties = event.get("ResourceProperties", {})
+    group = str(properties.get("ScheduleGroup", ""))
+    target = schedules.Target(
+        state_machine_arn=str(properties.get("StateMachineArn", "")),
+        role_arn=str(properties.get("SchedulerRoleArn", "")),
+        group=group,
+    )
+    if event["RequestType"] == "Delete":
+        return respond(event, f"{group}/schedules", lambda: schedules.remove_all(group).as_dict())
+    # The catalog is read per request: an invalid job file fails the deploy, naming the field.
+    return respond(
+        event,
+        f"{group}/schedules",
+        lambda: schedules.sync(JobCatalog.from_directory(SETTINGS.jobs_dir), target).as_dict(),
+    )
