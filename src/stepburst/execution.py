@@ -13,10 +13,12 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stepburst.errors import ItemsFailedError, StepburstError
@@ -97,10 +99,19 @@ def render_command(command: str, values: Mapping[str, str]) -> list[str]:
     return [_VARIABLE.sub(replace, argument) for argument in shlex.split(command)]
 
 
-def run_command(command: str, variables: Mapping[str, str]) -> dict[str, Any]:
-    """Run an item's command in a scratch directory, keeping only the tail of its output."""
-    environment = {**os.environ, **variables}
+def run_command(command: str, variables: Mapping[str, str], *, jobs_dir: Path) -> dict[str, Any]:
+    """Run an item's command in a scratch directory, keeping only the tail of its output.
+
+    A leading ``python`` is this interpreter, with the jobs directory and stepburst importable,
+    so a job's own modules run the same on Lambda, in the container and locally.
+    """
+    import_path = [str(jobs_dir), str(Path(__file__).resolve().parent.parent)]
+    if os.environ.get("PYTHONPATH"):
+        import_path.append(os.environ["PYTHONPATH"])
+    environment = {**os.environ, **variables, "PYTHONPATH": os.pathsep.join(import_path)}
     arguments = render_command(command, environment)
+    if arguments and arguments[0] in ("python", "python3"):
+        arguments[0] = sys.executable
     with (
         tempfile.TemporaryDirectory(prefix="stepburst-") as scratch,
         tempfile.TemporaryFile() as log,
@@ -258,7 +269,7 @@ class UnitRunner:
             "OUTPUT_PREFIX": f"{job.output.prefix}{run_id}/",
         }
         if job.run.command is not None:
-            return run_command(job.run.command, variables)
+            return run_command(job.run.command, variables, jobs_dir=self.settings.jobs_dir)
         assert job.run.function is not None
         returned = load_item_function(job.run.function)(item.value, variables)
         return {"result": dict(returned) if returned else None}
