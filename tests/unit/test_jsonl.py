@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from stepburst import aws
 from stepburst.errors import SourceChangedError
 from stepburst.jsonl import process_jsonl_range
 from stepburst.records import TransformLoadError
@@ -24,25 +20,6 @@ pytestmark = pytest.mark.functional
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "stepburst-jsonl-test"
 EXAMPLE = "yelp_scores:add_review_score"
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):
-            patch.delenv(name, raising=False)
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.syspath_prepend(str(REPO / "jobs"))
-        aws.reset_clients()
-        try:
-            with mock_aws():
-                client = boto3.client("s3")
-                client.create_bucket(Bucket=BUCKET)
-                yield client
-        finally:
-            aws.reset_clients()
 
 
 def upload(s3: Any, key: str, data: bytes) -> S3Object:

@@ -8,12 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ResponseStreamingError
-from moto import mock_aws
 
-from stepburst import aws
 from stepburst.errors import SourceChangedError
 from stepburst.storage import (
     MIN_PART_SIZE,
@@ -34,25 +31,6 @@ from stepburst.storage import (
 pytestmark = pytest.mark.functional
 
 BUCKET = "stepburst-test-bucket"
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Any]:
-    """One in-memory S3 for the module (starting moto per test would dominate the run time)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):
-            patch.delenv(name, raising=False)
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        aws.reset_clients()
-        try:
-            with mock_aws():
-                client = boto3.client("s3")
-                client.create_bucket(Bucket=BUCKET)
-                yield client
-        finally:
-            aws.reset_clients()
 
 
 def uploads_in_progress(s3: Any) -> list[Any]:
