@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from tests.unit.test_records import generated_file, reference_review_scores
 
 pytestmark = pytest.mark.functional
 
-REPO = Path(__file__).resolve().parents[2]
 BUCKET = "stepburst-jsonl-test"
 EXAMPLE = "yelp_scores:add_review_score"
 
