@@ -1,0 +1,558 @@
+"""Read ``template.yaml`` as CloudFormation would, for the local engine.
+
+The template is loaded unchanged: short-form tags (``!Ref``, ``!Sub`` ...) become their long
+forms, SAM's implicit resources that the engine needs are added (function roles, a state
+machine's EventBridge rules), every resource gets a physical name, and the intrinsic functions
+the template uses are resolved: ``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` (both forms),
+``Fn::Join``, ``Fn::If`` with conditions, ``Fn::Select``, ``Fn::Split``, ``Fn::FindInMap``,
+``Fn::Equals``/``And``/``Or``/``Not``, ``Fn::Base64``, ``Fn::GetAZs``.
+
+Nothing here talks to AWS; :mod:`stepburst.local.engine` turns the resolved resources into
+moto resources.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+PARTITION = "aws"
+NO_VALUE = object()
+"""What ``Ref: AWS::NoValue`` resolves to: the property is dropped."""
+
+_SHORT_FORMS = {
+    "Ref": "Ref",
+    "Condition": "Condition",
+    "GetAtt": "Fn::GetAtt",
+    "Sub": "Fn::Sub",
+    "Join": "Fn::Join",
+    "If": "Fn::If",
+    "Select": "Fn::Select",
+    "Split": "Fn::Split",
+    "FindInMap": "Fn::FindInMap",
+    "Equals": "Fn::Equals",
+    "And": "Fn::And",
+    "Or": "Fn::Or",
+    "Not": "Fn::Not",
+    "Base64": "Fn::Base64",
+    "GetAZs": "Fn::GetAZs",
+    "ImportValue": "Fn::ImportValue",
+    "Cidr": "Fn::Cidr",
+    "Length": "Fn::Length",
+    "ToJsonString": "Fn::ToJsonString",
+}
+
+
+class TemplateError(Exception):
+    """The template uses something the local engine cannot resolve; the message names it."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that turns CloudFormation short forms into long forms."""
+
+
+def _construct_tag(tag: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
+    long_form = _SHORT_FORMS[tag]
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        value: Any
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                value = str(value).split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {long_form: value}
+
+    return construct
+
+
+for _tag in _SHORT_FORMS:
+    _CfnLoader.add_constructor(f"!{_tag}", _construct_tag(_tag))
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """The template as a plain dict, with every short form in its long form."""
+    with path.open(encoding="utf-8") as handle:
+        document = yaml.load(handle, Loader=_CfnLoader)
+    if not isinstance(document, dict) or "Resources" not in document:
+        raise TemplateError(f"{path}: not a CloudFormation template (no Resources)")
+    return document
+
+
+@dataclass
+class Resource:
+    """One resource after SAM expansion: its type, resolved properties and physical ids."""
+
+    logical_id: str
+    type: str
+    properties: dict[str, Any]
+    raw: dict[str, Any]
+    name: str = ""
+    ref: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    condition: str | None = None
+
+
+def _short_name(stack: str, logical_id: str, limit: int, *, lower: bool = False) -> str:
+    """A CloudFormation-style generated name: ``<stack>-<LogicalId>-<suffix>``."""
+    suffix = hashlib.sha256(f"{stack}/{logical_id}".encode()).hexdigest()[:12]
+    name = f"{stack}-{logical_id}"[: max(1, limit - len(suffix) - 1)] + f"-{suffix}"
+    return name.lower() if lower else name
+
+
+_NAME_PROPERTIES: dict[str, tuple[str, int, bool]] = {
+    # type: (property naming the resource, max length, lower-case)
+    "AWS::S3::Bucket": ("BucketName", 63, True),
+    "AWS::DynamoDB::Table": ("TableName", 255, False),
+    "AWS::Serverless::StateMachine": ("Name", 80, False),
+    "AWS::StepFunctions::StateMachine": ("StateMachineName", 80, False),
+    "AWS::Serverless::Function": ("FunctionName", 64, False),
+    "AWS::Lambda::Function": ("FunctionName", 64, False),
+    "AWS::ECS::Cluster": ("ClusterName", 255, False),
+    "AWS::ECS::TaskDefinition": ("Family", 255, False),
+    "AWS::Batch::JobQueue": ("JobQueueName", 128, False),
+    "AWS::Batch::JobDefinition": ("JobDefinitionName", 128, False),
+    "AWS::Batch::ComputeEnvironment": ("ComputeEnvironmentName", 128, False),
+    "AWS::IAM::Role": ("RoleName", 64, False),
+    "AWS::Events::Rule": ("Name", 64, False),
+    "AWS::Events::EventBus": ("Name", 256, False),
+    "AWS::Logs::LogGroup": ("LogGroupName", 512, False),
+    "AWS::SQS::Queue": ("QueueName", 80, False),
+    "AWS::SNS::Topic": ("TopicName", 256, False),
+    "AWS::ECR::Repository": ("RepositoryName", 256, True),
+    "AWS::Scheduler::Schedule": ("Name", 64, False),
+    "AWS::Scheduler::ScheduleGroup": ("Name", 64, False),
+    "AWS::CloudWatch::Alarm": ("AlarmName", 255, False),
+    "AWS::Serverless::LayerVersion": ("LayerName", 140, False),
+    "AWS::Lambda::LayerVersion": ("LayerName", 140, False),
+}
+
+
+class Stack:
+    """A template resolved for one local deployment.
+
+    ``parameters`` overrides the template's parameter defaults (the engine passes the ids of
+    the VPC, subnets and security group it creates in the in-memory AWS).
+    """
+
+    def __init__(
+        self,
+        template: dict[str, Any],
+        *,
+        stack_name: str = "stepburst-local",
+        parameters: Mapping[str, Any] | None = None,
+        region: str = REGION,
+        account_id: str = ACCOUNT_ID,
+    ) -> None:
+        self.template = copy.deepcopy(template)
+        self.stack_name = stack_name
+        self.region = region
+        self.account_id = account_id
+        self.parameters = self._parameter_values(parameters or {})
+        self.mappings: dict[str, Any] = self.template.get("Mappings", {})
+        self._conditions_raw: dict[str, Any] = self.template.get("Conditions", {})
+        self._conditions: dict[str, bool] = {}
+        self.globals: dict[str, Any] = self.template.get("Globals", {})
+        self.resources: dict[str, Resource] = {}
+        self._naming: set[str] = set()
+        self._expand()
+        self._name_resources()
+
+    # -- parameters and conditions ------------------------------------------------------
+
+    def _parameter_values(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, spec in self.template.get("Parameters", {}).items():
+            if name in overrides:
+                value = overrides[name]
+            elif "Default" in spec:
+                value = spec["Default"]
+            else:
+                raise TemplateError(f"parameter {name} has no Default and no local value")
+            if str(spec.get("Type", "")).startswith("List<") or spec.get("Type") == (
+                "CommaDelimitedList"
+            ):
+                value = value if isinstance(value, list) else str(value).split(",")
+            values[name] = value
+        return values
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            if name not in self._conditions_raw:
+                raise TemplateError(f"unknown condition {name}")
+            self._conditions[name] = bool(self.resolve(self._conditions_raw[name]))
+        return self._conditions[name]
+
+    # -- SAM expansion ------------------------------------------------------------------
+
+    def _expand(self) -> None:
+        for logical_id, raw in self.template["Resources"].items():
+            if "Condition" in raw and not self.condition(raw["Condition"]):
+                continue
+            resource_type = str(raw.get("Type"))
+            properties = copy.deepcopy(raw.get("Properties", {}))
+            self.resources[logical_id] = Resource(
+                logical_id, resource_type, properties, raw, condition=raw.get("Condition")
+            )
+        for logical_id, resource in list(self.resources.items()):
+            if resource.type == "AWS::Serverless::Function":
+                self._merge_function_globals(resource)
+                if "Role" not in resource.properties:
+                    self._add_implicit(f"{logical_id}Role", "AWS::IAM::Role", {})
+            elif resource.type == "AWS::Serverless::StateMachine":
+                if "Role" not in resource.properties:
+                    self._add_implicit(f"{logical_id}Role", "AWS::IAM::Role", {})
+                for event_name, event in resource.properties.get("Events", {}).items():
+                    self._expand_state_machine_event(logical_id, event_name, event)
+
+    def _add_implicit(
+        self, logical_id: str, resource_type: str, properties: dict[str, Any]
+    ) -> None:
+        if logical_id not in self.resources:
+            raw = {"Type": resource_type, "Properties": properties}
+            self.resources[logical_id] = Resource(logical_id, resource_type, properties, raw)
+
+    def _merge_function_globals(self, resource: Resource) -> None:
+        defaults = copy.deepcopy(self.globals.get("Function", {}))
+        merged: dict[str, Any] = defaults
+        for key, value in resource.properties.items():
+            if key == "Environment":
+                base = merged.get("Environment", {}).get("Variables", {})
+                variables = {**base, **value.get("Variables", {})}
+                merged["Environment"] = {"Variables": variables}
+            elif key == "Layers":
+                merged["Layers"] = [*merged.get("Layers", []), *value]
+            else:
+                merged[key] = value
+        resource.properties = merged
+
+    def _expand_state_machine_event(self, machine_id: str, event_name: str, event: Any) -> None:
+        event_type = event.get("Type")
+        properties = event.get("Properties", {})
+        target: dict[str, Any] = {
+            "Arn": {"Ref": machine_id},
+            "Id": properties.get("Target", {}).get(
+                "Id", f"{machine_id}{event_name}StepFunctionsTarget"
+            ),
+            "RoleArn": {"Fn::GetAtt": [f"{machine_id}{event_name}Role", "Arn"]},
+        }
+        for key in ("Input", "InputPath", "InputTransformer", "RetryPolicy", "DeadLetterConfig"):
+            if key in properties:
+                target[key] = properties[key]
+        if event_type in ("EventBridgeRule", "CloudWatchEvent"):
+            rule: dict[str, Any] = {
+                "EventPattern": properties.get("Pattern", {}),
+                "Targets": [target],
+            }
+            if "EventBusName" in properties:
+                rule["EventBusName"] = properties["EventBusName"]
+            if "RuleName" in properties:
+                rule["Name"] = properties["RuleName"]
+            rule["State"] = properties.get("State", "ENABLED")
+            self._add_implicit(f"{machine_id}{event_name}", "AWS::Events::Rule", rule)
+        elif event_type in ("Schedule", "ScheduleV2"):
+            rule = {
+                "ScheduleExpression": properties.get("Schedule")
+                or properties.get("ScheduleExpression"),
+                "Targets": [target],
+                "State": "ENABLED" if properties.get("Enabled", True) else "DISABLED",
+            }
+            self._add_implicit(f"{machine_id}{event_name}", "AWS::Events::Rule", rule)
+        else:
+            return
+        self._add_implicit(f"{machine_id}{event_name}Role", "AWS::IAM::Role", {})
+
+    # -- physical names -----------------------------------------------------------------
+
+    def _name_resources(self) -> None:
+        for logical_id in self.resources:
+            self._ensure_named(logical_id)
+
+    def _ensure_named(self, logical_id: str) -> None:
+        """Give a resource its physical name; a name may refer to other resources' names
+        (``!Sub "/aws/lambda/${PlanFunction}"``), which are named first."""
+        resource = self.resources[logical_id]
+        if resource.name:
+            return
+        if logical_id in self._naming:
+            raise TemplateError(f"the names of {sorted(self._naming)} refer to each other")
+        self._naming.add(logical_id)
+        try:
+            prop, limit, lower = _NAME_PROPERTIES.get(resource.type, ("", 64, False))
+            explicit = resource.properties.get(prop) if prop else None
+            if explicit is not None:
+                name = str(self.resolve(explicit))
+            else:
+                name = _short_name(self.stack_name, resource.logical_id, limit, lower=lower)
+            resource.name = name
+            resource.ref, resource.attributes = self._identities(resource)
+        finally:
+            self._naming.discard(logical_id)
+
+    def _arn(
+        self, service: str, resource: str, *, region: bool = True, account: bool = True
+    ) -> str:
+        return ":".join(
+            [
+                "arn",
+                PARTITION,
+                service,
+                self.region if region else "",
+                self.account_id if account else "",
+                resource,
+            ]
+        )
+
+    def _identities(self, resource: Resource) -> tuple[str, dict[str, str]]:
+        name, kind = resource.name, resource.type
+        if kind == "AWS::S3::Bucket":
+            arn = f"arn:{PARTITION}:s3:::{name}"
+            return name, {
+                "Arn": arn,
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{self.region}.amazonaws.com",
+            }
+        if kind == "AWS::DynamoDB::Table":
+            arn = self._arn("dynamodb", f"table/{name}")
+            return name, {"Arn": arn, "StreamArn": f"{arn}/stream/1970-01-01T00:00:00.000"}
+        if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
+            arn = self._arn("states", f"stateMachine:{name}")
+            return arn, {"Arn": arn, "Name": name}
+        if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            return name, {"Arn": self._arn("lambda", f"function:{name}")}
+        if kind == "AWS::ECS::Cluster":
+            return name, {"Arn": self._arn("ecs", f"cluster/{name}")}
+        if kind == "AWS::ECS::TaskDefinition":
+            arn = self._arn("ecs", f"task-definition/{name}:1")
+            return arn, {"TaskDefinitionArn": arn}
+        if kind == "AWS::Batch::JobQueue":
+            arn = self._arn("batch", f"job-queue/{name}")
+            return arn, {"JobQueueArn": arn}
+        if kind == "AWS::Batch::JobDefinition":
+            arn = self._arn("batch", f"job-definition/{name}:1")
+            return arn, {"JobDefinitionArn": arn}
+        if kind == "AWS::Batch::ComputeEnvironment":
+            arn = self._arn("batch", f"compute-environment/{name}")
+            return arn, {"ComputeEnvironmentArn": arn}
+        if kind == "AWS::IAM::Role":
+            arn = self._arn("iam", f"role/{name}", region=False)
+            return name, {"Arn": arn, "RoleId": f"AROA{_digest(name, 17).upper()}"}
+        if kind == "AWS::Events::Rule":
+            bus = resource.properties.get("EventBusName")
+            bus_name = bus if isinstance(bus, str) and bus != "default" else None
+            path = f"rule/{bus_name}/{name}" if bus_name else f"rule/{name}"
+            return name, {"Arn": self._arn("events", path)}
+        if kind == "AWS::Events::EventBus":
+            return name, {"Arn": self._arn("events", f"event-bus/{name}"), "Name": name}
+        if kind == "AWS::Logs::LogGroup":
+            return name, {"Arn": self._arn("logs", f"log-group:{name}:*")}
+        if kind == "AWS::SQS::Queue":
+            url = f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{name}"
+            return url, {"Arn": self._arn("sqs", name), "QueueName": name, "QueueUrl": url}
+        if kind == "AWS::SNS::Topic":
+            arn = self._arn("sns", name)
+            return arn, {"TopicArn": arn, "TopicName": name}
+        if kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+            arn = self._arn("lambda", f"layer:{name}:1")
+            return arn, {"LayerVersionArn": arn}
+        if kind == "AWS::ECR::Repository":
+            uri = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{name}"
+            return name, {"Arn": self._arn("ecr", f"repository/{name}"), "RepositoryUri": uri}
+        if kind in ("AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup"):
+            prefix = "schedule/default" if kind.endswith("Schedule") else "schedule-group"
+            return name, {"Arn": self._arn("scheduler", f"{prefix}/{name}")}
+        if kind == "AWS::EC2::SecurityGroup":
+            group = f"sg-{_digest(resource.logical_id, 17)}"
+            return group, {"GroupId": group, "VpcId": ""}
+        if kind.startswith("AWS::EC2::"):
+            prefix = {"AWS::EC2::VPC": "vpc", "AWS::EC2::Subnet": "subnet"}.get(kind, "res")
+            ident = f"{prefix}-{_digest(resource.logical_id, 17)}"
+            return ident, {"VpcId": ident, "SubnetId": ident}
+        service = kind.split("::")[1].lower() if kind.count("::") >= 2 else "unknown"
+        return name, {"Arn": self._arn(service, name)}
+
+    def set_physical(
+        self, logical_id: str, ref: str, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        """Record the ids a created resource really got (EC2 ids are not predictable)."""
+        resource = self.resources[logical_id]
+        resource.ref = ref
+        resource.attributes.update(attributes or {})
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """A resource's properties with every intrinsic resolved, as of now."""
+        resolved = self.resolve(self.resources[logical_id].properties)
+        return resolved if isinstance(resolved, dict) else {}
+
+    # -- intrinsic functions ------------------------------------------------------------
+
+    def resolve(self, value: Any, *, allow_resource_refs: bool = True) -> Any:
+        """Resolve every intrinsic function in ``value``; ``AWS::NoValue`` drops the key."""
+        if isinstance(value, list):
+            items = [self.resolve(v, allow_resource_refs=allow_resource_refs) for v in value]
+            return [item for item in items if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref" or key.startswith("Fn::") or key == "Condition":
+                return self._intrinsic(key, argument, allow_resource_refs)
+        resolved: dict[str, Any] = {}
+        for key, item in value.items():
+            result = self.resolve(item, allow_resource_refs=allow_resource_refs)
+            if result is not NO_VALUE:
+                resolved[key] = result
+        return resolved
+
+    def _intrinsic(self, function: str, argument: Any, allow_refs: bool) -> Any:
+        if function == "Ref":
+            return self.ref(str(argument), allow_refs)
+        if function == "Condition":
+            return self.condition(str(argument))
+        if function == "Fn::GetAtt":
+            parts = argument if isinstance(argument, list) else str(argument).split(".", 1)
+            return self.get_att(str(parts[0]), str(self.resolve(parts[1])), allow_refs)
+        if function == "Fn::Sub":
+            return self._sub(argument, allow_refs)
+        if function == "Fn::If":
+            name, when_true, when_false = argument
+            chosen = when_true if self.condition(name) else when_false
+            return self.resolve(chosen, allow_resource_refs=allow_refs)
+        args = self.resolve(argument, allow_resource_refs=allow_refs)
+        if function == "Fn::Join":
+            delimiter, values = args
+            return str(delimiter).join(str(v) for v in values)
+        if function == "Fn::Select":
+            index, values = args
+            return values[int(index)]
+        if function == "Fn::Split":
+            delimiter, text = args
+            return str(text).split(str(delimiter))
+        if function == "Fn::FindInMap":
+            map_name, top, second = args[:3]
+            try:
+                return self.mappings[map_name][top][second]
+            except KeyError:
+                if len(args) > 3 and isinstance(args[3], dict) and "DefaultValue" in args[3]:
+                    return args[3]["DefaultValue"]
+                raise TemplateError(f"Fn::FindInMap: no {map_name}.{top}.{second}") from None
+        if function == "Fn::Equals":
+            left, right = args
+            return str(left) == str(right)
+        if function == "Fn::And":
+            return all(bool(a) for a in args)
+        if function == "Fn::Or":
+            return any(bool(a) for a in args)
+        if function == "Fn::Not":
+            return not bool(args[0])
+        if function == "Fn::Base64":
+            return base64.b64encode(str(args).encode()).decode()
+        if function == "Fn::GetAZs":
+            return [f"{self.region}{zone}" for zone in "abc"]
+        if function == "Fn::Length":
+            return len(args)
+        if function == "Fn::ToJsonString":
+            return json.dumps(args, separators=(",", ":"))
+        raise TemplateError(f"the local engine does not support {function}")
+
+    def ref(self, name: str, allow_refs: bool = True) -> Any:
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::Partition": PARTITION,
+            "AWS::StackName": self.stack_name,
+            "AWS::StackId": self._arn("cloudformation", f"stack/{self.stack_name}/local"),
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NotificationARNs": [],
+        }
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.resources:
+            if not allow_refs:
+                raise TemplateError(f"a resource name refers to resource {name}")
+            self._ensure_named(name)
+            return self.resources[name].ref
+        raise TemplateError(f"Ref to unknown {name}")
+
+    def get_att(self, logical_id: str, attribute: str, allow_refs: bool = True) -> Any:
+        if not allow_refs:
+            raise TemplateError(f"a resource name refers to {logical_id}.{attribute}")
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise TemplateError(f"Fn::GetAtt to unknown resource {logical_id}")
+        self._ensure_named(logical_id)
+        if attribute in resource.attributes:
+            return resource.attributes[attribute]
+        if attribute == "Name":
+            return resource.name
+        raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} is not known locally")
+
+    _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
+
+    def _sub(self, argument: Any, allow_refs: bool) -> str:
+        if isinstance(argument, list):
+            text, variables = argument[0], self.resolve(argument[1], allow_resource_refs=allow_refs)
+        else:
+            text, variables = argument, {}
+
+        def replace(match: re.Match[str]) -> str:
+            token = match.group(1).strip()
+            if token in variables:
+                return str(variables[token])
+            if "." in token and not token.startswith("AWS::"):
+                logical_id, attribute = token.split(".", 1)
+                return str(self.get_att(logical_id, attribute, allow_refs))
+            return str(self.ref(token, allow_refs))
+
+        replaced = self._SUB.sub(replace, str(text))
+        return replaced.replace("${!", "${")
+
+    # -- queries --------------------------------------------------------------------------
+
+    def of_type(self, *types: str) -> list[Resource]:
+        return [r for r in self.resources.values() if r.type in types]
+
+    def outputs(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, output in self.template.get("Outputs", {}).items():
+            if "Condition" in output and not self.condition(output["Condition"]):
+                continue
+            values[name] = self.resolve(output.get("Value"))
+        return values
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def substitute_definition(definition: str, substitutions: Mapping[str, Any]) -> str:
+    """Apply a state machine's ``DefinitionSubstitutions`` the way SAM/CloudFormation do."""
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in substitutions:
+            return match.group(0)
+        value = substitutions[key]
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return re.sub(r"\$\{([A-Za-z0-9_.]+)\}", replace, definition)

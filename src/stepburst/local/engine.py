@@ -1,0 +1,360 @@
+"""The embedded local engine: the deployed template and state machine, on an in-memory AWS.
+
+::
+
+    with LocalEngine(Path(".")) as engine:
+        engine.upload("incoming/yelp/businesses.jsonl", Path("businesses.jsonl"))
+        (arn,) = engine.executions_for_upload("incoming/yelp/businesses.jsonl")
+        result = engine.wait_for_execution(arn, timeout=60)
+
+The engine reads ``template.yaml`` unchanged (:mod:`stepburst.local.cfn`), creates its
+resources in moto (:mod:`stepburst.local.deploy`), runs ``statemachines/*.asl.json`` on moto's
+interpreter with the adaptations in :mod:`stepburst.local.hooks`, calls the functions' real
+handlers in-process and runs the worker container's entrypoint for ECS tasks and Batch jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from stepburst.local import hooks
+from stepburst.local.cfn import Resource, Stack, TemplateError, load_template
+from stepburst.local.cloud import ExecutionTimeoutError, LocalCloud
+from stepburst.local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
+from stepburst.local.deploy import Deployer
+
+__all__ = ["ExecutionTimeoutError", "LocalEngine", "TemplateError"]
+
+_JOBS_DIR_VARIABLE = "STEPBURST_JOBS_DIR"
+_LAYER_ROOT = "/opt/python"
+_QUIET = {
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+_WELL_KNOWN_OUTPUTS = {
+    "InputBucketName": "STEPBURST_INPUT_BUCKET",
+    "OutputBucketName": "STEPBURST_OUTPUT_BUCKET",
+    "WorkBucketName": "STEPBURST_WORK_BUCKET",
+    "LedgerTableName": "STEPBURST_LEDGER_TABLE",
+}
+
+
+class LocalEngine(LocalCloud):
+    """The stack of ``project_root/template.yaml``, running locally.
+
+    ``jobs_dir`` replaces the jobs layer (``jobs/``) for the functions and the workers, e.g.
+    with fixture jobs in tests. ``time_scale`` scales Retry intervals and Wait states (0.01
+    turns 10 s into 0.1 s). ``function_timeouts`` overrides a function's ``Timeout`` by
+    logical id, in seconds. ``containers`` is ``"process"`` (the worker entrypoint as a local
+    process) or ``"docker"`` (the real image; needs a Docker engine). ``quiet`` lowers the
+    functions' and workers' log level and turns metrics output off.
+    """
+
+    def __init__(
+        self,
+        project_root: Path,
+        *,
+        jobs_dir: Path | None = None,
+        time_scale: float = 1.0,
+        function_timeouts: Mapping[str, float] | None = None,
+        containers: str = "process",
+        port: int = 0,
+        host: str = "127.0.0.1",
+        stack_name: str = "stepburst-local",
+        parameters: Mapping[str, Any] | None = None,
+        quiet: bool = False,
+        map_workers: int = hooks.DEFAULT_MAP_WORKERS,
+        history_limit: int = hooks.HISTORY_EVENT_LIMIT,
+        worker_image: str = "stepburst-worker:local",
+        log_dir: Path | None = None,
+    ) -> None:
+        super().__init__(
+            time_scale=time_scale,
+            port=port,
+            host=host,
+            containers=containers,
+            map_workers=map_workers,
+            history_limit=history_limit,
+            log_dir=log_dir,
+        )
+        self.project_root = project_root.resolve()
+        self.template_path = self.project_root / "template.yaml"
+        self.jobs_dir = jobs_dir.resolve() if jobs_dir is not None else None
+        self.function_timeouts = dict(function_timeouts or {})
+        self.stack_name = stack_name
+        self.parameters = dict(parameters or {})
+        self.quiet = quiet
+        self.worker_image = worker_image
+        self.stack: Stack | None = None
+        self.deployer: Deployer | None = None
+        self.outputs: dict[str, Any] = {}
+        self._sys_path_added: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.running:
+            return
+        template = load_template(self.template_path)
+        super().start()
+        try:
+            self._deploy(template)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _teardown(self) -> None:
+        super()._teardown()
+        unload_handlers(self.lambda_runtime.functions)
+        for entry in self._sys_path_added:
+            if entry in sys.path:
+                sys.path.remove(entry)
+        self._sys_path_added.clear()
+
+    def _deploy(self, template: dict[str, Any]) -> None:
+        self.stack = Stack(
+            template,
+            stack_name=self.stack_name,
+            parameters=self.parameters,
+            region=self.region,
+            account_id=self.account_id,
+        )
+        self.deployer = Deployer(self.stack, self, self.template_path.parent)
+        self.deployer.deploy()
+        layers = self._layer_dirs()
+        for directory in layers.values():
+            self._add_sys_path(directory)
+        self.register_functions(self._function_specs(layers))
+        self._configure_workers()
+        self.outputs = self._outputs()
+        if self.quiet:
+            self._quiet_loggers()
+
+    def _quiet_loggers(self) -> None:
+        """Powertools loggers read their level once: lower the ones already built."""
+        services = {
+            spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+            for spec in self.lambda_runtime.functions
+        }
+        for service in services:
+            logger = logging.getLogger(service)
+            self._saved_levels.setdefault(service, logger.level)
+            logger.setLevel(logging.WARNING)
+
+    def _add_sys_path(self, directory: Path) -> None:
+        entry = str(directory)
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+            self._sys_path_added.append(entry)
+
+    # -- the stack's pieces ------------------------------------------------------------------
+
+    @property
+    def resolved_jobs_dir(self) -> Path:
+        if self.jobs_dir is not None:
+            return self.jobs_dir
+        for resource in self._layers():
+            if self._is_jobs_layer(resource):
+                return self._content_dir(resource)
+        return self.project_root / "jobs"
+
+    def _layers(self) -> list[Resource]:
+        assert self.stack is not None
+        return self.stack.of_type("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+
+    def _content_dir(self, resource: Resource) -> Path:
+        assert self.stack is not None
+        props = self.stack.properties(resource.logical_id)
+        uri = props.get("ContentUri") or props.get("Content")
+        if not isinstance(uri, str):
+            raise TemplateError(f"{resource.logical_id}: ContentUri must be a local path")
+        return (self.template_path.parent / uri).resolve()
+
+    def _is_jobs_layer(self, resource: Resource) -> bool:
+        default_jobs = (self.project_root / "jobs").resolve()
+        return self._content_dir(resource) == default_jobs or "Jobs" in resource.logical_id
+
+    def _layer_dirs(self) -> dict[str, Path]:
+        """Each layer's content on this machine: what Lambda unpacks into /opt/python."""
+        dirs: dict[str, Path] = {}
+        for resource in self._layers():
+            if self._is_jobs_layer(resource):
+                dirs[resource.ref] = self.resolved_jobs_dir
+            else:
+                dirs[resource.ref] = self._content_dir(resource)
+        return dirs
+
+    def _overrides(self) -> dict[str, str]:
+        return dict(_QUIET) if self.quiet else {}
+
+    def _function_specs(self, layers: Mapping[str, Path]) -> list[FunctionSpec]:
+        assert self.stack is not None
+        specs = []
+        jobs_dir = str(self.resolved_jobs_dir)
+        for resource in self.stack.of_type("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            props = self.stack.properties(resource.logical_id)
+            code_uri = props.get("CodeUri")
+            if not isinstance(code_uri, str):
+                raise TemplateError(f"{resource.logical_id}: CodeUri must be a local path")
+            variables = props.get("Environment", {}).get("Variables", {})
+            environment = {str(k): _env_value(v) for k, v in variables.items()}
+            for key, value in environment.items():
+                if value == _LAYER_ROOT or value.startswith(f"{_LAYER_ROOT}/"):
+                    environment[key] = jobs_dir + value[len(_LAYER_ROOT) :]
+            environment[_JOBS_DIR_VARIABLE] = environment.get(_JOBS_DIR_VARIABLE, jobs_dir)
+            environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+            environment.update(self._overrides())
+            timeout = self.function_timeouts.get(resource.logical_id, props.get("Timeout", 3))
+            specs.append(
+                FunctionSpec(
+                    logical_id=resource.logical_id,
+                    name=resource.name,
+                    arn=resource.attributes["Arn"],
+                    code_dir=(self.template_path.parent / code_uri).resolve(),
+                    handler=str(props.get("Handler", "app.lambda_handler")),
+                    environment=environment,
+                    timeout_seconds=float(timeout),
+                    memory_mb=int(props.get("MemorySize", 128)),
+                )
+            )
+        return specs
+
+    def _configure_workers(self) -> None:
+        dockerfile = self.project_root / "containers" / "worker" / "Dockerfile"
+        if dockerfile.is_file():
+            entrypoint = parse_entrypoint(dockerfile)
+        else:
+            entrypoint = ["python", "-m", "stepburst.worker"]
+        environment = {
+            _JOBS_DIR_VARIABLE: str(self.resolved_jobs_dir),
+            **self._overrides(),
+        }
+        image_jobs_dir = "/app/jobs"  # where containers/worker/Dockerfile puts them
+        self.configure_containers(
+            ContainerImage(
+                entrypoint=entrypoint,
+                image=self.worker_image,
+                mounts=((str(self.resolved_jobs_dir), image_jobs_dir),),
+                docker_environment={_JOBS_DIR_VARIABLE: image_jobs_dir},
+            ),
+            environment,
+            python_path=[self.project_root / "src", self.resolved_jobs_dir],
+        )
+
+    def _outputs(self) -> dict[str, Any]:
+        assert self.stack is not None
+        outputs = self.stack.outputs()
+        functions = self.lambda_runtime.functions
+        if functions:
+            environment = functions[0].environment
+            for output, variable in _WELL_KNOWN_OUTPUTS.items():
+                if output not in outputs and variable in environment:
+                    outputs[output] = environment[variable]
+        if "StateMachineArn" not in outputs:
+            machines = self.stack.of_type(
+                "AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"
+            )
+            if len(machines) == 1:
+                outputs["StateMachineArn"] = machines[0].ref
+        return outputs
+
+    @property
+    def state_machine_arn(self) -> str:
+        return str(self.outputs["StateMachineArn"])
+
+    # -- using it ----------------------------------------------------------------------------
+
+    def upload(
+        self, key: str, data: bytes | str | Path, *, bucket: str | None = None
+    ) -> dict[str, Any]:
+        """Put an object (as a user's ``aws s3 cp`` would); S3 -> EventBridge starts a run."""
+        body = data.read_bytes() if isinstance(data, Path) else data
+        target = bucket or str(self.outputs["InputBucketName"])
+        response = self.client("s3").put_object(
+            Bucket=target, Key=key, Body=body.encode() if isinstance(body, str) else body
+        )
+        return {
+            "Bucket": target,
+            "Key": key,
+            "ETag": response.get("ETag", "").strip('"'),
+            "VersionId": response.get("VersionId"),
+        }
+
+    def start_execution(self, execution_input: Any, name: str | None = None) -> str:
+        """Start the stack's state machine (as ``aws stepfunctions start-execution``)."""
+        return self.start_state_machine(self.state_machine_arn, execution_input, name)
+
+    def executions_for_upload(
+        self,
+        key: str,
+        *,
+        bucket: str | None = None,
+        timeout: float = 10.0,
+        expected: int = 1,
+    ) -> list[str]:
+        """The executions an upload of ``key`` started (wait until ``expected`` exist)."""
+        target = bucket or str(self.outputs["InputBucketName"])
+        deadline = time.monotonic() + timeout
+        sfn = self.client("stepfunctions")
+        while True:
+            found = []
+            for execution in self.iter_executions(self.state_machine_arn):
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+                event = json.loads(described.get("input") or "{}")
+                detail = event.get("detail", {}) if isinstance(event, dict) else {}
+                if (
+                    detail.get("bucket", {}).get("name") == target
+                    and unquote_plus(str(detail.get("object", {}).get("key", ""))) == key
+                ):
+                    found.append(str(execution["executionArn"]))
+            if len(found) >= expected:
+                return found
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{len(found)} execution(s) for s3://{target}/{key} after {timeout} s "
+                    f"(expected {expected})"
+                )
+            time.sleep(0.02)
+
+    def map_run_children(self, execution_arn: str) -> list[hooks.ChildRun]:
+        """The child executions of every Distributed Map run of an execution, by index."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[self.account_id][self.region]
+        execution: Any = backend.describe_execution(execution_arn)
+        worker = getattr(execution, "exec_worker", None)
+        env = worker.env if worker is not None else None
+        children: list[hooks.ChildRun] = []
+        if env is not None:
+            for record in env.map_run_record_pool_manager.get_all():
+                run = getattr(record, "local_run", None)
+                if run is not None:
+                    with run.lock:
+                        children.extend(run.children)
+        return sorted(children, key=lambda child: child.index)
+
+    def ledger(self) -> Any:
+        """The stack's ledger (``stepburst.ledger.Ledger``), for tests and the demo."""
+        from stepburst.ledger import Ledger
+
+        retention = self.lambda_runtime.functions[0].environment.get(
+            "STEPBURST_RETENTION_DAYS", "90"
+        )
+        return Ledger(str(self.outputs["LedgerTableName"]), int(retention))
+
+    def container_log(self, ident: str, lines: int = 40) -> str:
+        """The tail of an ECS task's (ARN) or Batch job's (id) output."""
+        return self.runner.log_tail(ident, lines) if self.runner is not None else ""
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,865 @@
+"""Conformance tests: one per moto adaptation in stepburst.local.hooks.
+
+Each test pins the AWS behaviour a hook restores, on small state machines of its own. When a
+moto upgrade breaks an adaptation, the test named after it fails. ``test_every_hook_is_tested``
+keeps the list complete.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import pytest
+from local_stage import FUNCTION_ARN, Stage, task_failures
+
+from stepburst.local import hooks
+
+pytestmark = pytest.mark.functional
+
+
+def _lambda_task(payload: Any, **extra: Any) -> dict[str, Any]:
+    key = "Payload.$" if isinstance(payload, str) else "Payload"
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": FUNCTION_ARN, key: payload},
+        "ResultSelector": {"payload.$": "$.Payload"},
+        "End": True,
+        **extra,
+    }
+
+
+def _one(state: dict[str, Any]) -> dict[str, Any]:
+    return {"StartAt": "Only", "States": {"Only": state}}
+
+
+def test_every_hook_is_tested(stage: Stage) -> None:
+    names = {name for name in globals() if name.startswith("test_")}
+    untested = [
+        hook for hook in hooks.HOOKS if not any(n.startswith(f"test_{hook}") for n in names)
+    ]
+    assert untested == []
+    assert hooks.installed() == frozenset(hooks.HOOKS)
+
+
+# -- Lambda ------------------------------------------------------------------------------------
+
+
+def test_lambda_invoke_runs_the_handler_with_its_environment_and_context(stage: Stage) -> None:
+    described, _ = stage.run(_one(_lambda_task({"action": "context"})))
+
+    assert described["status"] == "SUCCEEDED"
+    payload = json.loads(described["output"])["payload"]
+    assert payload["marker"] == "from-template"
+    assert payload["cold_start_marker"] == "from-template"
+    assert payload["function_name"] == "conformance-fn"
+    assert payload["invoked_function_arn"] == FUNCTION_ARN
+    assert payload["memory_limit_in_mb"] == 512
+    assert 0 < payload["remaining_ms"] <= 1000
+    assert len(payload["aws_request_id"]) == 36
+
+
+def test_lambda_invoke_reports_an_exception_like_lambda(stage: Stage) -> None:
+    state = _lambda_task(
+        {"action": "fail", "message": "no luck"},
+        Catch=[{"ErrorEquals": ["ItemsFailedError"], "Next": "Caught"}],
+    )
+    definition = {
+        "StartAt": "Only",
+        "States": {"Only": state, "Caught": {"Type": "Pass", "End": True}},
+    }
+
+    described, history = stage.run(definition)
+
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    assert output["Error"] == "ItemsFailedError"
+    cause = json.loads(output["Cause"])
+    assert cause["errorType"] == "ItemsFailedError"
+    assert cause["errorMessage"] == "no luck"
+    assert any("lambda_handler" in frame for frame in cause["stackTrace"])
+    assert not any("stepburst/local" in frame for frame in cause["stackTrace"])
+    assert task_failures(history) == ["ItemsFailedError"]
+
+
+def test_lambda_invoke_enforces_the_function_timeout(stage: Stage) -> None:
+    started = time.monotonic()
+    described, history = stage.run(_one(_lambda_task({"action": "sleep", "seconds": 5})))
+
+    assert time.monotonic() - started < 4
+    assert described["status"] == "FAILED"
+    assert described["error"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in json.loads(described["cause"])["errorMessage"]
+    assert task_failures(history) == ["Sandbox.Timedout"]
+
+
+def test_lambda_invoke_throttle_fault_is_a_retriable_service_error(stage: Stage) -> None:
+    stage.cloud.faults.lambda_throttle("ConformanceFunction", times=2)
+    retry = [
+        {
+            "ErrorEquals": ["Lambda.TooManyRequestsException"],
+            "IntervalSeconds": 2,
+            "MaxAttempts": 3,
+            "BackoffRate": 2,
+        }
+    ]
+
+    described, history = stage.run(_one(_lambda_task({"action": "echo"}, Retry=retry)))
+
+    assert described["status"] == "SUCCEEDED"
+    assert task_failures(history) == ["Lambda.TooManyRequestsException"] * 2
+    cause = next(e for e in history if e["type"] == "TaskFailed")["taskFailedEventDetails"]
+    assert "Status Code: 429" in cause["cause"]
+
+
+def test_client_cache_reuses_one_client_per_service(stage: Stage) -> None:
+    stage.run(_one(_lambda_task({"action": "echo"})))
+    stage.run(_one(_lambda_task({"action": "echo"})))
+
+    lambda_clients = [key for key in hooks._clients if key[1] == "lambda"]
+    assert len(lambda_clients) == 1
+    first = hooks._client("us-east-1", "lambda")
+    assert hooks._client("us-east-1", "lambda") is first
+
+
+# -- ECS ---------------------------------------------------------------------------------------
+
+
+def _ecs_sync(command: list[str], stage: Stage, **extra: Any) -> dict[str, Any]:
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::ecs:runTask.sync",
+        "Parameters": stage.ecs_parameters(command),
+        "End": True,
+        **extra,
+    }
+    if "Next" in state:
+        del state["End"]
+    return state
+
+
+def test_service_casing_converts_parameters_and_results(stage: Stage) -> None:
+    described, history = stage.run(_one(_ecs_sync([], stage)))
+
+    assert described["status"] == "SUCCEEDED"
+    task = json.loads(described["output"])
+    # PascalCase results, as Step Functions returns them.
+    assert task["LastStatus"] == "STOPPED"
+    assert task["Containers"][0]["Name"] == "worker"
+    # Parameters moto used to drop: the capacity provider strategy and StartedBy.
+    assert task["CapacityProviderName"] == "FARGATE_SPOT"
+    assert task["StartedBy"] == "conformance-run"
+    assert isinstance(task["StoppedAt"], int)  # epoch milliseconds, as on AWS
+    scheduled = next(e for e in history if e["type"] == "TaskScheduled")
+    assert json.loads(scheduled["taskScheduledEventDetails"]["parameters"])["Cluster"]
+
+
+def test_ecs_sync_reads_the_exit_code_with_a_definite_path(stage: Stage) -> None:
+    definition = {
+        "StartAt": "Run",
+        "States": {
+            "Run": _ecs_sync(["--exit", "0"], stage, Next="Check"),
+            "Check": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.Containers[0].ExitCode", "NumericEquals": 0, "Next": "Ok"}
+                ],
+                "Default": "Bad",
+            },
+            "Ok": {"Type": "Succeed"},
+            "Bad": {"Type": "Fail", "Error": "Bad"},
+        },
+    }
+    described, _ = stage.run(definition)
+
+    assert described["status"] == "SUCCEEDED"
+
+
+def test_ecs_sync_fails_a_non_zero_exit_with_the_task_as_cause(stage: Stage) -> None:
+    described, history = stage.run(_one(_ecs_sync(["--exit", "3"], stage)))
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.TaskFailed"
+    stopped = json.loads(described["cause"])
+    assert stopped["Containers"][0]["ExitCode"] == 3
+    assert stopped["StopCode"] == "EssentialContainerExited"
+    assert stopped["StoppedReason"] == "Essential container in task exited"
+    assert task_failures(history) == ["States.TaskFailed"]
+
+
+def test_ecs_sync_names_service_errors_after_the_sdk_exception(stage: Stage) -> None:
+    state = _ecs_sync([], stage)
+    state["Parameters"]["Cluster"] = "no-such-cluster"
+
+    described, _ = stage.run(_one(state))
+
+    assert described["status"] == "FAILED"
+    assert described["error"].startswith("ECS.")
+    assert "Service: AmazonECS" in described["cause"]
+
+
+def test_ecs_capacity_fault_fails_sync_with_amazon_ecs_unknown_then_retries(
+    stage: Stage,
+) -> None:
+    stage.cloud.faults.ecs_capacity(reason="RESOURCE:MEMORY", times=2)
+    retry = [{"ErrorEquals": ["AmazonECS.Unknown"], "IntervalSeconds": 10, "MaxAttempts": 3}]
+
+    described, history = stage.run(_one(_ecs_sync([], stage, Retry=retry)))
+
+    assert described["status"] == "SUCCEEDED"
+    assert task_failures(history) == ["AmazonECS.Unknown"] * 2
+    cause = next(e for e in history if e["type"] == "TaskFailed")["taskFailedEventDetails"]
+    assert json.loads(cause["cause"])["Failures"][0]["Reason"] == "RESOURCE:MEMORY"
+
+
+def test_ecs_tasks_run_as_processes_and_stop_with_their_exit_code(stage: Stage) -> None:
+    ecs = stage.cloud.client("ecs")
+    task = ecs.run_task(
+        cluster=stage.cluster,
+        taskDefinition=stage.task_definition,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": stage.subnets,
+                "securityGroups": [stage.security_group],
+            }
+        },
+        overrides={
+            "containerOverrides": [{"name": "worker", "command": ["--sleep", "0.5", "--exit", "7"]}]
+        },
+    )["tasks"][0]
+
+    running = ecs.describe_tasks(cluster=stage.cluster, tasks=[task["taskArn"]])["tasks"][0]
+    assert running["lastStatus"] == "RUNNING"
+    stopped = _wait_task(stage, task["taskArn"])
+    assert stopped["containers"][0]["exitCode"] == 7
+    assert stopped["stopCode"] == "EssentialContainerExited"
+    log = stage.cloud.runner.log_tail(task["taskArn"]) if stage.cloud.runner else ""
+    assert stage.cloud.endpoint_url in log
+    assert "from-task-definition" in log
+
+
+def test_ecs_tasks_run_stop_task_kills_the_process(stage: Stage) -> None:
+    ecs = stage.cloud.client("ecs")
+    task = ecs.run_task(
+        cluster=stage.cluster,
+        taskDefinition=stage.task_definition,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": stage.subnets,
+                "securityGroups": [stage.security_group],
+            }
+        },
+        overrides={"containerOverrides": [{"name": "worker", "command": ["--sleep", "60"]}]},
+    )["tasks"][0]
+    ecs.stop_task(cluster=stage.cluster, task=task["taskArn"], reason="enough")
+
+    stopped = _wait_container_exit(stage, task["taskArn"])
+    assert stopped["stopCode"] == "UserInitiated"
+    assert stopped["stoppedReason"] == "enough"
+    assert stopped["containers"][0]["exitCode"] == 143  # SIGTERM
+
+
+def _wait_task(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
+    ecs = stage.cloud.client("ecs")
+    deadline = time.monotonic() + timeout
+    while True:
+        task = ecs.describe_tasks(cluster=stage.cluster, tasks=[arn])["tasks"][0]
+        if task["lastStatus"] == "STOPPED":
+            return dict(task)
+        assert time.monotonic() < deadline, f"task still {task['lastStatus']}"
+        time.sleep(0.05)
+
+
+def _wait_container_exit(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
+    ecs = stage.cloud.client("ecs")
+    deadline = time.monotonic() + timeout
+    while True:
+        task = ecs.describe_tasks(cluster=stage.cluster, tasks=[arn])["tasks"][0]
+        if task["containers"][0].get("exitCode") is not None:
+            return dict(task)
+        assert time.monotonic() < deadline, "the container did not exit"
+        time.sleep(0.05)
+
+
+# -- Batch -------------------------------------------------------------------------------------
+
+
+def _batch_sync(command: list[str], stage: Stage) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::batch:submitJob.sync",
+        "Parameters": stage.batch_parameters(command),
+        "End": True,
+    }
+
+
+def test_batch_sync_success_reports_the_exit_code(stage: Stage) -> None:
+    described, _ = stage.run(_one(_batch_sync(["--exit", "0"], stage)))
+
+    assert described["status"] == "SUCCEEDED"
+    job = json.loads(described["output"])
+    assert job["Status"] == "SUCCEEDED"
+    assert job["Container"]["ExitCode"] == 0
+
+
+def test_batch_sync_failure_cause_is_the_job_description(stage: Stage) -> None:
+    described, history = stage.run(_one(_batch_sync(["--exit", "4"], stage)))
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.TaskFailed"
+    job = json.loads(described["cause"])
+    assert job["Status"] == "FAILED"
+    assert job["Container"]["ExitCode"] == 4
+    assert job["StatusReason"] == "Essential container in task exited"
+    assert task_failures(history) == ["States.TaskFailed"]
+
+
+def test_batch_sync_names_service_errors_after_the_sdk_exception(stage: Stage) -> None:
+    state = _batch_sync([], stage)
+    state["Parameters"]["JobQueue"] = "no-such-queue"
+
+    described, _ = stage.run(_one(state))
+
+    assert described["status"] == "FAILED"
+    assert described["error"] in ("Batch.ClientException", "Batch.AWSBatchException")
+    assert "Service: AWSBatch" in described["cause"]
+
+
+def test_batch_jobs_run_and_describe_like_aws(stage: Stage) -> None:
+    batch = stage.cloud.client("batch")
+    job = batch.submit_job(
+        jobName="direct",
+        jobQueue=stage.job_queue,
+        jobDefinition=stage.job_definition,
+        containerOverrides={"command": ["--sleep", "0.5", "--exit", "5"]},
+    )
+    first = batch.describe_jobs(jobs=[job["jobId"]])["jobs"][0]
+    assert first["status"] == "RUNNING"
+
+    done = _wait_job(stage, job["jobId"])
+    assert done["status"] == "FAILED"
+    assert done["container"]["exitCode"] == 5
+    assert done["statusReason"] == "Essential container in task exited"
+    assert done["attempts"][-1]["container"]["exitCode"] == 5
+    # moto appended one environment entry per describe; the description must not grow.
+    names = [entry["name"] for entry in done["container"]["environment"]]
+    assert len(names) == len(set(names))
+
+
+def test_batch_jobs_run_terminate_kills_the_process(stage: Stage) -> None:
+    batch = stage.cloud.client("batch")
+    job = batch.submit_job(
+        jobName="long",
+        jobQueue=stage.job_queue,
+        jobDefinition=stage.job_definition,
+        containerOverrides={"command": ["--sleep", "60"]},
+    )
+    batch.terminate_job(jobId=job["jobId"], reason="stop it")
+
+    done = _wait_job(stage, job["jobId"])
+    assert done["status"] == "FAILED"
+    assert done["statusReason"] == "stop it"
+
+
+def _wait_job(stage: Stage, job_id: str, timeout: float = 20) -> dict[str, Any]:
+    batch = stage.cloud.client("batch")
+    deadline = time.monotonic() + timeout
+    while True:
+        job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
+        if job["status"] in ("SUCCEEDED", "FAILED"):
+            return dict(job)
+        assert time.monotonic() < deadline, f"job still {job['status']}"
+        time.sleep(0.05)
+
+
+# -- the interpreter ---------------------------------------------------------------------------
+
+
+def test_jsonpath_definite_path_selects_one_value(stage: Stage) -> None:
+    definition = {
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {
+                "Type": "Pass",
+                "Parameters": {"one.$": "$.a[0].b", "all.$": "$.a[*].b"},
+                "Next": "Check",
+            },
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.one", "NumericEquals": 1, "Next": "Done"}],
+                "Default": "Wrong",
+            },
+            "Done": {"Type": "Succeed"},
+            "Wrong": {"Type": "Fail", "Error": "Wrong"},
+        },
+    }
+
+    described, _ = stage.run(definition, {"a": [{"b": 1}, {"b": 2}]})
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"one": 1, "all": [1, 2]}
+
+
+def _distributed_map(**fields: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "Type": "Map",
+        "ItemReader": {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.key"},
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Call",
+            "States": {
+                "Call": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": FUNCTION_ARN, "Payload.$": "$"},
+                    "ResultSelector": {"payload.$": "$.Payload"},
+                    "End": True,
+                }
+            },
+        },
+        "End": True,
+    }
+    state.update(fields)
+    return state
+
+
+def _put_items(stage: Stage, key: str, body: str) -> dict[str, str]:
+    stage.cloud.client("s3").put_object(Bucket=stage.bucket, Key=key, Body=body.encode())
+    return {"bucket": stage.bucket, "key": key}
+
+
+def test_definition_adaptation_accepts_what_moto_cannot_parse(stage: Stage) -> None:
+    state = _distributed_map(
+        ItemBatcher={"MaxItemsPerBatch": 2},
+        ToleratedFailurePercentage=10,
+        ItemSelector={"action.$": "$$.Map.Item.Value.action"},
+    )
+    state["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] = "EXPRESS"
+    arn = stage.state_machine(_one(state))
+
+    stored = stage.cloud.client("stepfunctions").describe_state_machine(stateMachineArn=arn)
+    assert json.loads(stored["definition"]) == _one(state)  # the deployed definition
+
+
+def test_jsonl_reader_reads_one_item_per_line(stage: Stage) -> None:
+    lines = "\n".join(json.dumps({"action": "echo", "n": n}) for n in range(5)) + "\n\n"
+    state = _distributed_map()
+    state["ItemReader"]["ReaderConfig"]["InputType"] = "JSONL"
+    state["ResultSelector"] = {"count.$": "States.ArrayLength($)"}
+
+    described, _ = stage.run(_one(state), _put_items(stage, "items.jsonl", lines))
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"count": 5}
+
+
+def test_jsonl_reader_fails_on_a_line_that_is_not_json(stage: Stage) -> None:
+    state = _distributed_map()
+    state["ItemReader"]["ReaderConfig"]["InputType"] = "JSONL"
+
+    described, _ = stage.run(_one(state), _put_items(stage, "bad.jsonl", '{"a": 1}\n{"a": \n'))
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.ItemReaderFailed"
+
+
+def test_distributed_map_runs_many_items_at_low_concurrency(stage: Stage) -> None:
+    items = [{"action": "echo", "n": n} for n in range(1500)]
+    state = _distributed_map(MaxConcurrency=5, ResultSelector={"count.$": "States.ArrayLength($)"})
+    state["ItemProcessor"]["States"] = {"Call": {"Type": "Pass", "End": True}}
+
+    described, history = stage.run(
+        _one(state), _put_items(stage, "many.json", json.dumps(items)), timeout=120
+    )
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"count": 1500}
+    # Children are executions of their own: their events are not in the parent's history.
+    assert len(history) < 20
+
+
+def test_distributed_map_fails_above_the_tolerated_failure_percentage(stage: Stage) -> None:
+    items = [{"action": "unit", "unit": {"index": n, "bad": n in (2, 5)}} for n in range(10)]
+    source = _put_items(stage, "units.json", json.dumps(items))
+    state = _distributed_map(ItemSelector={"action": "unit", "unit.$": "$$.Map.Item.Value.unit"})
+
+    for tolerated, expected in ((10, "FAILED"), (20, "SUCCEEDED")):
+        state["ToleratedFailurePercentage"] = tolerated
+        described, history = stage.run(_one(state), source)
+
+        assert described["status"] == expected, tolerated
+        if expected == "FAILED":
+            assert described["error"] == "States.ExceedToleratedFailureThreshold"
+            assert any(e["type"] == "MapRunFailed" for e in history)
+
+
+def test_distributed_map_tolerated_failure_path_and_default(stage: Stage) -> None:
+    items = [{"action": "unit", "unit": {"index": n, "bad": n == 0}} for n in range(4)]
+    source = _put_items(stage, "one-bad.json", json.dumps(items))
+    state = _distributed_map(ItemSelector={"action": "unit", "unit.$": "$$.Map.Item.Value.unit"})
+
+    described, _ = stage.run(_one(state), source)
+    assert described["error"] == "States.ExceedToleratedFailureThreshold"  # default: none
+
+    state["ToleratedFailurePercentagePath"] = "$.tolerated"
+    described, _ = stage.run(_one(state), {**source, "tolerated": 25})
+    assert described["status"] == "SUCCEEDED"
+
+
+def test_distributed_map_batches_items_like_item_batcher(stage: Stage) -> None:
+    items = [{"n": n} for n in range(5)]
+    state = _distributed_map(
+        ItemBatcher={"MaxItemsPerBatch": 2, "BatchInput": {"run.$": "$.run"}},
+        ItemSelector={"value.$": "$$.Map.Item.Value.n"},
+    )
+    state["ItemProcessor"]["States"] = {"Call": {"Type": "Pass", "End": True}}
+
+    described, _ = stage.run(
+        _one(state), {**_put_items(stage, "batch.json", json.dumps(items)), "run": "r1"}
+    )
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == [
+        {"Items": [{"value": 0}, {"value": 1}], "BatchInput": {"run": "r1"}},
+        {"Items": [{"value": 2}, {"value": 3}], "BatchInput": {"run": "r1"}},
+        {"Items": [{"value": 4}], "BatchInput": {"run": "r1"}},
+    ]
+
+
+def test_inline_map_iterative_handles_long_item_lists(stage: Stage) -> None:
+    definition = _one(
+        {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 1,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "Each",
+                "States": {"Each": {"Type": "Pass", "End": True}},
+            },
+            "ResultSelector": {"count.$": "States.ArrayLength($)"},
+            "End": True,
+        }
+    )
+    limit = sys.getrecursionlimit()
+
+    described, _ = stage.run(definition, {"items": list(range(limit + 500))}, timeout=120)
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"count": limit + 500}
+
+
+def test_result_writer_writes_result_files_and_manifest(stage: Stage) -> None:
+    items = [{"action": "unit", "unit": {"index": n, "bad": n == 1}} for n in range(3)]
+    state = _distributed_map(
+        ItemSelector={"action": "unit", "unit.$": "$$.Map.Item.Value.unit"},
+        ToleratedFailurePercentage=50,
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": stage.bucket, "Prefix.$": "$.prefix"},
+        },
+    )
+    source = _put_items(stage, "written.json", json.dumps(items))
+
+    described, _ = stage.run(_one(state), {**source, "prefix": "results/run-1"})
+
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    details = output["ResultWriterDetails"]
+    assert details["Key"].startswith("results/run-1/")
+    assert details["Key"].endswith("manifest.json")
+    s3 = stage.cloud.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=stage.bucket, Key=details["Key"])["Body"].read())
+    assert manifest["MapRunArn"] == output["MapRunArn"]
+    succeeded_key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+    failed_key = manifest["ResultFiles"]["FAILED"][0]["Key"]
+    assert succeeded_key.endswith("/SUCCEEDED_0.json")
+    assert failed_key.endswith("/FAILED_0.json")
+    succeeded = json.loads(s3.get_object(Bucket=stage.bucket, Key=succeeded_key)["Body"].read())
+    failed = json.loads(s3.get_object(Bucket=stage.bucket, Key=failed_key)["Body"].read())
+    assert [json.loads(e["Input"])["unit"]["index"] for e in succeeded] == [0, 2]
+    assert json.loads(succeeded[0]["Output"]) == {"payload": {"unit": 0}}
+    assert failed[0]["Status"] == "FAILED"
+    assert failed[0]["Error"] == "ItemsFailedError"
+    assert failed[0]["ExecutionArn"].startswith("arn:aws:states:us-east-1:123456789012:execution:")
+
+
+def test_payload_quota_fails_states_over_256_kib(stage: Stage) -> None:
+    definition = _one(
+        {"Type": "Pass", "Parameters": {"a.$": "$.text", "b.$": "$.text"}, "End": True}
+    )
+
+    small, _ = stage.run(definition, {"text": "x" * 120_000})
+    large, _ = stage.run(definition, {"text": "x" * 140_000})
+
+    assert small["status"] == "SUCCEEDED"
+    assert large["status"] == "FAILED"
+    assert large["error"] == "States.DataLimitExceeded"
+
+
+def test_payload_quota_allows_exactly_256_kib(stage: Stage) -> None:
+    overhead = len(json.dumps({"a": ""}))
+    exact = {"a": "x" * (hooks.PAYLOAD_LIMIT_BYTES - overhead)}
+    definition = _one({"Type": "Pass", "End": True})
+
+    described, _ = stage.run(definition, exact)
+
+    assert described["status"] == "SUCCEEDED"
+
+
+@pytest.mark.slow
+def test_history_quota_fails_an_execution_past_25000_events(stage: Stage) -> None:
+    definition = {
+        "StartAt": "Loop",
+        "States": {
+            "Loop": {
+                "Type": "Pass",
+                "Parameters": {"n.$": "States.MathAdd($.n, 1)"},
+                "Next": "Check",
+            },
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericLessThan": 10**6, "Next": "Loop"}],
+                "Default": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    arn = stage.cloud.start_state_machine(stage.state_machine(definition), {"n": 0})
+
+    described = stage.cloud.wait_for_execution(arn, timeout=120)
+
+    assert hooks.HISTORY_EVENT_LIMIT == 25_000
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.Runtime"
+    assert "maximum number of history events (25000)" in described["cause"]
+
+
+def test_time_scale_shortens_waits_and_retry_intervals(stage: Stage) -> None:
+    stage.cloud.faults.lambda_throttle("conformance-fn", times=1)
+    definition = {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {"Type": "Wait", "Seconds": 100, "Next": "Call"},
+            "Call": _lambda_task(
+                {"action": "echo"},
+                Retry=[
+                    {
+                        "ErrorEquals": ["Lambda.TooManyRequestsException"],
+                        "IntervalSeconds": 60,
+                        "MaxAttempts": 2,
+                    }
+                ],
+            ),
+        },
+    }
+    started = time.monotonic()
+
+    described, _ = stage.run(definition)
+
+    assert described["status"] == "SUCCEEDED"
+    assert 1.5 < time.monotonic() - started < 5  # 100 s + 60 s at time_scale 0.01
+
+
+def test_sync_poll_notices_a_stopped_container_quickly(stage: Stage) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+
+    assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.02
+    started = time.monotonic()
+    described, _ = stage.run(_one(_batch_sync([], stage)))
+    assert described["status"] == "SUCCEEDED"
+    assert time.monotonic() - started < 3
+
+
+def test_stop_execution_stops_the_containers_it_started(stage: Stage) -> None:
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    _one(_ecs_sync(["--sleep", "60"], stage)),
+                    _one(_batch_sync(["--sleep", "60"], stage)),
+                ],
+                "End": True,
+            }
+        },
+    }
+    arn = stage.cloud.start_state_machine(stage.state_machine(definition), {})
+    runner = stage.cloud.runner
+    assert runner is not None
+    deadline = time.monotonic() + 20
+    while sum(1 for run in runner.runs.values() if run.process and run.process.poll() is None) < 2:
+        assert time.monotonic() < deadline, "the containers did not start"
+        time.sleep(0.05)
+    started = [run for run in runner.runs.values() if run.process and run.process.poll() is None]
+
+    stage.cloud.client("stepfunctions").stop_execution(executionArn=arn)
+
+    assert stage.cloud.wait_for_execution(arn, timeout=20)["status"] == "ABORTED"
+    for run in started:
+        assert run.done.wait(10), f"{run.kind} {run.ident} still running"
+        assert run.stopped_by == "Execution stopped by user"
+
+
+# -- triggers ----------------------------------------------------------------------------------
+
+
+def _bucket_with_rule(stage: Stage, name: str, pattern: dict[str, Any]) -> str:
+    s3 = stage.cloud.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    events = stage.cloud.client("events")
+    events.put_rule(Name=f"{name}-rule", EventPattern=json.dumps(pattern))
+    return f"{name}-rule"
+
+
+def test_s3_eventbridge_event_has_the_aws_shape(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Pass", "End": True}))
+    rule = _bucket_with_rule(
+        stage,
+        "events-shape",
+        {"source": ["aws.s3"], "detail": {"bucket": {"name": ["events-shape"]}}},
+    )
+    stage.cloud.client("events").put_targets(
+        Rule=rule, Targets=[{"Id": "sm", "Arn": machine, "RoleArn": machine}]
+    )
+
+    put = stage.cloud.client("s3").put_object(
+        Bucket="events-shape", Key="in/a b+c (1).jsonl", Body=b"12345"
+    )
+
+    (execution,) = stage.cloud.iter_executions(machine)
+    event = json.loads(stage.cloud.wait_for_execution(execution["executionArn"])["input"])
+    assert set(event) == {
+        "version", "id", "detail-type", "source", "account", "time", "region", "resources",
+        "detail",
+    }  # fmt: skip
+    assert event["version"] == "0"
+    assert event["detail-type"] == "Object Created"
+    assert event["source"] == "aws.s3"
+    assert event["account"] == "123456789012"
+    assert event["region"] == "us-east-1"
+    assert event["resources"] == ["arn:aws:s3:::events-shape"]
+    assert event["time"].endswith("Z")
+    assert "T" in event["time"]
+    detail = event["detail"]
+    assert set(detail) == {
+        "version", "bucket", "object", "request-id", "requester", "source-ip-address", "reason",
+    }  # fmt: skip
+    assert detail["reason"] == "PutObject"
+    assert detail["bucket"] == {"name": "events-shape"}
+    obj = detail["object"]
+    assert obj["key"] == "in/a+b%2Bc+%281%29.jsonl"  # URL-encoded like S3 notifications
+    assert obj["size"] == 5
+    assert obj["etag"] == put["ETag"].strip('"')
+    assert obj["version-id"] == put["VersionId"]
+    assert len(obj["sequencer"]) >= 16
+
+
+def test_eventbridge_states_target_starts_a_named_execution(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Pass", "End": True}))
+    rule = _bucket_with_rule(
+        stage,
+        "events-start",
+        {"source": ["aws.s3"], "detail": {"bucket": {"name": ["events-start"]}}},
+    )
+    events = stage.cloud.client("events")
+    events.put_targets(Rule=rule, Targets=[{"Id": "sm", "Arn": machine, "RoleArn": machine}])
+
+    stage.cloud.client("s3").put_object(Bucket="events-start", Key="one.json", Body=b"{}")
+    stage.cloud.client("s3").put_object(Bucket="events-start", Key="two.json", Body=b"{}")
+
+    executions = list(stage.cloud.iter_executions(machine))
+    assert len(executions) == 2
+    for execution in executions:
+        described = stage.cloud.wait_for_execution(execution["executionArn"])
+        event = json.loads(described["input"])
+        assert described["name"] == event["id"]
+        assert event["detail-type"] == "Object Created"
+
+
+def test_eventbridge_states_target_honours_input_path_and_rule_state(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Pass", "End": True}))
+    rule = _bucket_with_rule(
+        stage,
+        "events-path",
+        {"source": ["aws.s3"], "detail": {"bucket": {"name": ["events-path"]}}},
+    )
+    events = stage.cloud.client("events")
+    events.put_targets(
+        Rule=rule,
+        Targets=[{"Id": "sm", "Arn": machine, "RoleArn": machine, "InputPath": "$.detail"}],
+    )
+    s3 = stage.cloud.client("s3")
+
+    s3.put_object(Bucket="events-path", Key="k.json", Body=b"{}")
+    events.disable_rule(Name=rule)
+    s3.put_object(Bucket="events-path", Key="ignored.json", Body=b"{}")
+
+    executions = list(stage.cloud.iter_executions(machine))
+    assert len(executions) == 1
+    described = stage.cloud.wait_for_execution(executions[0]["executionArn"])
+    assert json.loads(described["input"])["object"]["key"] == "k.json"
+
+
+def test_payload_quota_rejects_a_start_input_over_256_kib(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Pass", "End": True}))
+    sfn = stage.cloud.client("stepfunctions")
+
+    with pytest.raises(sfn.exceptions.ClientError, match="262144"):
+        sfn.start_execution(
+            stateMachineArn=machine, name="too-big", input=json.dumps({"x": "y" * 262_144})
+        )
+
+
+def test_s3_eventbridge_event_once_for_multipart_and_copy(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Pass", "End": True}))
+    rule = _bucket_with_rule(
+        stage,
+        "events-composite",
+        {"source": ["aws.s3"], "detail": {"bucket": {"name": ["events-composite"]}}},
+    )
+    stage.cloud.client("events").put_targets(
+        Rule=rule, Targets=[{"Id": "sm", "Arn": machine, "RoleArn": machine}]
+    )
+    s3 = stage.cloud.client("s3")
+    upload = s3.create_multipart_upload(Bucket="events-composite", Key="big.jsonl")
+    part = s3.upload_part(
+        Bucket="events-composite",
+        Key="big.jsonl",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=b"x" * 10,
+    )
+    s3.complete_multipart_upload(
+        Bucket="events-composite",
+        Key="big.jsonl",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    s3.copy_object(
+        Bucket="events-composite",
+        Key="copy.jsonl",
+        CopySource={"Bucket": "events-composite", "Key": "big.jsonl"},
+    )
+
+    reasons = sorted(
+        json.loads(stage.cloud.wait_for_execution(e["executionArn"])["input"])["detail"]["reason"]
+        for e in stage.cloud.iter_executions(machine)
+    )
+    assert reasons == ["CompleteMultipartUpload", "CopyObject"]
