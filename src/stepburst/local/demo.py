@@ -23,6 +23,9 @@ from stepburst.local.engine import LocalEngine
 EXIT_OK = 0
 EXIT_FAILED = 1
 
+# The shipped sample is what a user uploads; the archive is generated, large enough to show
+# the container route.
+SAMPLE_FILE = Path("samples") / "yelp_businesses.jsonl"
 SAMPLE_KEY = "incoming/yelp/businesses.jsonl"
 ARCHIVE_KEY = "incoming/yelp-archive/businesses-archive.jsonl"
 SAMPLE_BYTES = 2_000_000
@@ -93,9 +96,14 @@ def _upload_samples(
 ) -> list[_Followed]:
     from stepburst import samples
 
-    sample = scratch / "businesses.jsonl"
+    shipped = engine.project_root / SAMPLE_FILE
+    sample = shipped if shipped.is_file() else scratch / "businesses.jsonl"
+    if sample is shipped:
+        with sample.open("rb") as lines_of:
+            sample_lines = sum(1 for _ in lines_of)
+    else:
+        sample_lines = samples.write_business_file(sample, sample_bytes, seed=7, bad_fraction=0.01)
     archive = scratch / "businesses-archive.jsonl"
-    sample_lines = samples.write_business_file(sample, sample_bytes, seed=7, bad_fraction=0.01)
     archive_lines = samples.write_business_file(archive, archive_bytes, seed=11)
     runs = []
     for label, key, path, lines in (
