@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from aws_lambda_powertools.metrics import single_metric
 
 from stepburst import aws, storage
 from stepburst.jobs import JobCatalog
 from stepburst.ledger import Ledger, now_iso
-from stepburst.observability import logger, metrics
+from stepburst.observability import METRICS_NAMESPACE, logger, metrics
 from stepburst.settings import Settings
 
 SUMMARY_NAME = "_SUMMARY.json"
@@ -172,10 +173,18 @@ class Finalizer:
             },
         )
         self._announce(summary)
-        metrics.add_dimension(name="job", value=job.name)
-        metrics.add_metric(name="ItemsSucceeded", unit="Count", value=len(succeeded))
-        metrics.add_metric(name="ItemsFailed", unit="Count", value=failed_total)
-        metrics.add_metric(name="RecordsWritten", unit="Count", value=totals["records"])
+        metrics.add_metric(name=f"Runs{status.title()}", unit="Count", value=1)
+        # Per-job figures go out as their own metric set: warm containers reuse the shared
+        # one, which must not accumulate a job dimension per invocation.
+        for name, value in (
+            ("ItemsSucceeded", len(succeeded)),
+            ("ItemsFailed", failed_total),
+            ("RecordsWritten", totals["records"]),
+        ):
+            with single_metric(
+                name=name, unit="Count", value=value, namespace=METRICS_NAMESPACE
+            ) as metric:
+                metric.add_dimension(name="job", value=job.name)
         logger.info("run finished", extra={"run_id": run_id, "status": status})
         return Outcome(status=status, run_id=run_id, cause=cause, summary=summary)
 

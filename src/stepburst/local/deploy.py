@@ -39,6 +39,7 @@ _ORDER = [
     "AWS::Serverless::StateMachine",
     "AWS::StepFunctions::StateMachine",
     "AWS::Events::Rule",
+    "AWS::Scheduler::ScheduleGroup",
 ]
 
 
@@ -103,6 +104,7 @@ class Deployer:
             "AWS::Serverless::StateMachine": self._state_machine,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::Events::Rule": self._rule,
+            "AWS::Scheduler::ScheduleGroup": self._schedule_group,
         }
 
     def deploy(self) -> None:
@@ -199,6 +201,11 @@ class Deployer:
     def _queue(self, resource: Resource) -> None:
         url = self._client("sqs").create_queue(QueueName=resource.name)["QueueUrl"]
         self._expect(resource, url, resource.ref)
+
+    def _schedule_group(self, resource: Resource) -> None:
+        name = str(self.stack.properties(resource.logical_id).get("Name") or resource.name)
+        arn = self._client("scheduler").create_schedule_group(Name=name)["ScheduleGroupArn"]
+        self.stack.set_physical(resource.logical_id, name, {"Arn": arn})
 
     def _event_bus(self, resource: Resource) -> None:
         self._client("events").create_event_bus(Name=resource.name)

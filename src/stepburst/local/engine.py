@@ -19,19 +19,25 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
+
+import boto3
 
 from stepburst.local import hooks
 from stepburst.local.cfn import Resource, Stack, TemplateError, load_template
 from stepburst.local.cloud import ExecutionTimeoutError, LocalCloud
 from stepburst.local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
 from stepburst.local.deploy import Deployer
+from stepburst.stack import LOCAL_OUTPUTS_PARAMETER
 
-__all__ = ["ExecutionTimeoutError", "LocalEngine", "TemplateError"]
+__all__ = ["DeployError", "ExecutionTimeoutError", "LocalEngine", "TemplateError"]
 
+# Where custom resources answer, as they answer CloudFormation on a pre-signed URL.
+_RESPONSES_BUCKET = "stepburst-local-cloudformation-responses"
 _JOBS_DIR_VARIABLE = "STEPBURST_JOBS_DIR"
 _LAYER_ROOT = "/opt/python"
 _QUIET = {
@@ -44,6 +50,10 @@ _WELL_KNOWN_OUTPUTS = {
     "WorkBucketName": "STEPBURST_WORK_BUCKET",
     "LedgerTableName": "STEPBURST_LEDGER_TABLE",
 }
+
+
+class DeployError(Exception):
+    """The local deploy failed as the CloudFormation one would (a custom resource said why)."""
 
 
 class LocalEngine(LocalCloud):
@@ -136,6 +146,69 @@ class LocalEngine(LocalCloud):
         self.outputs = self._outputs()
         if self.quiet:
             self._quiet_loggers()
+        self.run_custom_resources("Create")
+        # `stepburst --local` finds the stack's outputs here, as it reads CloudFormation's.
+        self.client("ssm").put_parameter(
+            Name=LOCAL_OUTPUTS_PARAMETER,
+            Value=json.dumps(self.outputs),
+            Type="String",
+            Overwrite=True,
+        )
+
+    def run_custom_resources(self, request_type: str = "Update") -> dict[str, dict[str, Any]]:
+        """Send each custom resource its CloudFormation request, as a deploy does.
+
+        The function answers on a pre-signed URL of the local S3, as it would to CloudFormation;
+        a FAILED answer fails the deploy with the function's reason, as on AWS.
+        """
+        assert self.stack is not None
+        answers: dict[str, dict[str, Any]] = {}
+        for resource in self.stack.resources.values():
+            if not resource.type.startswith("Custom::") and (
+                resource.type != "AWS::CloudFormation::CustomResource"
+            ):
+                continue
+            properties = self.stack.properties(resource.logical_id)
+            key = f"{resource.logical_id}/{uuid.uuid4()}"
+            event = {
+                "RequestType": request_type,
+                "ResponseURL": self._response_url(key),
+                "StackId": self._stack_id(),
+                "RequestId": str(uuid.uuid4()),
+                "LogicalResourceId": resource.logical_id,
+                "ResourceType": resource.type,
+                "ResourceProperties": properties,
+            }
+            if request_type != "Create":
+                event["PhysicalResourceId"] = resource.ref or resource.logical_id
+            headers: dict[str, str] = {}
+            token = str(properties["ServiceToken"])
+            self.lambda_runtime.invoke(token, json.dumps(event).encode(), headers)
+            answer = json.loads(
+                self.client("s3").get_object(Bucket=_RESPONSES_BUCKET, Key=key)["Body"].read()
+            )
+            if answer.get("Status") != "SUCCESS":
+                raise DeployError(f"{resource.logical_id}: {answer.get('Reason', 'no reason')}")
+            answers[resource.logical_id] = answer
+        return answers
+
+    def _response_url(self, key: str) -> str:
+        s3 = self.client("s3")
+        if _RESPONSES_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            s3.create_bucket(Bucket=_RESPONSES_BUCKET)
+        presigner = boto3.session.Session(region_name=self.region).client(
+            "s3", endpoint_url=self.endpoint_url
+        )
+        url: str = presigner.generate_presigned_url(
+            "put_object", Params={"Bucket": _RESPONSES_BUCKET, "Key": key}, ExpiresIn=600
+        )
+        return url
+
+    def _stack_id(self) -> str:
+        return (
+            f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/"
+            f"{self.stack_name}/{uuid.uuid5(uuid.NAMESPACE_URL, self.stack_name)}"
+        )
 
     def _quiet_loggers(self) -> None:
         """Powertools loggers read their level once: lower the ones already built."""
