@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aws_lambda_powertools.metrics import single_metric
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from stepburst import aws, storage
 from stepburst.jobs import JobCatalog
@@ -182,7 +182,7 @@ class Finalizer:
             ("RecordsWritten", totals["records"]),
         ):
             with single_metric(
-                name=name, unit="Count", value=value, namespace=METRICS_NAMESPACE
+                name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE
             ) as metric:
                 metric.add_dimension(name="job", value=job.name)
         logger.info("run finished", extra={"run_id": run_id, "status": status})
