@@ -283,6 +283,9 @@ class LocalEngine(LocalCloud):
                     environment[key] = jobs_dir + value[len(_LAYER_ROOT) :]
             environment[_JOBS_DIR_VARIABLE] = environment.get(_JOBS_DIR_VARIABLE, jobs_dir)
             environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+            # A function's own processes (an item's command) reach the local AWS, as a
+            # Lambda's children reach AWS.
+            environment.update(self.environment())
             environment.update(self._overrides())
             timeout = self.function_timeouts.get(resource.logical_id, props.get("Timeout", 3))
             specs.append(

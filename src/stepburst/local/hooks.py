@@ -23,6 +23,7 @@ import functools
 import itertools
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -134,6 +135,8 @@ def unbind(bindings: Bindings) -> None:
         if not _bound:
             for model in ("ecs::task", "batch::job"):
                 state_manager.unset_transition(model)
+            # The interpreter's clients belong to the engine that is going away.
+            _clients.clear()
 
 
 def current() -> Bindings | None:
@@ -156,7 +159,7 @@ def _replace_everywhere(name: str, original: Any, replacement: Any) -> None:
 # Clients the interpreter uses to call services
 
 
-_clients: dict[tuple[str, str, str | None], Any] = {}
+_clients: dict[tuple[str, str, str | None, str | None], Any] = {}
 
 
 def _client(region: str, service: str) -> Any:
@@ -164,7 +167,9 @@ def _client(region: str, service: str) -> Any:
     from moto.settings import moto_server_port
 
     endpoint = None if botocore_stubber.enabled else f"http://localhost:{moto_server_port()}"
-    key = (region, service, endpoint)
+    # boto3 also honours AWS_ENDPOINT_URL, which functions' environments set: a client built
+    # under one engine's endpoint must not serve the next engine.
+    key = (region, service, endpoint, os.environ.get("AWS_ENDPOINT_URL"))
     client = _clients.get(key)
     if client is None:
         with _lock:
