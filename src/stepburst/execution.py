@@ -24,7 +24,7 @@ from typing import Any
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.jobs import Job
 from stepburst.jsonl import process_jsonl_range
-from stepburst.ledger import Ledger, now_iso
+from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Item, Unit
 from stepburst.observability import logger
 from stepburst.settings import Settings
@@ -189,6 +189,13 @@ class UnitRunner:
             record["duration_seconds"] = round(time.perf_counter() - began, 3)
             outcomes.append(record)
         self.ledger.put_items(run_id, outcomes)
+        latest = {**existing, **{record["sk"]: record for record in outcomes}}
+        self.ledger.put_unit_digest(
+            run_id,
+            unit.manifest,
+            unit.index,
+            (item_digest(latest[item.sk]) for item in unit.items if item.sk in latest),
+        )
         result = UnitResult(
             unit=unit.index,
             succeeded=len(pending) - failed,

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from stepburst import aws, storage
 from stepburst.jobs import JobCatalog
-from stepburst.ledger import Ledger, now_iso
-from stepburst.observability import METRICS_NAMESPACE, logger, metrics
+from stepburst.ledger import Ledger, item_digest, now_iso
+from stepburst.manifest import manifest_key
+from stepburst.observability import METRICS_NAMESPACE, SERVICE_NAME, logger, metrics
 from stepburst.settings import Settings
 
 SUMMARY_NAME = "_SUMMARY.json"
@@ -47,31 +48,6 @@ class Outcome:
         return {k: self.summary[k] for k in keys if k in self.summary}
 
 
-def _failure_reason(item: Mapping[str, Any]) -> str:
-    failure = item.get("failure")
-    if isinstance(failure, str):
-        try:
-            failure = json.loads(failure)
-        except ValueError:
-            failure = None
-    if isinstance(failure, dict):
-        return str(failure.get("Cause") or failure.get("Error") or "failed")
-    return str(item.get("cause") or item.get("error") or "failed")
-
-
-def _exit_code(item: Mapping[str, Any]) -> int | None:
-    failure = item.get("failure")
-    if isinstance(failure, str):
-        try:
-            parsed = json.loads(failure)
-        except ValueError:
-            return None
-        code = parsed.get("exit_code") if isinstance(parsed, dict) else None
-        return int(code) if isinstance(code, int | float) else None
-    code = item.get("exit_code")
-    return int(code) if isinstance(code, int | float) else None
-
-
 class Finalizer:
     def __init__(self, settings: Settings, catalog: JobCatalog, ledger: Ledger) -> None:
         self.settings = settings
@@ -82,7 +58,7 @@ class Finalizer:
         run_id = str(plan["run_id"])
         run = self.ledger.get_run(run_id) or {}
         job = self.catalog.get(str(plan["job"]))
-        items = sorted(self.ledger.iter_items(run_id), key=lambda item: int(item["item"]))
+        items = self.item_digests(run_id, int(run.get("redrives") or 0))
         # The run's own count: a redrive plans only the items it runs again.
         planned = int(run.get("planned_items") or plan.get("items", 0))
 
@@ -114,8 +90,8 @@ class Finalizer:
                 "item": int(item["item"]),
                 "route": item.get("route"),
                 "error": item.get("error"),
-                "exit_code": _exit_code(item),
-                "reason": _failure_reason(item)[:500],
+                "exit_code": item.get("exit_code"),
+                "reason": str(item.get("reason") or "failed"),
             }
             for item in failed
         ]
@@ -174,19 +150,37 @@ class Finalizer:
         )
         self._announce(summary)
         metrics.add_metric(name=f"Runs{status.title()}", unit="Count", value=1)
-        # Per-job figures go out as their own metric set: warm containers reuse the shared
-        # one, which must not accumulate a job dimension per invocation.
-        for name, value in (
-            ("ItemsSucceeded", len(succeeded)),
-            ("ItemsFailed", failed_total),
-            ("RecordsWritten", totals["records"]),
-        ):
-            with single_metric(
-                name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE
-            ) as metric:
-                metric.add_dimension(name="job", value=job.name)
+        # Per-job figures go out as a metric set of their own, made for this run: the shared
+        # one lives as long as a warm container and must not collect a job dimension per run.
+        per_job = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+        per_job.add_dimension(name="job", value=job.name)
+        per_job.add_metric(name="ItemsSucceeded", unit=MetricUnit.Count, value=len(succeeded))
+        per_job.add_metric(name="ItemsFailed", unit=MetricUnit.Count, value=failed_total)
+        per_job.add_metric(name="RecordsWritten", unit=MetricUnit.Count, value=totals["records"])
+        per_job.flush_metrics()
         logger.info("run finished", extra={"run_id": run_id, "status": status})
         return Outcome(status=status, run_id=run_id, cause=cause, summary=summary)
+
+    def item_digests(self, run_id: str, redrives: int) -> list[dict[str, Any]]:
+        """Every recorded item's latest state, in item order.
+
+        Workers leave one digest per unit; a unit without one (its worker crashed, or its
+        container never ran) is read item by item. Later manifests (redrives) win.
+        """
+        digests = self.ledger.unit_digests(run_id)
+        latest: dict[int, dict[str, Any]] = {}
+        for manifest in range(redrives + 1):
+            units = storage.get_json(self.settings.work_bucket, manifest_key(run_id, manifest))
+            unreported: list[str] = []
+            for unit in units:
+                reported = digests.get((manifest, int(unit["index"])))
+                if reported is None:
+                    unreported.extend(str(item["sk"]) for item in unit["items"])
+                else:
+                    latest.update((int(entry["item"]), entry) for entry in reported)
+            for record in self.ledger.get_items(run_id, unreported).values():
+                latest[int(record["item"])] = item_digest(record)
+        return [latest[index] for index in sorted(latest)]
 
     def _merge_rejects(self, items: Iterable[Mapping[str, Any]], key: str) -> None:
         """One rejects file for the run, with each line's number in the whole input."""

@@ -4,14 +4,18 @@ Single-table layout (keys ``pk``/``sk``)::
 
     RUN#<run id>      RUN           the run: job, trigger, status, counts, timings
     RUN#<run id>      ITEM#<index>  an item: status, route, attempts, exit code, stats
+    RUN#<run id>      UNIT#<m>#<u>  a digest of every item of unit u of manifest m (0, or the
+                                    redrive's number), written when a worker finishes it
     TRIGGER#<id>      TRIGGER       a claimed (or ignored) trigger delivery
 
 Only run records carry ``job`` and ``started_at``, so the sparse ``ByJob`` index lists runs
-and nothing else. Items are written per unit in batches, never once per record.
+and nothing else. Items are written per unit in batches, never once per record; Finalize reads
+one digest per unit instead of every item.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -27,6 +31,25 @@ from stepburst.errors import ThrottledError
 RUN_SK = "RUN"
 TRIGGER_SK = "TRIGGER"
 ITEM_PREFIX = "ITEM#"
+UNIT_PREFIX = "UNIT#"
+# What a digest keeps of an item: enough to aggregate a run and name its failures.
+DIGEST_FIELDS = (
+    "item",
+    "status",
+    "route",
+    "error",
+    "exit_code",
+    "reason",
+    "lines",
+    "records",
+    "rejects",
+    "filtered",
+    "bytes_in",
+    "bytes_out",
+    "duration_seconds",
+    "rejects_key",
+)
+_REASON_LIMIT = 500
 BY_JOB_INDEX = "ByJob"
 _BATCH_WRITE_LIMIT = 25
 _BATCH_GET_LIMIT = 100
@@ -40,6 +63,35 @@ _deserializer = TypeDeserializer()
 
 def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
+
+
+def unit_sort_key(manifest: int, unit: int) -> str:
+    return f"{UNIT_PREFIX}{manifest:04d}#{unit:07d}"
+
+
+def _failure(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The state machine's failure document of an item (a JSON string), if it has one."""
+    failure = record.get("failure")
+    if isinstance(failure, str):
+        try:
+            parsed = json.loads(failure)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def item_digest(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An item record reduced to what a run's aggregate needs."""
+    failure = _failure(record)
+    exit_code = record.get("exit_code", failure.get("exit_code"))
+    reason = failure.get("Cause") or failure.get("Error") or record.get("cause")
+    digest = {
+        **{name: record.get(name) for name in DIGEST_FIELDS},
+        "exit_code": int(exit_code) if isinstance(exit_code, int | float) else None,
+        "reason": str(reason)[:_REASON_LIMIT] if reason else None,
+    }
+    return {name: value for name, value in digest.items() if value is not None}
 
 
 def now_iso() -> str:
@@ -242,15 +294,38 @@ class Ledger:
                     delay = min(delay * 2, 2.0)
 
     def iter_items(self, run_id: str) -> Iterator[dict[str, Any]]:
-        pages = (
-            aws.client("dynamodb")
-            .get_paginator("query")
-            .paginate(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :items)",
-                ExpressionAttributeValues=_marshal({":pk": run_pk(run_id), ":items": ITEM_PREFIX}),
-                ConsistentRead=True,
-            )
+        return self._query_prefix(run_id, ITEM_PREFIX)
+
+    def put_unit_digest(
+        self, run_id: str, manifest: int, unit: int, digests: Iterable[Mapping[str, Any]]
+    ) -> None:
+        self.put_items(
+            run_id,
+            [
+                {
+                    "sk": unit_sort_key(manifest, unit),
+                    "manifest": manifest,
+                    "unit": unit,
+                    # One attribute, however many items: a unit's digest is read as a whole.
+                    "items": json.dumps(list(digests), separators=(",", ":")),
+                }
+            ],
+        )
+
+    def unit_digests(self, run_id: str) -> dict[tuple[int, int], list[dict[str, Any]]]:
+        """Each unit's item digests, by (manifest, unit)."""
+        return {
+            (int(record["manifest"]), int(record["unit"])): json.loads(record["items"])
+            for record in self._query_prefix(run_id, UNIT_PREFIX)
+        }
+
+    def _query_prefix(self, run_id: str, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = aws.client("dynamodb").get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_marshal({":pk": run_pk(run_id), ":prefix": prefix}),
+            ConsistentRead=True,
         )
         for page in pages:
             for record in page["Items"]:

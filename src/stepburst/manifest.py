@@ -63,6 +63,7 @@ class BatchCompute(_Model):
 
 class Unit(_Model):
     index: int = Field(ge=0)
+    manifest: int = Field(default=0, ge=0, description="0, or the redrive that planned it.")
     route: Route
     fallback: ContainerRoute
     max_attempts: int = Field(ge=1)

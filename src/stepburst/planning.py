@@ -200,7 +200,7 @@ class Planner:
             raise InvalidInputError("redrive", f"every item of run {run_id!r} succeeded")
         redrive = int(run.get("redrives", 0)) + 1
         params = {str(k): str(v) for k, v in (run.get("params") or {}).items()}
-        units = build_units(job, again)
+        units = build_units(job, again, manifest=redrive)
         key = manifest_key(run_id, redrive)
         storage.put_json(self.settings.work_bucket, key, [u.model_dump(mode="json") for u in units])
         self.ledger.update_run(
@@ -441,7 +441,7 @@ def route_for(job: Job, estimated_seconds: float) -> Route:
     return "lambda" if estimated_seconds <= job.compute.lambda_max_seconds else "ecs"
 
 
-def build_units(job: Job, items: Sequence[Item]) -> list[Unit]:
+def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[Unit]:
     """Group items into work units.
 
     Container items run one per unit. Lambda items are grouped only as far as needed to keep
@@ -486,6 +486,7 @@ def build_units(job: Job, items: Sequence[Item]) -> list[Unit]:
     return [
         Unit(
             index=index,
+            manifest=manifest,
             route=route,
             fallback=fallback,
             max_attempts=job.retries + 1,

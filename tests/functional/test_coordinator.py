@@ -223,3 +223,47 @@ def test_worker_runs_a_unit_from_the_manifest(cloud: Cloud) -> None:
     assert worker.main(["run-unit", "--run", plan["run_id"], "--unit", "99"]) == 2
     assert worker.main(["run-unit", "--run", "no-such-run", "--unit", "0"]) == 2
     assert worker.main(["bogus"]) == 2
+
+
+def test_finalize_reads_unit_digests_and_items_of_units_that_never_reported(
+    cloud: Cloud,
+) -> None:
+    body = sample_lines(400)
+    cloud.s3.put_object(Bucket=cloud.input_bucket, Key="incoming/yelp/two.jsonl", Body=body)
+    trigger = {"job": "yelp-business-scores", "input": {"key": "incoming/yelp/two.jsonl"}}
+    plan = invoke("plan", plan_payload(trigger))
+    units = storage.get_json(cloud.work_bucket, plan["manifest"]["key"])
+    assert len(units) == 1
+    run_all_units(cloud, plan)
+    digests = runtime.ledger().unit_digests(plan["run_id"])
+    assert [entry["status"] for entry in digests[(0, 0)]] == ["SUCCEEDED"]
+
+    # A second run whose container never reported: the state machine marked its item failed
+    # (RecordItemsFailed in the definition), and no digest exists for its unit.
+    other = invoke("plan", plan_payload(trigger, "run-2"))
+    (unit,) = storage.get_json(cloud.work_bucket, other["manifest"]["key"])
+    failure = {"Error": "Stepburst.ContainerExitCode", "Cause": "exit 137", "exit_code": 137}
+    runtime.ledger().put_items(
+        other["run_id"],
+        [
+            {
+                "sk": unit["items"][0]["sk"],
+                "item": 0,
+                "status": "FAILED",
+                "route": "ecs",
+                "error": failure["Error"],
+                "failure": json.dumps(failure),
+            }
+        ],
+    )
+    outcome = invoke("finalize", {"plan": other, "fanout": {}, "execution_id": "arn:x"})
+    assert outcome["status"] == "FAILED"
+    assert outcome["failed_items"] == [
+        {
+            "item": 0,
+            "route": "ecs",
+            "error": "Stepburst.ContainerExitCode",
+            "exit_code": 137,
+            "reason": "exit 137",
+        }
+    ]
