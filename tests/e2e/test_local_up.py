@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -68,23 +68,24 @@ def test_local_up_serves_the_stack_until_stopped(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert executions[0]["status"] == "SUCCEEDED"
 
-        aws = shutil.which("aws")
-        if aws is not None:
-            listed = subprocess.run(
-                [aws, "--endpoint-url", endpoint.group(1), "s3", "ls"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-                env={
-                    **os.environ,
-                    "AWS_ACCESS_KEY_ID": "test",
-                    "AWS_SECRET_ACCESS_KEY": "test",
-                    "AWS_DEFAULT_REGION": "us-east-1",
-                },
-            )
-            assert listed.returncode == 0, listed.stderr
-            assert bucket.group(1) in listed.stdout
+        # The AWS CLI the project installs (requirements-dev.txt), next to this interpreter.
+        aws = Path(sys.executable).with_name("aws")
+        assert aws.is_file(), f"{aws} is missing: the dev requirements install awscli"
+        listed = subprocess.run(
+            [str(aws), "--endpoint-url", endpoint.group(1), "s3", "ls"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={
+                **os.environ,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert bucket.group(1) in listed.stdout
     finally:
         stop.set()
         server.join(30)
