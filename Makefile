@@ -39,6 +39,7 @@ pytest: $(STAMP) $(SAM_STAMP)
 bench: $(STAMP)
 	$(PY) bench/jsonl_throughput.py
 	$(PY) bench/engine_overhead.py
+	$(PY) bench/demo_wall_time.py
 
 build: $(SAM_STAMP)
 	$(SAM) build --parameter-overrides PythonRuntime=python3.11
