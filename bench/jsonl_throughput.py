@@ -19,15 +19,15 @@ Exits non-zero if the processor is under 4x the stdlib loop.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from stepburst.records import RecordStats, as_transform, load_transform, process_records
+from stepburst.records import RecordStats, as_transform, process_records
 from stepburst.samples import write_business_file
 
 HERE = Path(__file__).resolve().parent
@@ -149,6 +149,18 @@ def measure(
     return rates
 
 
+def example_job_function() -> Any:
+    """The shipped job's function, loaded from jobs/ as the runtime's jobs layer would."""
+    spec = importlib.util.spec_from_file_location(
+        "yelp_scores", HERE.parent / "jobs" / "yelp_scores.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.add_review_score
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=256, help="input size (default 256)")
@@ -156,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best is kept")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(HERE.parent / "jobs"))  # where the example job lives
-    example = load_transform("yelp_scores:add_review_score")
+    example = as_transform(example_job_function(), "yelp_scores:add_review_score")
     plain = as_transform(plain_review_score, "bench:plain_review_score")
 
     path = data_file(args.size_mb, args.seed)

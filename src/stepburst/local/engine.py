@@ -222,6 +222,7 @@ class LocalEngine(LocalCloud):
             logger.setLevel(logging.WARNING)
 
     def _add_sys_path(self, directory: Path) -> None:
+        # What Lambda's runtime does with /opt/python: a layer's content is importable.
         entry = str(directory)
         if entry not in sys.path:
             sys.path.insert(0, entry)
