@@ -1653,10 +1653,12 @@ def _eventbridge_states_target() -> None:
             parts = arn.split(":")
             backend = get_backend(parts[4], parts[3])
             name = str(event.get("id") or uuid.uuid4())
+            # EventBridge never reports a target's failure to the publisher (on AWS it retries,
+            # then dead-letters); the put that triggered this must not fail either.
             try:
                 backend.start_execution(arn, name=name, execution_input=json.dumps(payload))
-            except Exception:
-                LOG.exception("EventBridge could not start %s", arn)
+            except Exception as error:
+                LOG.exception("EventBridge could not start %s: %s", arn, error)
         if others:
             clone = copy.copy(self)
             clone.targets = others
