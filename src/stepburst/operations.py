@@ -115,7 +115,7 @@ class Operations:
 
     def upload(self, path: Path, prefix: str | None, *, wait_seconds: float = 0) -> Uploaded:
         if prefix is None:
-            raise InvalidInputError("--to", "give the key prefix to upload under")
+            prefix = self.default_prefix(path.name)
         key = prefix + path.name if prefix.endswith("/") or not prefix else prefix
         with path.open("rb") as body:
             response = aws.client("s3").put_object(
@@ -125,6 +125,21 @@ class Operations:
         job = self.catalog.for_upload(key)
         run_id = self._await_claim(key, version, wait_seconds) if job and wait_seconds else None
         return Uploaded(self.settings.input_bucket, key, version, job.name if job else None, run_id)
+
+    def default_prefix(self, name: str) -> str:
+        """The upload prefix of the one job whose trigger takes a file of this name."""
+        prefixes = sorted(
+            {
+                trigger.prefix
+                for job in self.catalog
+                for trigger in job.triggers.s3
+                if name.endswith(trigger.suffix)
+            }
+        )
+        if len(prefixes) != 1:
+            choices = ", ".join(prefixes) or "no job's upload trigger takes this file"
+            raise InvalidInputError("--to", f"give the prefix to upload under ({choices})")
+        return prefixes[0]
 
     def _await_claim(self, key: str, version: str | None, wait_seconds: float) -> str | None:
         identity = f"{self.settings.input_bucket}/{key}#{version}"

@@ -199,3 +199,28 @@ def test_operations_prepare_moves_long_item_lists_to_s3(
     assert "items" not in prepared.input
     body = cloud.s3.get_object(Bucket=cloud.input_bucket, Key=key)["Body"].read()
     assert body.decode().splitlines() == names
+
+
+def test_upload_without_to_needs_one_job_that_takes_the_file(
+    cloud: Cloud,
+    stack_outputs: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = tmp_path / "shops.jsonl"
+    data.write_bytes(sample_lines(5))
+    # Both yelp jobs take .jsonl files: the user must choose.
+    code, _ = run_cli(monkeypatch, "upload", str(data), "--wait", "0")
+    assert code == 2
+    assert "(incoming/yelp-archive/, incoming/yelp/)" in capsys.readouterr().err
+
+    only = tmp_path / "jobs"
+    only.mkdir()
+    (only / "yelp-business-scores.yaml").write_bytes(
+        (JOBS_DIR / "yelp-business-scores.yaml").read_bytes()
+    )
+    operations = Operations(stack.Stack("local", stack_outputs), only)
+    uploaded = operations.upload(data, None)
+    assert uploaded.key == "incoming/yelp/shops.jsonl"
+    assert uploaded.job == "yelp-business-scores"

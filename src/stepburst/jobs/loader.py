@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ class JobCatalog:
         files = sorted(p for p in directory.iterdir() if p.suffix in JOB_FILE_SUFFIXES)
         return cls(load_job_file(path) for path in files)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Job]:
         return iter(self._jobs.values())
 
     def __len__(self) -> int:
