@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepburst import schedules
 from stepburst.custom_resources import respond
-from stepburst.jobs import JobCatalog
+from stepburst.jobs import JobCatalog, check_for_stack
 from stepburst.observability import logger
 from stepburst.settings import settings
 
@@ -25,8 +25,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if event["RequestType"] == "Delete":
         return respond(event, f"{group}/schedules", lambda: schedules.remove_all(group).as_dict())
     # The catalog is read per request: an invalid job file fails the deploy, naming the field.
-    return respond(
-        event,
-        f"{group}/schedules",
-        lambda: schedules.sync(JobCatalog.from_directory(SETTINGS.jobs_dir), target).as_dict(),
-    )
+    return respond(event, f"{group}/schedules", lambda: sync_jobs(target))
+
+
+def sync_jobs(target: schedules.Target) -> dict[str, str]:
+    catalog = JobCatalog.from_directory(SETTINGS.jobs_dir)
+    for job in catalog:
+        check_for_stack(job, SETTINGS.worker_architecture)
+    return schedules.sync(catalog, target).as_dict()

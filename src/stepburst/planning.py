@@ -18,7 +18,7 @@ from jsonschema.exceptions import best_match
 
 from stepburst import storage, workitems
 from stepburst.errors import InvalidInputError
-from stepburst.jobs import Job, JobCatalog
+from stepburst.jobs import Job, JobCatalog, check_for_stack
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest import (
     BatchCompute,
@@ -338,6 +338,7 @@ class Planner:
         self, draft: Draft, run_id: str, trigger: Trigger, request: PlanRequest
     ) -> Plan:
         job, items, units = draft.job, draft.items, draft.units
+        check_for_stack(job, self.settings.worker_architecture)
         key = manifest_key(run_id)
         storage.put_json(
             self.settings.work_bucket, key, [unit.model_dump(mode="json") for unit in units]
@@ -453,8 +454,14 @@ def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[U
     ecs = EcsCompute(
         cpu=str(compute.cpu),
         memory=str(compute.memory_mb),
+        # Fargate Spot runs x86_64 only: arm64 workers run on on-demand Fargate.
         capacity_provider_strategy=[
-            {"CapacityProvider": "FARGATE_SPOT" if compute.spot else "FARGATE", "Weight": 1}
+            {
+                "CapacityProvider": "FARGATE_SPOT"
+                if compute.spot and compute.architecture == "x86_64"
+                else "FARGATE",
+                "Weight": 1,
+            }
         ],
     )
     batch = BatchCompute(

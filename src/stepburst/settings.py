@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +32,8 @@ class Settings(BaseModel):
     jobs_dir: Path
     event_bus_name: str = Field(min_length=1)
     retention_days: int = Field(ge=1)
+    # The worker task and job definitions' architecture; functions know it, workers need not.
+    worker_architecture: Literal["X86_64", "ARM64"] | None = None
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

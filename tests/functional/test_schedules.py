@@ -130,3 +130,21 @@ def test_deleting_the_stack_removes_every_schedule(
     invoke("sync_schedules", request("Delete", url))
     assert received[-1]["Status"] == "SUCCESS"
     assert schedules() == {}
+
+
+def test_a_job_for_workers_the_stack_lacks_fails_the_deploy(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, received = responses
+    monkeypatch.setenv("STEPBURST_WORKER_ARCHITECTURE", "X86_64")
+    runtime.reset()
+    spec = jobs / "dam-periods.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace(
+            "compute:\n  platform: auto", "compute:\n  platform: auto\n  architecture: arm64"
+        ),
+        encoding="utf-8",
+    )
+    invoke("sync_schedules", request("Update", url))
+    assert received[-1]["Status"] == "FAILED"
+    assert "dam-periods.yaml: compute.architecture" in received[-1]["Reason"]

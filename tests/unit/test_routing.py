@@ -73,3 +73,8 @@ def test_container_items_are_units_of_their_own_and_fallback_follows_platform() 
     assert [unit.index for unit in units] == [0, 1, 2]
     assert {unit.fallback for unit in units} == {"ecs"}
     assert build_units(job(compute={"platform": "batch"}), items(1))[0].fallback == "batch"
+
+
+def test_arm64_containers_run_on_demand_because_fargate_spot_is_x86_only() -> None:
+    (unit,) = build_units(job(compute={"architecture": "arm64", "spot": True}), items(900))
+    assert unit.ecs.capacity_provider_strategy == [{"CapacityProvider": "FARGATE", "Weight": 1}]

@@ -52,6 +52,18 @@ def load_job_file(path: Path) -> Job:
     return job
 
 
+def check_for_stack(job: Job, worker_architecture: str | None) -> None:
+    """Refuse a job the stack's workers cannot run: they have one architecture."""
+    wanted = job.compute.architecture.upper()
+    if worker_architecture is not None and wanted != worker_architecture:
+        raise JobSpecError(
+            f"{job.name}.yaml",
+            "compute.architecture",
+            f"the stack's workers are {worker_architecture.lower()} (WorkerArchitecture), "
+            f"not {job.compute.architecture}",
+        )
+
+
 class JobCatalog:
     """Every job in a directory, validated once (at cold start) and looked up by name."""
 
