@@ -151,7 +151,15 @@ class Compute(_Spec):
     platform: Platform = Field(
         default="auto", description="auto routes each item by its estimated duration."
     )
-    lambda_memory_mb: int = Field(default=1769, ge=128, le=10240)
+    lambda_memory_mb: int = Field(
+        default=1769,
+        ge=128,
+        le=10240,
+        description=(
+            "Lambda memory the cost estimate assumes; the ProcessItems function's own memory "
+            "is set in template.yaml."
+        ),
+    )
     lambda_max_seconds: int = Field(
         default=DEFAULT_LAMBDA_MAX_SECONDS,
         ge=1,
