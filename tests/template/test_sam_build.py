@@ -56,12 +56,20 @@ def isolated_python(
 
 
 def handler_environment(template: dict[str, Any], jobs_dir: Path) -> dict[str, str]:
-    """Every variable the template gives the functions, with dummies for resource names."""
+    """Every variable the template gives the functions: parameters at their defaults, dummies
+    for resource names."""
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    environment = {
-        name: value if isinstance(value, str) else f"stepburst-test-{name.lower()}"
-        for name, value in variables.items()
-    }
+    parameters = template["Parameters"]
+
+    def value_of(name: str, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        ref = value.get("Ref") if isinstance(value, dict) else None
+        if ref in parameters and "Default" in parameters[ref]:
+            return str(parameters[ref]["Default"])
+        return f"stepburst-test-{name.lower()}"
+
+    environment = {name: value_of(name, value) for name, value in variables.items()}
     environment.update(
         {
             "STEPBURST_JOBS_DIR": str(jobs_dir),
