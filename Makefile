@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/jsonl_throughput.py
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/demo_wall_time.py
+	$(PY) bench/finalize_scale.py
 
 build: $(SAM_STAMP)
 	$(SAM) build --parameter-overrides PythonRuntime=python3.11
