@@ -144,7 +144,7 @@ def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
         "applied": bool(args.apply),
     }
     if args.apply:
-        started = ops.start(start)
+        started = ops.start(start, draft)
         summary.update(run_id=started.run_id, execution_arn=started.execution_arn)
     if args.json:
         _print_json(summary, out)

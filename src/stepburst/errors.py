@@ -38,10 +38,6 @@ class ThrottledError(StepburstError):
     """AWS throttled the request; safe to retry with backoff."""
 
 
-class DuplicateTriggerError(StepburstError):
-    """The trigger was already claimed by an earlier run (at-least-once delivery)."""
-
-
 class ItemsFailedError(StepburstError):
     """One or more items of a unit failed; each failure is already in the ledger."""
 

@@ -165,8 +165,10 @@ class Operations:
     def preview(self, start: ManualStart) -> Draft:
         return self.planner.preview(start)
 
-    def start(self, start: ManualStart) -> Started:
-        self.preview(start)  # validated here first, so a bad input starts nothing
+    def start(self, start: ManualStart, previewed: Draft) -> Started:
+        """Start a run whose input ``preview`` has validated (a bad input starts nothing)."""
+        if previewed.job.name != start.job:
+            raise InvalidInputError("job", f"the preview is of {previewed.job.name!r}")
         document = {"job": start.job, "input": start.input, "params": start.params}
         return self._start_execution(document, execution_name(start.job), start.job)
 

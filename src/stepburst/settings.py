@@ -57,6 +57,3 @@ class Settings(BaseModel):
 def settings() -> Settings:
     """The process's settings, validated on first use."""
     return Settings.from_environment()
-
-
-ENVIRONMENT_VARIABLES = tuple(f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields)

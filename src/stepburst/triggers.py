@@ -8,7 +8,7 @@ through, while a new version of the object is a new trigger.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -98,13 +98,6 @@ class RedriveStart(BaseModel):
 
 
 Trigger = UploadTrigger | ManualStart | ScheduledStart | RedriveStart
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionContext:
-    execution_id: str
-    started_at: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
