@@ -8,7 +8,6 @@ the state machine counts the unit against the job's tolerated-failure budget.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import shlex
@@ -27,6 +26,7 @@ from stepburst.jsonl import process_jsonl_range
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Item, Unit
 from stepburst.observability import logger
+from stepburst.records import import_function
 from stepburst.settings import Settings
 from stepburst.storage import S3Object
 
@@ -62,17 +62,6 @@ def part_key(job: Job, run_id: str, index: int) -> str:
 
 def rejects_part_key(job: Job, run_id: str, index: int) -> str:
     return f"{job.output.prefix}{run_id}/rejects/part-{index:05d}.jsonl"
-
-
-def load_item_function(reference: str) -> ItemFunction:
-    module_name, _, function_name = reference.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
-        raise StepburstError(f"cannot load {reference!r}: {exc}") from exc
-    if not callable(function):
-        raise StepburstError(f"{reference!r} is not callable")
-    return function  # type: ignore[no-any-return]
 
 
 class CommandFailedError(StepburstError):
@@ -278,5 +267,6 @@ class UnitRunner:
         if job.run.command is not None:
             return run_command(job.run.command, variables, jobs_dir=self.settings.jobs_dir)
         assert job.run.function is not None
-        returned = load_item_function(job.run.function)(item.value, variables)
+        item_function: ItemFunction = import_function(job.run.function)
+        returned = item_function(item.value, variables)
         return {"result": dict(returned) if returned else None}

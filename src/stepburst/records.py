@@ -241,6 +241,11 @@ def as_transform(function: Callable[..., Any], reference: str | None = None) -> 
 
 def load_transform(reference: str) -> Transform:
     """Import ``module:function`` and wrap it. Errors name the reference and what is wrong."""
+    return as_transform(import_function(reference), reference)
+
+
+def import_function(reference: str) -> Callable[..., Any]:
+    """The callable a job names as ``module:function``; errors name it and what is wrong."""
     module_name, sep, attribute = reference.partition(":")
     if not sep or not module_name or not attribute:
         raise TransformLoadError(reference, "expected 'module:function'")
@@ -267,7 +272,7 @@ def load_transform(reference: str) -> Transform:
         ) from exc
     if not callable(function):
         raise TransformLoadError(reference, f"{attribute!r} is not callable")
-    return as_transform(function, reference)
+    return function  # type: ignore[no-any-return]
 
 
 def process_records(
