@@ -178,7 +178,8 @@ class Planner:
             etag=trigger.etag or None,
         )
         if job.split.jsonl is not None:
-            items = self._split_jsonl(job, source)
+            # The event gives the version's size: no need to ask S3 for it again.
+            items = self._split_jsonl(job, source, trigger.size)
         else:
             items = [self._item(0, job.estimate.seconds_per_item, trigger.key)]
         draft = Draft(job=job, items=items, units=build_units(job, items), params=job.params)
@@ -239,7 +240,7 @@ class Planner:
                 version_id=info.version_id,
                 etag=info.etag,
             )
-            return self._split_jsonl(job, source)
+            return self._split_jsonl(job, source, info.size)
         seconds = job.estimate.seconds_per_item
         if split.items is not None:
             names = self._work_item_names(given)
@@ -303,10 +304,9 @@ class Planner:
             raise InvalidInputError("input.prefix", f"no objects under {prefix!r}")
         return items
 
-    def _split_jsonl(self, job: Job, source: SourceObject) -> list[Item]:
+    def _split_jsonl(self, job: Job, source: SourceObject, size: int) -> list[Item]:
         assert job.split.jsonl is not None
         obj = storage.S3Object(source.bucket, source.key, source.version_id)
-        size = storage.head_object(obj).size
         if size <= WHOLE_READ_LIMIT:
             whole = storage.read_range(obj, 0, size)
 
