@@ -7,13 +7,13 @@ SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench build validate clean
+.PHONY: demo test lint imports typecheck pytest bench build validate clean
 
 $(STAMP): pyproject.toml requirements-dev.txt src/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("stepburst needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e '.[local]'
 	touch $@
 
 $(SAM_STAMP): requirements-sam.txt
@@ -24,11 +24,14 @@ $(SAM_STAMP): requirements-sam.txt
 demo: $(STAMP)
 	$(VENV)/bin/stepburst demo
 
-test: lint typecheck pytest
+test: lint imports typecheck pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src functions containers tests bench jobs
-	$(VENV)/bin/ruff format --check src functions containers tests bench jobs
+	$(VENV)/bin/ruff check src local functions containers tests bench jobs
+	$(VENV)/bin/ruff format --check src local functions containers tests bench jobs
+
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stepburst.local.cloud import LocalCloud
-from stepburst.local.compute import FunctionSpec
+from stepburst_local.cloud import LocalCloud
+from stepburst_local.compute import FunctionSpec
 
 TARGET_MS = 10.0
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:bench-noop"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stepburst.local import LocalEngine
+from stepburst_local import LocalEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 

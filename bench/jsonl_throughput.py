@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stepburst.records import RecordStats, as_transform, process_records
-from stepburst.samples import write_business_file
+from stepburst_local.samples import write_business_file
 
 HERE = Path(__file__).resolve().parent
 CHUNK = 8 * 1024 * 1024

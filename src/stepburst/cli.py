@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +27,8 @@ EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 BAR_WIDTH = 30
+# Entry-point group through which installed packages add commands.
+PLUGIN_COMMANDS = "stepburst.commands"
 
 
 class UsageError(StepburstError):
@@ -333,20 +336,6 @@ def cmd_cost(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from stepburst.local.demo import run_demo
-
-    code: int = run_demo(Path(args.project))
-    return code
-
-
-def cmd_local_up(args: argparse.Namespace, out: TextIO) -> int:
-    from stepburst.local.server import serve
-
-    code: int = serve(Path(args.project), host=args.host, port=args.port)
-    return code
-
-
 # -- parser ------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, TextIO], int]
@@ -418,20 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("cost", cmd_cost, "estimated cost of a run").add_argument("run")
 
-    demo = add("demo", cmd_demo, "run the main job end to end on the local engine", listing=False)
-    demo.add_argument("--project", default=".", help="the project directory")
-    _add_local_commands(commands)
+    _add_plugin_commands(commands)
     return parser
 
 
-def _add_local_commands(commands: Any) -> None:
-    local = commands.add_parser("local", help="the embedded local engine")
-    local_commands = local.add_subparsers(dest="local_command", required=True)
-    up = local_commands.add_parser("up", help="serve the local AWS on 127.0.0.1 until stopped")
-    up.add_argument("--port", type=int, default=4566)
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--project", default=".", help="the project directory")
-    up.set_defaults(handler=cmd_local_up)
+def _add_plugin_commands(commands: Any) -> None:
+    """Commands that other installed packages add (the local engine adds `demo` and `local`).
+
+    The product never imports them: each registers through an entry point of the group
+    ``stepburst.commands``, whose object is called with the subparsers to extend.
+    """
+    for entry in entry_points(group=PLUGIN_COMMANDS):
+        entry.load()(commands)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

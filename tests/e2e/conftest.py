@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stepburst.local import LocalEngine
+from stepburst_local import LocalEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 

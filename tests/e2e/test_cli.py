@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from stepburst import samples
-from stepburst.local import LocalEngine
+from stepburst_local import LocalEngine, samples
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

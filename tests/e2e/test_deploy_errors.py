@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stepburst.local import LocalEngine
-from stepburst.local.engine import DeployError
+from stepburst_local import LocalEngine
+from stepburst_local.engine import DeployError
 
 pytestmark = pytest.mark.e2e
 

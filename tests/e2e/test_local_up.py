@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from stepburst.local.server import serve
+from stepburst_local.server import serve
 
 pytestmark = pytest.mark.e2e
 

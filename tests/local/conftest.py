@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from local_stage import Stage, create_stage
 
-from stepburst.local.cloud import LocalCloud
+from stepburst_local.cloud import LocalCloud
 
 
 @pytest.fixture(scope="module")

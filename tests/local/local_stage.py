@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stepburst.local.cloud import LocalCloud
-from stepburst.local.compute import ContainerImage, FunctionSpec
+from stepburst_local.cloud import LocalCloud
+from stepburst_local.compute import ContainerImage, FunctionSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ACCOUNT = "123456789012"

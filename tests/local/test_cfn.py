@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stepburst.local.cfn import Stack, TemplateError, load_template, substitute_definition
+from stepburst_local.cfn import Stack, TemplateError, load_template, substitute_definition
 
 pytestmark = pytest.mark.unit
 

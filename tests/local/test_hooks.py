@@ -1,4 +1,4 @@
-"""Conformance tests: one per moto adaptation in stepburst.local.hooks.
+"""Conformance tests: one per moto adaptation in stepburst_local.hooks.
 
 Each test pins the AWS behaviour a hook restores, on small state machines of its own. When a
 moto upgrade breaks an adaptation, the test named after it fails. ``test_every_hook_is_tested``
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from local_stage import FUNCTION_ARN, Stage, task_failures
 
-from stepburst.local import hooks
+from stepburst_local import hooks
 
 pytestmark = pytest.mark.functional
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stepburst.local import LocalEngine
-from stepburst.local.compute import ContainerImage, docker_command, parse_entrypoint
+from stepburst_local import LocalEngine
+from stepburst_local.compute import ContainerImage, docker_command, parse_entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_JOBS = ROOT / "tests" / "fixtures" / "jobs"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from scenario_support import FIXTURE_JOBS, LAMBDA_TIMEOUT_SECONDS, ROOT
 
-from stepburst.local import LocalEngine
+from stepburst_local import LocalEngine
 
 
 @pytest.fixture(scope="module")

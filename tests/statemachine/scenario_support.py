@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stepburst.local import LocalEngine
+from stepburst_local import LocalEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_JOBS = ROOT / "tests" / "fixtures" / "jobs"

@@ -12,7 +12,7 @@ import time
 import pytest
 from scenario_support import LAMBDA_TIMEOUT_SECONDS, child_events, failure_exit_code, run_job
 
-from stepburst.local import LocalEngine
+from stepburst_local import LocalEngine
 
 pytestmark = pytest.mark.statemachine
 

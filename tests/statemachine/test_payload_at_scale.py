@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from scenario_support import FIXTURE_JOBS, ROOT
 
-from stepburst.local import LocalEngine
+from stepburst_local import LocalEngine
 
 pytestmark = [pytest.mark.statemachine, pytest.mark.slow]
 

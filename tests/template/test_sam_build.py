@@ -139,3 +139,16 @@ def test_the_isolated_interpreter_cannot_see_test_packages(
     )
 
     assert completed.returncode == 3, completed.stdout + completed.stderr
+
+
+def test_layers_carry_the_product_and_not_the_local_engine(sam_build: SamBuild) -> None:
+    # The emulator and its moto stay on the developer's machine: nothing of them reaches Lambda.
+    for layer_id in sam_build.layers():
+        site = sam_build.artifact(layer_id) / "python"
+        carried = {path.name.lower() for path in site.iterdir()}
+        assert "stepburst_local" not in carried, layer_id
+        assert not {name for name in carried if name == "moto" or name.startswith("moto-")}
+        assert not list(site.rglob("stepburst_local")), layer_id
+    product = sam_build.artifact("StepburstLayer") / "python" / "stepburst"
+    assert not (product / "local").exists()
+    assert not (product / "samples.py").exists()

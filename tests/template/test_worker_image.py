@@ -58,3 +58,15 @@ def test_runs_as_a_non_root_user() -> None:
 
     assert users, "no USER instruction"
     assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_image_copies_only_the_product_and_the_jobs() -> None:
+    sources = [copy.split()[0] for copy in instructions("COPY")]
+    assert sources == ["src/requirements.txt", "src/stepburst", "jobs"]
+    # The build context admits nothing else (the local engine under local/ in particular).
+    admitted = [
+        line[1:]
+        for line in (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    assert admitted == ["src/requirements.txt", "src/stepburst/", "jobs/"]

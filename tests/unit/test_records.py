@@ -23,7 +23,7 @@ from stepburst.records import (
     load_transform,
     process_records,
 )
-from stepburst.samples import iter_business_lines
+from stepburst_local.samples import iter_business_lines
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from stepburst.local.engine import LocalEngine
+from stepburst_local.engine import LocalEngine
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -94,7 +94,7 @@ def run_demo(
 def _upload_samples(
     engine: LocalEngine, scratch: Path, sample_bytes: int, archive_bytes: int, say: Any
 ) -> list[_Followed]:
-    from stepburst import samples
+    from stepburst_local import samples
 
     shipped = engine.project_root / SAMPLE_FILE
     sample = shipped if shipped.is_file() else scratch / "businesses.jsonl"

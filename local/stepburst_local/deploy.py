@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stepburst.local.cfn import Resource, Stack, TemplateError, substitute_definition
-from stepburst.local.cloud import LocalCloud
-from stepburst.local.hooks import operation_model
+from stepburst_local.cfn import Resource, Stack, TemplateError, substitute_definition
+from stepburst_local.cloud import LocalCloud
+from stepburst_local.hooks import operation_model
 
 LOG = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from stepburst.local.engine import LocalEngine
+from stepburst_local.engine import LocalEngine
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -2,7 +2,7 @@
 
 The files under ``statemachines/`` are never changed. moto 5.2.5's grammar rejects a few valid
 ASL constructs; the engine rewrites its in-memory copy and re-creates their behaviour in the
-hooks (:mod:`stepburst.local.hooks`):
+hooks (:mod:`stepburst_local.hooks`):
 
 * ``ItemBatcher`` (not in the grammar) is removed and kept aside; the Distributed Map hook
   groups items into ``{"Items": [...], "BatchInput": ...}`` like AWS.

@@ -32,8 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stepburst.local.faults import Faults
-from stepburst.local.hooks import LambdaThrottledError
+from stepburst_local.faults import Faults
+from stepburst_local.hooks import LambdaThrottledError
 
 LOG = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@
         (arn,) = engine.executions_for_upload("incoming/yelp/businesses.jsonl")
         result = engine.wait_for_execution(arn, timeout=60)
 
-The engine reads ``template.yaml`` unchanged (:mod:`stepburst.local.cfn`), creates its
-resources in moto (:mod:`stepburst.local.deploy`), runs ``statemachines/*.asl.json`` on moto's
-interpreter with the adaptations in :mod:`stepburst.local.hooks`, calls the functions' real
+The engine reads ``template.yaml`` unchanged (:mod:`stepburst_local.cfn`), creates its
+resources in moto (:mod:`stepburst_local.deploy`), runs ``statemachines/*.asl.json`` on moto's
+interpreter with the adaptations in :mod:`stepburst_local.hooks`, calls the functions' real
 handlers in-process and runs the worker container's entrypoint for ECS tasks and Batch jobs.
 """
 
@@ -27,12 +27,12 @@ from urllib.parse import unquote_plus
 
 import boto3
 
-from stepburst.local import hooks
-from stepburst.local.cfn import Resource, Stack, TemplateError, load_template
-from stepburst.local.cloud import ExecutionTimeoutError, LocalCloud
-from stepburst.local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
-from stepburst.local.deploy import Deployer
 from stepburst.stack import LOCAL_OUTPUTS_PARAMETER
+from stepburst_local import hooks
+from stepburst_local.cfn import Resource, Stack, TemplateError, load_template
+from stepburst_local.cloud import ExecutionTimeoutError, LocalCloud
+from stepburst_local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
+from stepburst_local.deploy import Deployer
 
 __all__ = ["DeployError", "ExecutionTimeoutError", "LocalEngine", "TemplateError"]
 

@@ -3,7 +3,7 @@
 :class:`LocalCloud` owns moto's lifetime, the HTTP endpoint that containers and the AWS CLI
 use, the process environment while it runs (restored on exit), and the compute the hooks
 call: the Lambda runtime and the container runner. It knows nothing about the template;
-:class:`stepburst.local.engine.LocalEngine` deploys the stack into it.
+:class:`stepburst_local.engine.LocalEngine` deploys the stack into it.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import boto3
 from botocore.config import Config
 from moto.core.config import DefaultConfig
 
-from stepburst.local import hooks
-from stepburst.local.cfn import ACCOUNT_ID, REGION
-from stepburst.local.compute import ContainerImage, ContainerRunner, FunctionSpec, LambdaRuntime
-from stepburst.local.faults import Faults
+from stepburst_local import hooks
+from stepburst_local.cfn import ACCOUNT_ID, REGION
+from stepburst_local.compute import ContainerImage, ContainerRunner, FunctionSpec, LambdaRuntime
+from stepburst_local.faults import Faults
 
 LOG = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
-from stepburst.local.asl import Adaptation, ItemBatcher, adapt_definition
-from stepburst.local.faults import Faults
+from stepburst_local.asl import Adaptation, ItemBatcher, adapt_definition
+from stepburst_local.faults import Faults
 
 LOG = logging.getLogger(__name__)
 
@@ -772,7 +772,7 @@ def _attach_batchers(program: Any, batchers: dict[str, ItemBatcher]) -> None:
     "definition_adaptation",
     "moto's grammar rejects ItemBatcher, ExecutionType EXPRESS and integer "
     "ToleratedFailurePercentage. Validation and execution use an adapted in-memory copy "
-    "(stepburst.local.asl); the stored definition stays the deployed one.",
+    "(stepburst_local.asl); the stored definition stays the deployed one.",
 )
 def _definition_adaptation() -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser

@@ -7,7 +7,7 @@ the template uses are resolved: ``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` (both forms
 ``Fn::Join``, ``Fn::If`` with conditions, ``Fn::Select``, ``Fn::Split``, ``Fn::FindInMap``,
 ``Fn::Equals``/``And``/``Or``/``Not``, ``Fn::Base64``, ``Fn::GetAZs``.
 
-Nothing here talks to AWS; :mod:`stepburst.local.engine` turns the resolved resources into
+Nothing here talks to AWS; :mod:`stepburst_local.engine` turns the resolved resources into
 moto resources.
 """
 

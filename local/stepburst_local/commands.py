@@ -1,0 +1,52 @@
+"""The commands the local engine adds to ``stepburst``: ``demo`` and ``local up``.
+
+Registered through the ``stepburst.commands`` entry point, so the product's CLI offers them
+without importing the engine. The engine's modules (and moto) load only when one of these
+commands runs; without the ``local`` extra they say how to install it instead of failing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_USAGE = 2
+INSTALL_HINT = "the local engine needs its extra: pip install 'stepburst[local]'"
+
+
+def register(commands: Any) -> None:
+    """Add ``demo`` and ``local up`` to the ``stepburst`` subparsers."""
+    demo = commands.add_parser("demo", help="run the main job end to end on the local engine")
+    demo.add_argument("--project", default=".", help="the project directory")
+    demo.set_defaults(handler=_demo)
+
+    local = commands.add_parser("local", help="the embedded local engine")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    up = local_commands.add_parser("up", help="serve the local AWS on 127.0.0.1 until stopped")
+    up.add_argument("--port", type=int, default=4566, help="the port to serve on")
+    up.add_argument("--host", default="127.0.0.1", help="the address to serve on")
+    up.add_argument("--project", default=".", help="the project directory")
+    up.set_defaults(handler=_local_up)
+
+
+def _engine_missing(error: ModuleNotFoundError) -> int:
+    print(f"stepburst: {INSTALL_HINT} ({error.name} is not installed)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from stepburst_local.demo import run_demo
+    except ModuleNotFoundError as error:
+        return _engine_missing(error)
+    return run_demo(Path(args.project))
+
+
+def _local_up(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from stepburst_local.server import serve
+    except ModuleNotFoundError as error:
+        return _engine_missing(error)
+    return serve(Path(args.project), host=args.host, port=args.port)
