@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from stepburst import runtime, samples, storage, worker
+from stepburst import runtime, storage, worker
 from stepburst.errors import InvalidInputError, ItemsFailedError
+from stepburst_local import samples
 
 from .conftest import EVENTS_DIR, Cloud
 from .handlers import invoke
