@@ -7,7 +7,7 @@ SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench build validate clean
+.PHONY: demo test lint typecheck imports pytest bench build validate clean
 
 $(STAMP): pyproject.toml requirements-dev.txt src/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("stepburst needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -24,7 +24,7 @@ $(SAM_STAMP): requirements-sam.txt
 demo: $(STAMP)
 	$(VENV)/bin/stepburst demo
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src functions containers tests bench jobs
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# The import contracts in pyproject.toml ([tool.importlinter]).
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 pytest: $(STAMP) $(SAM_STAMP)
 	SAM_CLI=$(abspath $(SAM)) $(VENV)/bin/pytest -n 2 --timeout 600
