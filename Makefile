@@ -36,6 +36,10 @@ imports: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The import contracts in pyproject.toml ([tool.importlinter]).
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
 pytest: $(STAMP) $(SAM_STAMP)
 	SAM_CLI=$(abspath $(SAM)) $(VENV)/bin/pytest -n 2 --timeout 600
 

@@ -34,13 +34,63 @@ class UnknownJobError(StepburstError):
     """No job of that name exists."""
 
 
-class ThrottledError(StepburstError):
-    """AWS throttled the request; safe to retry with backoff."""
-
-
 class ItemsFailedError(StepburstError):
     """One or more items of a unit failed; each failure is already in the ledger."""
 
 
 class SourceChangedError(StepburstError):
     """The input object changed while a run was reading it (ETag mismatch)."""
+
+
+class AwsUnavailableError(StepburstError):
+    """AWS could not be reached at all: no credentials, no region, or no answer from the endpoint.
+
+    Nothing was asked of AWS, so nothing changed there; the fix is in the caller's setup.
+    """
+
+
+class AwsError(StepburstError):
+    """AWS answered a request with an error; ``code`` is AWS's error code.
+
+    The adapters raise a narrower subclass where the code has a meaning of its own, and this
+    class for every other code, so no ``ClientError`` leaves an adapter.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class ThrottledError(AwsError):
+    """AWS throttled the request; safe to retry with backoff.
+
+    The state machine's Retry matches this name: keep it.
+    """
+
+
+class AccessDeniedError(AwsError):
+    """AWS refused the caller: a missing permission, or credentials it does not accept."""
+
+
+class ResourceNotFoundError(AwsError):
+    """The AWS resource a request names does not exist."""
+
+
+class ObjectNotFoundError(ResourceNotFoundError):
+    """The S3 object (or its bucket or version) does not exist."""
+
+
+class ExecutionNotFoundError(ResourceNotFoundError):
+    """No Step Functions execution has that ARN."""
+
+
+class ParameterNotFoundError(ResourceNotFoundError):
+    """No SSM parameter has that name."""
+
+
+class ExecutionAlreadyExistsError(AwsError):
+    """An execution of that name already exists (Step Functions keeps names for 90 days)."""
+
+
+class ConditionFailedError(AwsError):
+    """A DynamoDB write's condition did not hold; nothing was written."""

@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from stepburst import aws, storage
+from stepburst import storage
+from stepburst.adapters import events
 from stepburst.jobs import JobCatalog
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import manifest_key
@@ -197,13 +198,9 @@ class Finalizer:
 
     def _announce(self, summary: Mapping[str, Any]) -> None:
         detail = {k: v for k, v in summary.items() if k != "failed_items"}
-        aws.client("events").put_events(
-            Entries=[
-                {
-                    "Source": EVENT_SOURCE,
-                    "DetailType": RUN_FINISHED,
-                    "Detail": json.dumps(detail, default=str),
-                    "EventBusName": self.settings.event_bus_name,
-                }
-            ]
+        events.put_event(
+            self.settings.event_bus_name,
+            EVENT_SOURCE,
+            RUN_FINISHED,
+            json.dumps(detail, default=str),
         )

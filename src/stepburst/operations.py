@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stepburst import aws, costs, storage
-from stepburst.errors import InvalidInputError, StepburstError
+from stepburst import costs, storage
+from stepburst.adapters import batch, ecs, stepfunctions
+from stepburst.errors import ExecutionNotFoundError, InvalidInputError, StepburstError
 from stepburst.jobs import Job, JobCatalog
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest import Unit
@@ -117,11 +118,7 @@ class Operations:
         if prefix is None:
             prefix = self.default_prefix(path.name)
         key = prefix + path.name if prefix.endswith("/") or not prefix else prefix
-        with path.open("rb") as body:
-            response = aws.client("s3").put_object(
-                Bucket=self.settings.input_bucket, Key=key, Body=body
-            )
-        version = response.get("VersionId")
+        version = storage.put_file(self.settings.input_bucket, key, path)
         job = self.catalog.for_upload(key)
         run_id = self._await_claim(key, version, wait_seconds) if job and wait_seconds else None
         return Uploaded(self.settings.input_bucket, key, version, job.name if job else None, run_id)
@@ -182,17 +179,15 @@ class Operations:
         return Started(run_id=run_id, execution_arn=started.execution_arn)
 
     def _start_execution(self, document: dict[str, Any], name: str, job: str | None) -> Started:
-        response = aws.client("stepfunctions").start_execution(
-            stateMachineArn=self.stack.output("StateMachineArn"),
-            name=name,
-            input=json.dumps(document),
+        execution = stepfunctions.start_execution(
+            self.stack.output("StateMachineArn"), name, document
         )
-        arn = str(response["executionArn"])
+        arn = execution.arn
         if job is None:
             return Started(run_id="", execution_arn=arn)
         # The Plan state names the run from the execution, exactly like this.
-        started: datetime = response["startDate"]
-        return Started(run_id=run_id_for(self.catalog.get(job), started, arn), execution_arn=arn)
+        run_id = run_id_for(self.catalog.get(job), execution.started_at, arn)
+        return Started(run_id=run_id, execution_arn=arn)
 
     # -- looking ----------------------------------------------------------------------------
 
@@ -242,12 +237,9 @@ class Operations:
         if not arn:
             return None
         try:
-            response = aws.client("stepfunctions").describe_execution(executionArn=arn)
-        except Exception as error:
-            if aws.error_code(error) == "ExecutionDoesNotExist":
-                return None
-            raise
-        return str(response["status"])
+            return stepfunctions.execution_status(str(arn))
+        except ExecutionNotFoundError:
+            return None
 
     # -- steering ---------------------------------------------------------------------------
 
@@ -256,10 +248,8 @@ class Operations:
         run = self.run(run_id)
         stopped = {"executions": 0, "ecs_tasks": 0, "batch_jobs": 0}
         if self._execution_status(run) == "RUNNING":
-            aws.client("stepfunctions").stop_execution(
-                executionArn=run["execution_id"],
-                error="Stepburst.Cancelled",
-                cause="stepburst cancel",
+            stepfunctions.stop_execution(
+                str(run["execution_id"]), error="Stepburst.Cancelled", cause="stepburst cancel"
             )
             stopped["executions"] = 1
         # Step Functions stops .sync tasks of a stopped execution itself; stopping what the run
@@ -289,31 +279,19 @@ class Operations:
         cluster = self.stack.outputs.get("ClusterArn")
         if not cluster:
             return 0
-        ecs = aws.client("ecs")
-        arns = [
-            arn
-            for page in ecs.get_paginator("list_tasks").paginate(
-                cluster=cluster, startedBy=run_id, desiredStatus="RUNNING"
-            )
-            for arn in page["taskArns"]
-        ]
+        arns = ecs.running_tasks(cluster, started_by=run_id)
         for arn in arns:
-            ecs.stop_task(cluster=cluster, task=arn, reason=f"stepburst cancel {run_id}")
+            ecs.stop_task(cluster, arn, reason=f"stepburst cancel {run_id}")
         return len(arns)
 
     def _terminate_batch_jobs(self, run_id: str) -> int:
         queue = self.stack.outputs.get("WorkerJobQueueArn")
         if not queue:
             return 0
-        batch = aws.client("batch")
-        terminated = 0
-        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
-            for page in batch.get_paginator("list_jobs").paginate(jobQueue=queue, jobStatus=status):
-                for job in page["jobSummaryList"]:
-                    if str(job["jobName"]).startswith(f"{run_id}-unit-"):
-                        batch.terminate_job(jobId=job["jobId"], reason="stepburst cancel")
-                        terminated += 1
-        return terminated
+        job_ids = batch.unfinished_jobs(queue, name_prefix=f"{run_id}-unit-")
+        for job_id in job_ids:
+            batch.terminate_job(job_id, reason="stepburst cancel")
+        return len(job_ids)
 
     # -- results ----------------------------------------------------------------------------
 
@@ -325,7 +303,7 @@ class Operations:
         def fetch(entry: storage.ListedObject) -> int:
             target = directory / entry.key[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
-            aws.client("s3").download_file(bucket, entry.key, str(target))
+            storage.download_file(storage.S3Object(bucket, entry.key), target)
             return entry.size
 
         with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:

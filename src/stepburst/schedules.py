@@ -8,11 +8,10 @@ stack's own group; any schedule there that no job declares is deleted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from stepburst import aws
+from stepburst.adapters import scheduler
+from stepburst.adapters.scheduler import Schedule
 from stepburst.jobs import Job, JobCatalog
 from stepburst.observability import logger
 from stepburst.triggers import SCHEDULE_SOURCE
@@ -20,6 +19,9 @@ from stepburst.triggers import SCHEDULE_SOURCE
 SCHEDULE_PREFIX = "job-"
 # Scheduler fills this in with the invocation's time, so each day's run has its own identity.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+# Scheduler retries a start that fails (throttled, say) for up to an hour.
+MAX_EVENT_AGE_SECONDS = 3600
+MAX_RETRY_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +50,8 @@ def schedule_name(job: Job) -> str:
     return SCHEDULE_PREFIX + job.name
 
 
-def schedule_request(job: Job, target: Target) -> dict[str, Any]:
-    """CreateSchedule/UpdateSchedule arguments for a job's schedule."""
+def job_schedule(job: Job, target: Target) -> Schedule:
+    """The Scheduler schedule of a job that declares one."""
     schedule = job.triggers.schedule
     assert schedule is not None
     document = {
@@ -58,54 +60,43 @@ def schedule_request(job: Job, target: Target) -> dict[str, Any]:
         "scheduled_time": SCHEDULED_TIME,
         "input": schedule.input,
     }
-    return {
-        "Name": schedule_name(job),
-        "GroupName": target.group,
-        "ScheduleExpression": schedule.expression,
-        "ScheduleExpressionTimezone": schedule.timezone,
-        "State": "ENABLED" if schedule.enabled else "DISABLED",
-        "FlexibleTimeWindow": {"Mode": "OFF"},
-        "Description": f"stepburst job {job.name}"[:512],
-        "Target": {
-            "Arn": target.state_machine_arn,
-            "RoleArn": target.role_arn,
-            "Input": json.dumps(document),
-            "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 10},
-        },
-    }
-
-
-def _existing(group: str) -> Iterator[str]:
-    paginator = aws.client("scheduler").get_paginator("list_schedules")
-    for page in paginator.paginate(GroupName=group, NamePrefix=SCHEDULE_PREFIX):
-        for schedule in page["Schedules"]:
-            yield str(schedule["Name"])
+    return Schedule(
+        name=schedule_name(job),
+        group=target.group,
+        expression=schedule.expression,
+        timezone=schedule.timezone,
+        enabled=schedule.enabled,
+        description=f"stepburst job {job.name}"[:512],
+        state_machine_arn=target.state_machine_arn,
+        role_arn=target.role_arn,
+        input=json.dumps(document),
+        max_event_age_seconds=MAX_EVENT_AGE_SECONDS,
+        max_retry_attempts=MAX_RETRY_ATTEMPTS,
+    )
 
 
 def sync(catalog: JobCatalog, target: Target) -> SyncResult:
-    scheduler = aws.client("scheduler")
     wanted = {schedule_name(job): job for job in catalog if job.triggers.schedule is not None}
-    present = set(_existing(target.group))
+    present = set(scheduler.schedule_names(target.group, SCHEDULE_PREFIX))
     result = SyncResult()
     for name, job in sorted(wanted.items()):
-        request = schedule_request(job, target)
+        schedule = job_schedule(job, target)
         if name in present:
-            scheduler.update_schedule(**request)
+            scheduler.update_schedule(schedule)
             result.updated.append(name)
         else:
-            scheduler.create_schedule(**request)
+            scheduler.create_schedule(schedule)
             result.created.append(name)
     for name in sorted(present - set(wanted)):
-        scheduler.delete_schedule(Name=name, GroupName=target.group)
+        scheduler.delete_schedule(name, target.group)
         result.deleted.append(name)
     logger.info("schedules in sync", extra=result.as_dict())
     return result
 
 
 def remove_all(group: str) -> SyncResult:
-    scheduler = aws.client("scheduler")
     result = SyncResult()
-    for name in sorted(_existing(group)):
-        scheduler.delete_schedule(Name=name, GroupName=group)
+    for name in sorted(scheduler.schedule_names(group, SCHEDULE_PREFIX)):
+        scheduler.delete_schedule(name, group)
         result.deleted.append(name)
     return result

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stepburst import aws
-from stepburst.errors import StepburstError
+from stepburst.adapters import cloudformation, ssm
+from stepburst.errors import AwsError, AwsUnavailableError, ResourceNotFoundError, StepburstError
 from stepburst.settings import Settings
 
 LOCAL_OUTPUTS_PARAMETER = "/stepburst/local/stack-outputs"
@@ -26,6 +27,7 @@ REQUIRED_OUTPUTS = (
     "WorkBucketName",
     "LedgerTableName",
     "StateMachineArn",
+    "LedgerRetentionDays",
 )
 
 
@@ -52,8 +54,18 @@ class Stack:
             work_bucket=self.output("WorkBucketName"),
             jobs_dir=jobs_dir,
             event_bus_name="default",
-            retention_days=90,
+            retention_days=self.retention_days(),
         )
+
+    def retention_days(self) -> int:
+        """Days the ledger keeps a record: the stack's LedgerRetentionDays parameter."""
+        value = self.output("LedgerRetentionDays")
+        try:
+            return int(value)
+        except ValueError:
+            raise StackNotFoundError(
+                f"stack {self.name!r} has output LedgerRetentionDays {value!r}, not a number"
+            ) from None
 
 
 def _checked(name: str, outputs: Mapping[str, str]) -> Stack:
@@ -65,15 +77,9 @@ def _checked(name: str, outputs: Mapping[str, str]) -> Stack:
 
 def from_cloudformation(name: str) -> Stack:
     try:
-        response = aws.client("cloudformation").describe_stacks(StackName=name)
-    except Exception as error:
-        if aws.error_code(error) == "ValidationError":
-            raise StackNotFoundError(f"no stack named {name!r} in this region") from error
-        raise
-    outputs = {
-        entry["OutputKey"]: entry["OutputValue"]
-        for entry in response["Stacks"][0].get("Outputs", [])
-    }
+        outputs = cloudformation.stack_outputs(name)
+    except ResourceNotFoundError as error:
+        raise StackNotFoundError(f"no stack named {name!r} in this region") from error
     return _checked(name, outputs)
 
 
@@ -86,18 +92,13 @@ def use_local_endpoint(endpoint: str) -> None:
     aws.reset_clients()
 
 
-def publish_local(outputs: Mapping[str, str]) -> None:
-    aws.client("ssm").put_parameter(
-        Name=LOCAL_OUTPUTS_PARAMETER, Value=json.dumps(dict(outputs)), Type="String", Overwrite=True
-    )
-
-
 def from_local(endpoint: str) -> Stack:
     use_local_endpoint(endpoint)
     try:
-        response = aws.client("ssm").get_parameter(Name=LOCAL_OUTPUTS_PARAMETER)
-    except Exception as error:
+        published = ssm.get_parameter(LOCAL_OUTPUTS_PARAMETER)
+    # Nothing listening, or something that is not a local engine with a stack deployed.
+    except (AwsUnavailableError, AwsError) as error:
         raise StackNotFoundError(
             f"no local engine answers at {endpoint}: start one with `stepburst local up`"
         ) from error
-    return _checked("local", json.loads(response["Parameter"]["Value"]))
+    return _checked("local", json.loads(published))

@@ -1,8 +1,10 @@
 """S3 reads and writes for items: ranged streaming GETs and bounded parallel multipart uploads.
 
-Every call goes through :func:`stepburst.aws.client`. ``ClientError`` codes are translated into
-domain errors here (:class:`ObjectNotFoundError`, :class:`~stepburst.errors.SourceChangedError`,
-:class:`~stepburst.errors.ThrottledError`); anything else propagates unchanged.
+This is the S3 adapter: every call goes through :func:`stepburst.aws.client`, and every botocore
+failure becomes a domain error (:class:`~stepburst.errors.ObjectNotFoundError`,
+:class:`~stepburst.errors.SourceChangedError`, :class:`~stepburst.errors.ThrottledError`, ... by
+:mod:`stepburst.adapters.translation`). It stays a module of its own, beside the other adapters,
+because the data path imports it everywhere.
 
 Memory stays constant whatever the object size: :func:`iter_range` reads with ranged GETs of
 up to ``chunk_size`` bytes, a few in parallel and only a few chunks ahead of the caller, and
@@ -18,21 +20,30 @@ from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import orjson
 from botocore.exceptions import (
-    ClientError,
     ConnectionClosedError,
     IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
 
+from stepburst.adapters.translation import FAILURES, Codes, domain_error
 from stepburst.aws import client, error_code
-from stepburst.errors import SourceChangedError, StepburstError, ThrottledError
+from stepburst.errors import (
+    AccessDeniedError,
+    ObjectNotFoundError,
+    SourceChangedError,
+    ThrottledError,
+)
 from stepburst.observability import logger
+
+if TYPE_CHECKING:
+    from types_boto3_s3.type_defs import CompletedPartTypeDef
 
 MiB = 1024 * 1024
 # S3 limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
@@ -48,10 +59,13 @@ PIECE_SIZE = 1 * MiB
 STREAM_RETRIES = 3
 NDJSON = "application/x-ndjson"
 
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"})
-_THROTTLED = frozenset(
-    {"SlowDown", "503", "Throttling", "ThrottlingException", "RequestLimitExceeded"}
-)
+# S3's own codes; a HEAD answer has no body, so its code is the HTTP status.
+_CODES: Codes = {
+    **dict.fromkeys(("404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion"), ObjectNotFoundError),
+    "NotFound": ObjectNotFoundError,
+    "403": AccessDeniedError,
+    "503": ThrottledError,
+}
 _STREAM_ERRORS = (
     ResponseStreamingError,
     IncompleteReadError,
@@ -60,8 +74,10 @@ _STREAM_ERRORS = (
 )
 
 
-class ObjectNotFoundError(StepburstError):
-    """The object (or its bucket or version) does not exist."""
+class _Location(TypedDict):
+    Bucket: str
+    Key: str
+    VersionId: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +99,8 @@ class S3Object:
             raise ValueError(f"an s3:// URI needs a bucket and a key: {uri!r}")
         return cls(bucket, key)
 
-    def _location(self) -> dict[str, str]:
-        location = {"Bucket": self.bucket, "Key": self.key}
+    def _location(self) -> _Location:
+        location: _Location = {"Bucket": self.bucket, "Key": self.key}
         if self.version_id is not None:
             location["VersionId"] = self.version_id
         return location
@@ -98,20 +114,15 @@ class ObjectInfo:
 
 
 def _translate(error: Exception, obj: S3Object) -> Exception:
-    code = error_code(error)
-    if code in _NOT_FOUND:
-        return ObjectNotFoundError(f"{obj.uri()} does not exist ({code})")
-    if code == "PreconditionFailed":
+    if error_code(error) == "PreconditionFailed":  # the IfMatch ETag is no longer the object's
         return SourceChangedError(f"{obj.uri()} changed while it was being read")
-    if code in _THROTTLED:
-        return ThrottledError(f"S3 throttled a request on {obj.uri()} ({code})")
-    return error
+    return domain_error(error, obj.uri(), _CODES)
 
 
 def head_object(obj: S3Object) -> ObjectInfo:
     try:
         response = client("s3").head_object(**obj._location())
-    except ClientError as exc:
+    except FAILURES as exc:
         raise _translate(exc, obj) from exc
     return ObjectInfo(
         size=int(response["ContentLength"]),
@@ -229,7 +240,7 @@ def _get_pieces(
                 request["IfMatch"] = etag
             try:
                 response = s3.get_object(**request)
-            except ClientError as exc:
+            except FAILURES as exc:
                 if error_code(exc) == "InvalidRange":  # starts at or past the end
                     return
                 raise _translate(exc, obj) from exc
@@ -339,8 +350,8 @@ class MultipartWriter:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._in_flight: set[Future[dict[str, Any]]] = set()
-        self._parts: list[dict[str, Any]] = []
+        self._in_flight: set[Future[CompletedPartTypeDef]] = set()
+        self._parts: list[CompletedPartTypeDef] = []
         self._next_part = 1
         self._closed = False
 
@@ -373,26 +384,29 @@ class MultipartWriter:
         self._closed = True
         try:
             if self._upload_id is None:
-                response = client("s3").put_object(
+                put = client("s3").put_object(
                     Bucket=self.target.bucket,
                     Key=self.target.key,
                     Body=bytes(self._buffer),
                     ContentType=self.content_type,
                 )
-                self.etag = str(response["ETag"])
+                self.etag = put["ETag"]
             else:
                 if self._buffer:
                     self._submit(self._take(len(self._buffer)))
                 self._drain(wait_all=True)
-                self._parts.sort(key=lambda part: int(part["PartNumber"]))
-                response = client("s3").complete_multipart_upload(
+                self._parts.sort(key=lambda part: part.get("PartNumber", 0))
+                completed = client("s3").complete_multipart_upload(
                     Bucket=self.target.bucket,
                     Key=self.target.key,
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts},
                 )
-                self.etag = str(response["ETag"])
+                self.etag = completed["ETag"]
                 self._upload_id = None  # complete: nothing left to abort
+        except FAILURES as exc:
+            self._abort_upload()
+            raise _translate(exc, self.target) from exc
         except BaseException:
             self._abort_upload()
             raise
@@ -434,9 +448,9 @@ class MultipartWriter:
                     ContentType=self.content_type,
                     ChecksumAlgorithm="CRC32",
                 )
-            except ClientError as exc:
+            except FAILURES as exc:
                 raise _translate(exc, self.target) from exc
-            self._upload_id = str(response["UploadId"])
+            self._upload_id = response["UploadId"]
             self._executor = ThreadPoolExecutor(
                 max_workers=self.max_workers, thread_name_prefix="stepburst-upload"
             )
@@ -449,21 +463,21 @@ class MultipartWriter:
         assert self._executor is not None
         number = self._next_part
         self._next_part += 1
-        self._in_flight.add(self._executor.submit(self._upload_part, number, part))
+        self._in_flight.add(self._executor.submit(self._upload_part, self._upload_id, number, part))
 
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def _upload_part(self, upload_id: str, number: int, data: bytes) -> CompletedPartTypeDef:
         try:
             response = client("s3").upload_part(
                 Bucket=self.target.bucket,
                 Key=self.target.key,
-                UploadId=self._upload_id,
+                UploadId=upload_id,
                 PartNumber=number,
                 Body=data,
                 ChecksumAlgorithm="CRC32",
             )
-        except ClientError as exc:
+        except FAILURES as exc:
             raise _translate(exc, self.target) from exc
-        part = {"PartNumber": number, "ETag": response["ETag"]}
+        part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
         if "ChecksumCRC32" in response:
             part["ChecksumCRC32"] = response["ChecksumCRC32"]
         return part
@@ -491,7 +505,7 @@ class MultipartWriter:
             client("s3").abort_multipart_upload(
                 Bucket=self.target.bucket, Key=self.target.key, UploadId=upload_id
             )
-        except ClientError as exc:
+        except FAILURES as exc:  # an upload left behind is not the caller's failure: say so
             if error_code(exc) != "NoSuchUpload":
                 logger.warning(
                     "could not abort multipart upload",
@@ -510,8 +524,19 @@ def put_bytes(
     target = S3Object(bucket, key)
     try:
         client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
-    except ClientError as exc:
+    except FAILURES as exc:
         raise _translate(exc, target) from exc
+
+
+def put_file(bucket: str, key: str, path: Path) -> str | None:
+    """Upload a local file with one PutObject; the new version's id where the bucket keeps them."""
+    target = S3Object(bucket, key)
+    try:
+        with path.open("rb") as body:
+            response = client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    except FAILURES as exc:
+        raise _translate(exc, target) from exc
+    return response.get("VersionId")
 
 
 def put_json(bucket: str, key: str, document: Any) -> None:
@@ -522,7 +547,7 @@ def get_bytes(bucket: str, key: str) -> bytes:
     target = S3Object(bucket, key)
     try:
         response = client("s3").get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
+    except FAILURES as exc:
         raise _translate(exc, target) from exc
     body = response["Body"]
     try:
@@ -539,7 +564,15 @@ def delete_object(obj: S3Object) -> None:
     """Delete the object; deleting one that does not exist is not an error."""
     try:
         client("s3").delete_object(**obj._location())
-    except ClientError as exc:
+    except FAILURES as exc:
+        raise _translate(exc, obj) from exc
+
+
+def download_file(obj: S3Object, path: Path) -> None:
+    """Download the object to ``path`` (ranged GETs in parallel for a large one)."""
+    try:
+        client("s3").download_file(obj.bucket, obj.key, str(path))
+    except FAILURES as exc:
         raise _translate(exc, obj) from exc
 
 
@@ -581,5 +614,5 @@ def iter_objects(bucket: str, prefix: str) -> Iterator[ListedObject]:
         for page in pages:
             for entry in page.get("Contents", []):
                 yield ListedObject(key=str(entry["Key"]), size=int(entry["Size"]))
-    except ClientError as exc:
+    except FAILURES as exc:
         raise _translate(exc, S3Object(bucket, prefix or "/")) from exc

@@ -38,8 +38,12 @@ def stack_outputs(cloud: Cloud) -> dict[str, str]:
         "WorkBucketName": cloud.work_bucket,
         "LedgerTableName": cloud.table,
         "StateMachineArn": machine["stateMachineArn"],
+        "LedgerRetentionDays": "30",
     }
-    stack.publish_local(outputs)
+    # Published where `stepburst local up` publishes a local stack's outputs.
+    boto3.client("ssm").put_parameter(
+        Name=stack.LOCAL_OUTPUTS_PARAMETER, Value=json.dumps(outputs), Type="String"
+    )
     return outputs
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from stepburst.stack import REQUIRED_OUTPUTS
+
 pytestmark = pytest.mark.template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,4 +182,10 @@ def test_the_state_machine_overrides_the_container_the_task_defines(
 def test_outputs_name_everything_the_cli_and_local_engine_read(
     template: dict[str, Any],
 ) -> None:
-    assert set(template["Outputs"]) >= OUTPUTS_THE_TOOLS_READ
+    assert set(template["Outputs"]) >= OUTPUTS_THE_TOOLS_READ | set(REQUIRED_OUTPUTS)
+
+
+def test_the_cli_reads_the_ledger_retention_the_stack_was_deployed_with(
+    template: dict[str, Any],
+) -> None:
+    assert template["Outputs"]["LedgerRetentionDays"]["Value"] == {"Ref": "LedgerRetentionDays"}
