@@ -176,8 +176,10 @@ class UnitRunner:
                 record.update(status=SUCCEEDED, **details)
             record["finished_at"] = now_iso()
             record["duration_seconds"] = round(time.perf_counter() - began, 3)
+            # Written as each item ends, so a unit cut short (Lambda's timeout, a killed
+            # process) leaves its finished items SUCCEEDED and the next attempt skips them.
+            self.ledger.put_items(run_id, [record])
             outcomes.append(record)
-        self.ledger.put_items(run_id, outcomes)
         latest = {**existing, **{record["sk"]: record for record in outcomes}}
         self.ledger.put_unit_digest(
             run_id,

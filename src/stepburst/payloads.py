@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepburst.manifest import Unit
 from stepburst.planning import PlanRequest
+from stepburst.recovery import UnitFailure
 from stepburst.triggers import parse_trigger
 
 
@@ -35,6 +36,40 @@ class UnitPayload(_Payload):
     attempt: int = Field(ge=1)
     route: Literal["lambda", "ecs", "batch"]
     params: dict[str, str] = Field(default_factory=dict)
+
+
+class RecoverPayload(BaseModel):
+    """A unit's state when one of its attempts failed: the iteration's state, plus the report
+    its route gave (``failure`` from a Catch, ``stopped`` from a container that stopped)."""
+
+    # The iteration's state also carries what the states before wrote (the Lambda result, the
+    # raw ECS/Batch error): only what recovery needs is read.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: str = Field(min_length=1)
+    job: str = Field(min_length=1)
+    unit: Unit
+    attempt: int = Field(ge=1)
+    route: Literal["lambda", "ecs", "batch"]
+    attempts: dict[str, int] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    environment: list[dict[str, str]] = Field(default_factory=list)
+    failure: dict[str, Any] | None = None
+    stopped: dict[str, Any] | None = None
+
+    def to_failure(self) -> UnitFailure:
+        return UnitFailure(
+            run_id=self.run_id,
+            job=self.job,
+            unit=self.unit,
+            route=self.route,
+            attempt=self.attempt,
+            attempts=self.attempts,
+            params=self.params,
+            environment=self.environment,
+            failure=self.failure,
+            stopped=self.stopped,
+        )
 
 
 class FinalizePayload(_Payload):

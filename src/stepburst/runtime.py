@@ -13,6 +13,7 @@ from stepburst.finalizing import Finalizer
 from stepburst.jobs import JobCatalog
 from stepburst.ledger import Ledger
 from stepburst.planning import Planner
+from stepburst.recovery import UnitRecovery
 from stepburst.settings import settings
 
 
@@ -38,11 +39,16 @@ def unit_runner() -> UnitRunner:
 
 
 @cache
+def unit_recovery() -> UnitRecovery:
+    return UnitRecovery(catalog(), ledger())
+
+
+@cache
 def finalizer() -> Finalizer:
     return Finalizer(settings(), catalog(), ledger())
 
 
 def reset() -> None:
     """Forget everything built from the environment (the local engine and tests use this)."""
-    for built in (catalog, ledger, planner, unit_runner, finalizer, settings):
+    for built in (catalog, ledger, planner, unit_runner, unit_recovery, finalizer, settings):
         built.cache_clear()
