@@ -31,16 +31,15 @@ from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Unit
 from stepburst.observability import logger
 
-# Fargate's CPU and memory pairs ("Task CPU and memory", Amazon ECS developer guide):
-# CPU units -> (smallest MB, largest MB, step MB).
-FARGATE_MEMORY = {
-    256: (512, 2048, 1024),
-    512: (1024, 4096, 1024),
-    1024: (2048, 8192, 1024),
-    2048: (4096, 16384, 1024),
-    4096: (8192, 30720, 1024),
-    8192: (16384, 61440, 4096),
-    16384: (32768, 122880, 8192),
+# Fargate's CPU and memory pairs ("Task CPU and memory", Amazon ECS developer guide).
+FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
 }
 
 
@@ -62,13 +61,11 @@ class UnitFailure:
 
 def fargate_size(cpu: int, memory_mb: int) -> tuple[int, int]:
     """The smallest valid Fargate pair with at least ``cpu`` units and ``memory_mb``."""
-    for units, (low, high, step) in FARGATE_MEMORY.items():
-        if units < cpu or memory_mb > high:
-            continue
-        wanted = max(low, memory_mb)
-        return units, low + -(-(wanted - low) // step) * step
+    for units, sizes in FARGATE_MEMORY.items():
+        if units >= cpu and memory_mb <= sizes[-1]:
+            return units, next(size for size in sizes if size >= memory_mb)
     largest = max(FARGATE_MEMORY)
-    return largest, FARGATE_MEMORY[largest][1]
+    return largest, FARGATE_MEMORY[largest][-1]
 
 
 def classify(event: UnitFailure) -> Failure:
