@@ -22,12 +22,19 @@ from typing import Any, Self
 
 import boto3
 from botocore.config import Config
-from moto.core.config import DefaultConfig
 
-from stepburst_local import hooks
+from stepburst_local import binding, patches
 from stepburst_local.cfn import ACCOUNT_ID, REGION
 from stepburst_local.compute import ContainerImage, ContainerRunner, FunctionSpec, LambdaRuntime
 from stepburst_local.faults import Faults
+from stepburst_local.moto_internals import (
+    DefaultConfig,
+    ThreadedMotoServer,
+    batch_backends,
+    ecs_backends,
+    mock_aws,
+    stepfunctions_parser_backends,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -74,8 +81,8 @@ class LocalCloud:
         port: int = 0,
         host: str = "127.0.0.1",
         containers: str = "process",
-        map_workers: int = hooks.DEFAULT_MAP_WORKERS,
-        history_limit: int = hooks.HISTORY_EVENT_LIMIT,
+        map_workers: int = binding.DEFAULT_MAP_WORKERS,
+        history_limit: int = binding.HISTORY_EVENT_LIMIT,
         log_dir: Path | None = None,
         region: str = REGION,
     ) -> None:
@@ -123,12 +130,9 @@ class LocalCloud:
         self.stop()
 
     def start(self) -> None:
-        from moto import mock_aws
-        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
         if self.running:
             return
-        hooks.install()
+        patches.install()
         self._saved_env = dict(os.environ)
         try:
             for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
@@ -155,7 +159,7 @@ class LocalCloud:
                 self._tempdir = tempfile.TemporaryDirectory(prefix="stepburst-local-")
                 self._log_dir = Path(self._tempdir.name)
             self._log_dir.mkdir(parents=True, exist_ok=True)
-            hooks.bind(self)
+            patches.bind(self)
             self.running = True
             self._reset_package_state()
         except BaseException:
@@ -172,7 +176,7 @@ class LocalCloud:
         self._stop_running_executions()
         if self.runner is not None:
             self.runner.close()
-        hooks.unbind(self)
+        patches.unbind(self)
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -198,8 +202,6 @@ class LocalCloud:
         """Abort what still runs, so no interpreter thread outlives the in-memory AWS."""
         if self._mock is None:
             return
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
         backend = stepfunctions_parser_backends[self.account_id][self.region]
         running = [
             execution
@@ -281,7 +283,7 @@ class LocalCloud:
             python_path=python_path or [],
         )
 
-    # hooks.Bindings ---------------------------------------------------------------------------
+    # binding.Bindings -------------------------------------------------------------------------
 
     def invoke_function(
         self, name: str, payload: bytes, response_headers: dict[str, str]
@@ -303,9 +305,6 @@ class LocalCloud:
             self._tracked.setdefault(execution_arn, []).append((kind, ident))
 
     def execution_stopped(self, execution_arn: str) -> None:
-        from moto.batch.models import batch_backends
-        from moto.ecs.models import ecs_backends
-
         with self._tracked_lock:
             started = self._tracked.pop(execution_arn, [])
         for kind, ident in started:

@@ -33,11 +33,14 @@ from types import ModuleType
 from typing import Any
 
 from stepburst_local.faults import Faults
-from stepburst_local.hooks import LambdaThrottledError
 
 LOG = logging.getLogger(__name__)
 
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+
+
+class LambdaThrottledError(Exception):
+    """An armed throttle fault rejected an invocation (the Lambda service answers 429)."""
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 
 The engine reads ``template.yaml`` unchanged (:mod:`stepburst_local.cfn`), creates its
 resources in moto (:mod:`stepburst_local.deploy`), runs ``statemachines/*.asl.json`` on moto's
-interpreter with the adaptations in :mod:`stepburst_local.hooks`, calls the functions' real
+interpreter with the adaptations in :mod:`stepburst_local.patches`, calls the functions' real
 handlers in-process and runs the worker container's entrypoint for ECS tasks and Batch jobs.
 """
 
@@ -28,11 +28,13 @@ from urllib.parse import unquote_plus
 import boto3
 
 from stepburst.stack import LOCAL_OUTPUTS_PARAMETER
-from stepburst_local import hooks
+from stepburst_local import binding
 from stepburst_local.cfn import Resource, Stack, TemplateError, load_template
 from stepburst_local.cloud import ExecutionTimeoutError, LocalCloud
 from stepburst_local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
 from stepburst_local.deploy import Deployer
+from stepburst_local.patches.distributed_map import map_run_children
+from stepburst_local.patches.map_run import ChildRun
 
 __all__ = ["DeployError", "ExecutionTimeoutError", "LocalEngine", "TemplateError"]
 
@@ -80,8 +82,8 @@ class LocalEngine(LocalCloud):
         stack_name: str = "stepburst-local",
         parameters: Mapping[str, Any] | None = None,
         quiet: bool = False,
-        map_workers: int = hooks.DEFAULT_MAP_WORKERS,
-        history_limit: int = hooks.HISTORY_EVENT_LIMIT,
+        map_workers: int = binding.DEFAULT_MAP_WORKERS,
+        history_limit: int = binding.HISTORY_EVENT_LIMIT,
         worker_image: str = "stepburst-worker:local",
         log_dir: Path | None = None,
     ) -> None:
@@ -400,22 +402,9 @@ class LocalEngine(LocalCloud):
                 )
             time.sleep(0.02)
 
-    def map_run_children(self, execution_arn: str) -> list[hooks.ChildRun]:
+    def map_run_children(self, execution_arn: str) -> list[ChildRun]:
         """The child executions of every Distributed Map run of an execution, by index."""
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-        backend = stepfunctions_parser_backends[self.account_id][self.region]
-        execution: Any = backend.describe_execution(execution_arn)
-        worker = getattr(execution, "exec_worker", None)
-        env = worker.env if worker is not None else None
-        children: list[hooks.ChildRun] = []
-        if env is not None:
-            for record in env.map_run_record_pool_manager.get_all():
-                run = getattr(record, "local_run", None)
-                if run is not None:
-                    with run.lock:
-                        children.extend(run.children)
-        return sorted(children, key=lambda child: child.index)
+        return map_run_children(self.account_id, self.region, execution_arn)
 
     def ledger(self) -> Any:
         """The stack's ledger (``stepburst.ledger.Ledger``), for tests and the demo."""

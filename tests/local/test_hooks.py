@@ -1,4 +1,4 @@
-"""Conformance tests: one per moto adaptation in stepburst_local.hooks.
+"""Conformance tests: one per moto adaptation in stepburst_local.patches.
 
 Each test pins the AWS behaviour a hook restores, on small state machines of its own. When a
 moto upgrade breaks an adaptation, the test named after it fails. ``test_every_hook_is_tested``
@@ -8,6 +8,7 @@ keeps the list complete.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from local_stage import FUNCTION_ARN, Stage, task_failures
 
-from stepburst_local import hooks
+from stepburst_local import binding, patches
+from stepburst_local.patches import clients
+from stepburst_local.patches.quotas import PAYLOAD_LIMIT_BYTES
 
 pytestmark = pytest.mark.functional
 
@@ -39,10 +42,29 @@ def _one(state: dict[str, Any]) -> dict[str, Any]:
 def test_every_hook_is_tested(stage: Stage) -> None:
     names = {name for name in globals() if name.startswith("test_")}
     untested = [
-        hook for hook in hooks.HOOKS if not any(n.startswith(f"test_{hook}") for n in names)
+        hook for hook in patches.HOOKS if not any(n.startswith(f"test_{hook}") for n in names)
     ]
     assert untested == []
-    assert hooks.installed() == frozenset(hooks.HOOKS)
+    assert patches.installed()
+
+
+def test_every_hook_names_its_upstream_issue_and_declares_its_patches() -> None:
+    for hook in patches.HOOKS.values():
+        assert re.search(r"getmoto/moto#\d+|no upstream issue found", hook.upstream), hook.name
+        assert hook.patches, hook.name
+
+
+def test_every_module_that_imported_a_patched_function_gets_the_patch(stage: Stage) -> None:
+    stale = [
+        f"{name}.{declared.attribute}"
+        for hook in patches.HOOKS.values()
+        for declared in hook.patches
+        if callable(declared.original)
+        for name, module in list(sys.modules.items())
+        if name.startswith("moto.")
+        and getattr(module, declared.attribute, None) is declared.original
+    ]
+    assert stale == []  # add them to the importer lists in stepburst_local/moto_internals.py
 
 
 # -- Lambda ------------------------------------------------------------------------------------
@@ -119,10 +141,10 @@ def test_client_cache_reuses_one_client_per_service(stage: Stage) -> None:
     stage.run(_one(_lambda_task({"action": "echo"})))
     stage.run(_one(_lambda_task({"action": "echo"})))
 
-    lambda_clients = [key for key in hooks._clients if key[1] == "lambda"]
+    lambda_clients = [key for key in clients.cached_clients() if key[1] == "lambda"]
     assert len(lambda_clients) == 1
-    first = hooks._client("us-east-1", "lambda")
-    assert hooks._client("us-east-1", "lambda") is first
+    first = clients.client("us-east-1", "lambda")
+    assert clients.client("us-east-1", "lambda") is first
 
 
 # -- ECS ---------------------------------------------------------------------------------------
@@ -608,7 +630,7 @@ def test_payload_quota_fails_states_over_256_kib(stage: Stage) -> None:
 
 def test_payload_quota_allows_exactly_256_kib(stage: Stage) -> None:
     overhead = len(json.dumps({"a": ""}))
-    exact = {"a": "x" * (hooks.PAYLOAD_LIMIT_BYTES - overhead)}
+    exact = {"a": "x" * (PAYLOAD_LIMIT_BYTES - overhead)}
     definition = _one({"Type": "Pass", "End": True})
 
     described, _ = stage.run(definition, exact)
@@ -638,7 +660,7 @@ def test_history_quota_fails_an_execution_past_25000_events(stage: Stage) -> Non
 
     described = stage.cloud.wait_for_execution(arn, timeout=120)
 
-    assert hooks.HISTORY_EVENT_LIMIT == 25_000
+    assert binding.HISTORY_EVENT_LIMIT == 25_000
     assert described["status"] == "FAILED"
     assert described["error"] == "States.Runtime"
     assert "maximum number of history events (25000)" in described["cause"]
