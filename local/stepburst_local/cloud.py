@@ -107,6 +107,7 @@ class LocalCloud:
         self._session: Any = None
         self._client_lock = threading.Lock()
         self._tracked: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self._stopped_executions: set[str] = set()
         self._tracked_lock = threading.Lock()
         self.lambda_runtime = LambdaRuntime([], self.faults)
         self.runner: ContainerRunner | None = None
@@ -301,24 +302,31 @@ class LocalCloud:
         return self.runner.start_batch_job(job, {})
 
     def track(self, execution_arn: str, kind: str, ident: tuple[str, ...]) -> None:
+        """Record that an execution started a task or job (after the container started)."""
         with self._tracked_lock:
-            self._tracked.setdefault(execution_arn, []).append((kind, ident))
+            if execution_arn not in self._stopped_executions:
+                self._tracked.setdefault(execution_arn, []).append((kind, ident))
+                return
+        # The execution was stopped between the container's start and this record.
+        self._stop_container(kind, ident)
 
     def execution_stopped(self, execution_arn: str) -> None:
+        """Stop every task and job the execution started, and those it has yet to record."""
         with self._tracked_lock:
+            self._stopped_executions.add(execution_arn)
             started = self._tracked.pop(execution_arn, [])
         for kind, ident in started:
-            try:
-                if kind == "ecs":
-                    ecs_backends[self.account_id][self.region].stop_task(
-                        ident[0], ident[1], "Execution stopped by user"
-                    )
-                elif kind == "batch":
-                    batch_backends[self.account_id][self.region].terminate_job(
-                        ident[0], "Execution stopped by user"
-                    )
-            except Exception:  # already finished: nothing to stop
-                LOG.debug("could not stop %s %s", kind, ident, exc_info=True)
+            self._stop_container(kind, ident)
+
+    def _stop_container(self, kind: str, ident: tuple[str, ...]) -> None:
+        reason = "Execution stopped by user"
+        try:
+            if kind == "ecs":
+                ecs_backends[self.account_id][self.region].stop_task(ident[0], ident[1], reason)
+            elif kind == "batch":
+                batch_backends[self.account_id][self.region].terminate_job(ident[0], reason)
+        except Exception:  # already finished: nothing to stop
+            LOG.debug("could not stop %s %s", kind, ident, exc_info=True)
 
     # -- executions --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from local_stage import FUNCTION_ARN, Stage, task_failures
 
 from stepburst_local import binding, patches
+from stepburst_local.moto_internals import stepfunctions_parser_backends
 from stepburst_local.patches import clients
 from stepburst_local.patches.quotas import PAYLOAD_LIMIT_BYTES
 
@@ -739,6 +741,51 @@ def test_stop_execution_stops_the_containers_it_started(stage: Stage) -> None:
     for run in started:
         assert run.done.wait(10), f"{run.kind} {run.ident} still running"
         assert run.stopped_by == "Execution stopped by user"
+
+
+@pytest.mark.parametrize("kind", ["ecs", "batch"])
+def test_stop_execution_stops_a_container_it_started_just_before_the_stop(
+    stage: Stage, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop lands after the container started and before the engine recorded which
+    # execution started it (the window a loaded machine opens between the two).
+    state = (
+        _ecs_sync(["--sleep", "60"], stage)
+        if kind == "ecs"
+        else _batch_sync(["--sleep", "60"], stage)
+    )
+    machine = stage.state_machine(_one(state))
+    name = f"stopped-at-start-{kind}"
+    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    backend = stepfunctions_parser_backends[stage.cloud.account_id][stage.cloud.region]
+    started: list[str] = []
+
+    def start_then_stop(start: Any, container: Any) -> bool:
+        result: bool = start(container)
+        started.append(container.task_arn if kind == "ecs" else container.job_id)
+        backend.stop_execution(execution_arn)
+        return result
+
+    start = getattr(stage.cloud, f"start_{kind}_{'task' if kind == 'ecs' else 'job'}")
+    monkeypatch.setattr(
+        stage.cloud,
+        f"start_{kind}_{'task' if kind == 'ecs' else 'job'}",
+        lambda container: start_then_stop(start, container),
+    )
+    died: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+
+    stage.cloud.start_state_machine(machine, {}, name=name)
+
+    assert stage.cloud.wait_for_execution(execution_arn, timeout=20)["status"] == "ABORTED"
+    (ident,) = started
+    runner = stage.cloud.runner
+    assert runner is not None
+    run = runner.runs[ident]
+    assert run.done.wait(10), f"{kind} {ident} still running"
+    assert run.stopped_by == "Execution stopped by user"
+    time.sleep(0.2)  # moto's wait for a task token would have started (and died) by now
+    assert died == []
 
 
 # -- triggers ----------------------------------------------------------------------------------

@@ -275,7 +275,9 @@ patch_value(
 stop_execution = Hook(
     "stop_execution",
     why="StopExecution stops the ECS tasks and Batch jobs a .sync state started, as AWS does; "
-    "moto only stops the interpreter.",
+    "moto only stops the interpreter. A .sync state that a stop interrupted before it read "
+    "its timeout does not start moto's wait for a task token (with the state's input as its "
+    "timeout, the wait's thread dies with a TypeError).",
     upstream="no upstream issue found",
 )
 
@@ -288,6 +290,25 @@ def _stop_execution(original: Callable[..., Any], self: Any, execution_arn: str)
     if bindings is not None:
         bindings.execution_stopped(execution_arn)
     return result
+
+
+@patch(stop_execution, StateTaskServiceCallback, "_eval_sync")
+def _eval_sync(  # noqa: PLR0917 - moto's signature
+    original: Callable[..., Any],
+    self: Any,
+    env: Any,
+    sync_resolver: Any,
+    timeout_seconds: Any,
+    callback_endpoint: Any,
+    heartbeat_endpoint: Any,
+) -> Any:
+    # A stop before the state evaluated TimeoutSeconds left moto popping the wrong value
+    # (its evaluation was pruned); moto's own loop would not poll a stopped execution anyway.
+    if not env.is_running():
+        return None
+    return original(
+        self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint
+    )
 
 
 HOOKS = (
