@@ -153,7 +153,7 @@ class Stack:
         self,
         template: dict[str, Any],
         *,
-        stack_name: str = "stepburst-local",
+        stack_name: str = "local",
         parameters: Mapping[str, Any] | None = None,
         region: str = REGION,
         account_id: str = ACCOUNT_ID,

@@ -3,7 +3,8 @@
 :class:`LocalCloud` owns moto's lifetime, the HTTP endpoint that containers and the AWS CLI
 use, the process environment while it runs (restored on exit), and the compute the hooks
 call: the Lambda runtime and the container runner. It knows nothing about the template;
-:class:`stepburst_local.engine.LocalEngine` deploys the stack into it.
+:class:`stepburst_local.engine.LocalEngine` deploys the stack into it. One runs per process
+at a time (moto's backends, its mock and the environment are the process's).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -23,7 +23,7 @@ from typing import Any, Self
 import boto3
 from botocore.config import Config
 
-from stepburst_local import binding, patches
+from stepburst_local import binding, patches, product
 from stepburst_local.cfn import ACCOUNT_ID, REGION
 from stepburst_local.compute import ContainerImage, ContainerRunner, FunctionSpec, LambdaRuntime
 from stepburst_local.faults import Faults
@@ -162,7 +162,7 @@ class LocalCloud:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             patches.bind(self)
             self.running = True
-            self._reset_package_state()
+            product.reset_caches()
         except BaseException:
             self._teardown()
             raise
@@ -193,7 +193,7 @@ class LocalCloud:
             os.environ.clear()
             os.environ.update(self._saved_env)
             self._saved_env = None
-        self._reset_package_state()
+        product.reset_caches()
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
@@ -218,18 +218,6 @@ class LocalCloud:
         deadline = time.monotonic() + grace
         while any(e.status == "RUNNING" for e in running) and time.monotonic() < deadline:
             time.sleep(0.02)
-
-    @staticmethod
-    def _reset_package_state() -> None:
-        """Forget clients and cold-start objects built for another endpoint or stack."""
-        from stepburst import aws
-
-        aws.reset_clients()
-        # Only if loaded: importing it here would build the package's loggers before the
-        # functions' environment (log level ...) is in place.
-        runtime = sys.modules.get("stepburst.runtime")
-        if runtime is not None:
-            runtime.reset()
 
     @property
     def log_dir(self) -> Path:
