@@ -111,7 +111,6 @@ class LocalCloud:
         self._tracked_lock = threading.Lock()
         self.lambda_runtime = LambdaRuntime([], self.faults)
         self.runner: ContainerRunner | None = None
-        self.container_environment: dict[str, str] = {}
         self.endpoint_url = ""
         self.port = 0
         self.running = False
@@ -263,7 +262,6 @@ class LocalCloud:
         environment: Mapping[str, str],
         python_path: list[Path] | None = None,
     ) -> None:
-        self.container_environment = dict(environment)
         self.runner = ContainerRunner(
             image=image,
             environment={**self.environment(), **environment},

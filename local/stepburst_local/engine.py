@@ -396,10 +396,6 @@ class LocalEngine(LocalCloud):
         environment = self.lambda_runtime.functions[0].environment
         return product.ledger(str(self.outputs["LedgerTableName"]), environment)
 
-    def container_log(self, ident: str, lines: int = 40) -> str:
-        """The tail of an ECS task's (ARN) or Batch job's (id) output."""
-        return self.runner.log_tail(ident, lines) if self.runner is not None else ""
-
 
 def _env_value(value: Any) -> str:
     if isinstance(value, bool):

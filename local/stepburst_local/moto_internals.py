@@ -131,8 +131,6 @@ except ImportError as error:  # pragma: no cover - only after an upgrade of moto
         "update stepburst_local/moto_internals.py and stepburst_local/patches/"
     ) from error
 
-MOTO_VERSION: str = moto.__version__
-
 StateTaskServiceBatch = state_task_service_batch.StateTaskServiceBatch
 StateTaskServiceCallback = state_task_service_callback.StateTaskServiceCallback
 StateTaskServiceEcs = state_task_service_ecs.StateTaskServiceEcs
@@ -171,7 +169,6 @@ EXTRACT_JSON_IMPORTERS = (
 __all__ = [
     "BOTO_CLIENT_FOR_IMPORTERS",
     "EXTRACT_JSON_IMPORTERS",
-    "MOTO_VERSION",
     "ActionResult",
     "AmazonStateLanguageParser",
     "BatchSimpleBackend",
