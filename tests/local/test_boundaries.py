@@ -29,8 +29,7 @@ def _importers(root_package: str) -> list[str]:
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
         if any(
-            name == root_package or name.startswith(f"{root_package}.")
-            for name in _imports(path)
+            name == root_package or name.startswith(f"{root_package}.") for name in _imports(path)
         )
     )
 

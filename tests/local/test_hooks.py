@@ -18,7 +18,10 @@ import pytest
 from local_stage import FUNCTION_ARN, Stage, task_failures
 
 from stepburst_local import binding, patches
-from stepburst_local.moto_internals import stepfunctions_parser_backends
+from stepburst_local.moto_internals import (
+    state_task_service_callback,
+    stepfunctions_parser_backends,
+)
 from stepburst_local.patches import clients
 from stepburst_local.patches.quotas import PAYLOAD_LIMIT_BYTES
 
@@ -701,10 +704,6 @@ def test_time_scale_shortens_waits_and_retry_intervals(stage: Stage) -> None:
 
 
 def test_sync_poll_notices_a_stopped_container_quickly(stage: Stage) -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_callback,
-    )
-
     assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.02
     started = time.monotonic()
     described, _ = stage.run(_one(_batch_sync([], stage)))
