@@ -11,6 +11,7 @@ import pytest
 
 from stepburst_local import LocalEngine
 from stepburst_local.compute import ContainerImage, docker_command, parse_entrypoint
+from stepburst_local.moto_internals import s3_backends
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_JOBS = ROOT / "tests" / "fixtures" / "jobs"
@@ -40,8 +41,6 @@ def test_buckets_table_and_rule_are_created_as_the_template_says(engine: LocalEn
     bucket = engine.outputs["InputBucketName"]
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     # (moto's GetBucketNotificationConfiguration omits EventBridge; its model has it.)
-    from moto.s3.models import s3_backends
-
     stored = s3_backends[engine.account_id]["aws"].get_bucket(bucket)
     assert stored.notification_configuration.event_bridge is not None
 
