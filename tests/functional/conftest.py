@@ -60,6 +60,27 @@ def create_ledger_table(name: str) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def s3(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One in-memory S3 per module, with the module's BUCKET created (starting moto per test
+    would dominate the run time); the example jobs are importable."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.syspath_prepend(str(JOBS_DIR))
+        aws.reset_clients()
+        try:
+            with mock_aws():
+                client = boto3.client("s3")
+                client.create_bucket(Bucket=request.module.BUCKET)
+                yield client
+        finally:
+            aws.reset_clients()
+
+
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     for name, value in {
