@@ -9,6 +9,9 @@ import pytest
 
 from tests.tiers import TIERS, tier_mismatch
 
+# The tier check itself is tested by running pytest on a small copy of the suite.
+pytest_plugins = ("pytester",)
+
 TESTS = Path(__file__).resolve().parent
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path, PurePath
 
@@ -61,3 +62,44 @@ def test_every_directory_with_tests_is_a_tier_directory() -> None:
     directories = {path.relative_to(TESTS).parts[0] for path in TESTS.glob("*/**/test_*.py")}
 
     assert directories <= set(TIER_OF_DIRECTORY), directories - set(TIER_OF_DIRECTORY)
+
+
+def suite_with(pytester: pytest.Pytester, marker: str) -> None:
+    """A copy of the suite's tier check with one test file in tests/unit marked ``marker``."""
+    options = tomllib.loads((TESTS.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    ini = options["tool"]["pytest"]["ini_options"]
+    pytester.makepyprojecttoml(
+        "[tool.pytest.ini_options]\n"
+        f"addopts = {json.dumps(ini['addopts'])}\nmarkers = {json.dumps(ini['markers'])}\n"
+    )
+    package = pytester.mkpydir("tests")
+    for name in ("conftest.py", "tiers.py"):
+        (package / name).write_text((TESTS / name).read_text(encoding="utf-8"), "utf-8")
+    unit = package / "unit"
+    unit.mkdir()
+    (unit / "__init__.py").write_text("", "utf-8")
+    (unit / "test_one.py").write_text(
+        f"import pytest\n\npytestmark = pytest.mark.{marker}\n\ndef test_one():\n    pass\n",
+        "utf-8",
+    )
+
+
+def test_the_suite_stops_at_collection_on_a_mismatched_file(pytester: pytest.Pytester) -> None:
+    suite_with(pytester, "functional")
+
+    result = pytester.runpytest_subprocess()
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*tests/unit/test_one.py: marked functional, but tests/unit holds unit tests*"]
+    )
+    result.assert_outcomes(errors=1)
+
+
+def test_the_suite_runs_when_every_file_matches(pytester: pytest.Pytester) -> None:
+    suite_with(pytester, "unit")
+
+    result = pytester.runpytest_subprocess()
+
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=1)
