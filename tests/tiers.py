@@ -9,8 +9,7 @@ from pathlib import PurePath
 TIER_OF_DIRECTORY: dict[str, str] = {
     "unit": "unit",
     "functional": "functional",
-    # The local engine's conformance tests run on moto in-process, as the functional tests do.
-    "local": "functional",
+    "local": "engine",
     "template": "template",
     "statemachine": "statemachine",
     "e2e": "e2e",

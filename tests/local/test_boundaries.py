@@ -9,7 +9,7 @@ import pytest
 
 import stepburst_local
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.engine
 
 PACKAGE = Path(stepburst_local.__file__).parent
 

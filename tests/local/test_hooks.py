@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from local_stage import FUNCTION_ARN, Stage, task_failures
+from tests.polling import Pending, failed_execution, poll
 
 from stepburst_local import binding, patches
 from stepburst_local.moto_internals import (
@@ -25,7 +26,7 @@ from stepburst_local.moto_internals import (
 from stepburst_local.patches import clients
 from stepburst_local.patches.quotas import PAYLOAD_LIMIT_BYTES
 
-pytestmark = pytest.mark.functional
+pytestmark = pytest.mark.engine
 
 
 def _lambda_task(payload: Any, **extra: Any) -> dict[str, Any]:
@@ -293,24 +294,24 @@ def test_ecs_tasks_run_stop_task_kills_the_process(stage: Stage) -> None:
 
 def _wait_task(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
     ecs = stage.cloud.client("ecs")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def stopped() -> dict[str, Any] | Pending:
         task = ecs.describe_tasks(cluster=stage.cluster, tasks=[arn])["tasks"][0]
-        if task["lastStatus"] == "STOPPED":
-            return dict(task)
-        assert time.monotonic() < deadline, f"task still {task['lastStatus']}"
-        time.sleep(0.05)
+        return dict(task) if task["lastStatus"] == "STOPPED" else Pending(task["lastStatus"])
+
+    return poll(stopped, what=f"task {arn} to stop", timeout=timeout, interval=0.05)
 
 
 def _wait_container_exit(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
     ecs = stage.cloud.client("ecs")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def exited() -> dict[str, Any] | Pending:
         task = ecs.describe_tasks(cluster=stage.cluster, tasks=[arn])["tasks"][0]
         if task["containers"][0].get("exitCode") is not None:
             return dict(task)
-        assert time.monotonic() < deadline, "the container did not exit"
-        time.sleep(0.05)
+        return Pending(task["lastStatus"])
+
+    return poll(exited, what=f"the container of {arn} to exit", timeout=timeout, interval=0.05)
 
 
 # -- Batch -------------------------------------------------------------------------------------
@@ -395,13 +396,12 @@ def test_batch_jobs_run_terminate_kills_the_process(stage: Stage) -> None:
 
 def _wait_job(stage: Stage, job_id: str, timeout: float = 20) -> dict[str, Any]:
     batch = stage.cloud.client("batch")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def finished() -> dict[str, Any] | Pending:
         job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
-        if job["status"] in ("SUCCEEDED", "FAILED"):
-            return dict(job)
-        assert time.monotonic() < deadline, f"job still {job['status']}"
-        time.sleep(0.05)
+        return dict(job) if job["status"] in ("SUCCEEDED", "FAILED") else Pending(job["status"])
+
+    return poll(finished, what=f"Batch job {job_id} to finish", timeout=timeout, interval=0.05)
 
 
 # -- the interpreter ---------------------------------------------------------------------------
@@ -728,11 +728,20 @@ def test_stop_execution_stops_the_containers_it_started(stage: Stage) -> None:
     arn = stage.cloud.start_state_machine(stage.state_machine(definition), {})
     runner = stage.cloud.runner
     assert runner is not None
-    deadline = time.monotonic() + 20
-    while sum(1 for run in runner.runs.values() if run.process and run.process.poll() is None) < 2:
-        assert time.monotonic() < deadline, "the containers did not start"
-        time.sleep(0.05)
-    started = [run for run in runner.runs.values() if run.process and run.process.poll() is None]
+
+    def both_running() -> list[Any]:
+        running = [r for r in runner.runs.values() if r.process and r.process.poll() is None]
+        return running if len(running) == 2 else []
+
+    started = poll(
+        both_running,
+        what="both containers to start",
+        timeout=20,
+        interval=0.05,
+        fail_if=lambda: failed_execution(
+            stage.cloud.client("stepfunctions").describe_execution(executionArn=arn)
+        ),
+    )
 
     stage.cloud.client("stepfunctions").stop_execution(executionArn=arn)
 

@@ -16,7 +16,7 @@ from stepburst_local.moto_internals import s3_backends
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_JOBS = ROOT / "tests" / "fixtures" / "jobs"
 
-pytestmark = pytest.mark.functional
+pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from stepburst_local.patching import Hook, PatchTargetMovedError, apply_hooks, patch, patch_value
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.engine
 
 
 def _library() -> types.ModuleType:

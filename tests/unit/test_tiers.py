@@ -22,10 +22,10 @@ def test_a_test_marked_with_its_directory_tier_passes(directory: str) -> None:
     assert tier_mismatch(PurePath(directory, "test_x.py"), markers) is None
 
 
-def test_the_local_engine_tests_are_functional() -> None:
-    assert tier_mismatch(PurePath("local/test_cfn.py"), ["functional"]) is None
+def test_the_local_engine_tests_are_their_own_tier() -> None:
+    assert tier_mismatch(PurePath("local/test_cfn.py"), ["engine"]) is None
     assert tier_mismatch(PurePath("local/test_cfn.py"), ["unit"]) == (
-        "tests/local/test_cfn.py: marked unit, but tests/local holds functional tests"
+        "tests/local/test_cfn.py: marked unit, but tests/local holds engine tests"
     )
 
 
