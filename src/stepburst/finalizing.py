@@ -18,13 +18,11 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from stepburst import storage
 from stepburst.adapters import events
 from stepburst.jobs import JobCatalog
+from stepburst.layout import manifest_key, output_prefix, rejects_key, summary_key
 from stepburst.ledger import Ledger, item_digest, now_iso
-from stepburst.manifest import manifest_key
 from stepburst.observability import METRICS_NAMESPACE, SERVICE_NAME, logger, metrics
 from stepburst.settings import Settings
 
-SUMMARY_NAME = "_SUMMARY.json"
-REJECTS_NAME = "rejects.jsonl"
 RUN_FINISHED = "Run Finished"
 EVENT_SOURCE = "stepburst"
 _NAMED_FAILURES = 20
@@ -80,11 +78,11 @@ class Finalizer:
             by_status = routes.setdefault(str(item.get("route", "unknown")), {})
             by_status[str(item.get("status"))] = by_status.get(str(item.get("status")), 0) + 1
 
-        output_prefix = str(run.get("output_prefix") or f"{job.output.prefix}{run_id}/")
-        rejects_key = None
+        prefix = str(run.get("output_prefix") or output_prefix(job.output.prefix, run_id))
+        merged_rejects = None
         if totals["rejects"]:
-            rejects_key = output_prefix + REJECTS_NAME
-            self._merge_rejects(items, rejects_key)
+            merged_rejects = rejects_key(prefix)
+            self._merge_rejects(items, merged_rejects)
 
         failed_items = [
             {
@@ -112,7 +110,7 @@ class Finalizer:
             if unfinished:
                 cause += f"; {unfinished} items never finished"
 
-        summary_key = output_prefix + SUMMARY_NAME
+        summary_at = summary_key(prefix)
         summary: dict[str, Any] = {
             "run_id": run_id,
             "job": job.name,
@@ -129,13 +127,13 @@ class Finalizer:
             "routes": routes,
             **totals,
             "output_bucket": self.settings.output_bucket,
-            "output_prefix": output_prefix,
-            "rejects_key": rejects_key,
-            "summary_uri": f"s3://{self.settings.output_bucket}/{summary_key}",
+            "output_prefix": prefix,
+            "rejects_key": merged_rejects,
+            "summary_uri": f"s3://{self.settings.output_bucket}/{summary_at}",
             "failed_items": failed_items,
             "fanout_error": fanout_error,
         }
-        storage.put_json(self.settings.output_bucket, summary_key, summary)
+        storage.put_json(self.settings.output_bucket, summary_at, summary)
         self.ledger.update_run(
             run_id,
             {
@@ -143,7 +141,7 @@ class Finalizer:
                 "finished_at": summary["finished_at"],
                 "succeeded": len(succeeded),
                 "failed": failed_total,
-                "summary_key": summary_key,
+                "summary_key": summary_at,
                 "cause": cause,
                 "item_routes": routes,
                 **totals,

@@ -22,6 +22,7 @@ from stepburst import costs, storage
 from stepburst.adapters import batch, ecs, stepfunctions
 from stepburst.errors import ExecutionNotFoundError, InvalidInputError, StepburstError
 from stepburst.jobs import Job, JobCatalog
+from stepburst.layout import ecs_started_by, is_batch_job_of_run, upload_identity
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest import Unit
 from stepburst.planning import Draft, Planner, run_id_for
@@ -139,7 +140,10 @@ class Operations:
         return prefixes[0]
 
     def _await_claim(self, key: str, version: str | None, wait_seconds: float) -> str | None:
-        identity = f"{self.settings.input_bucket}/{key}#{version}"
+        identity = upload_identity(self.settings.input_bucket, key, version_id=version)
+        if identity is None:
+            # Unversioned: only the upload's event carries the sequencer that names it.
+            return None
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
             claim = self.ledger.get_trigger(identity)
@@ -279,7 +283,7 @@ class Operations:
         cluster = self.stack.outputs.get("ClusterArn")
         if not cluster:
             return 0
-        arns = ecs.running_tasks(cluster, started_by=run_id)
+        arns = ecs.running_tasks(cluster, started_by=ecs_started_by(run_id))
         for arn in arns:
             ecs.stop_task(cluster, arn, reason=f"stepburst cancel {run_id}")
         return len(arns)
@@ -288,7 +292,7 @@ class Operations:
         queue = self.stack.outputs.get("WorkerJobQueueArn")
         if not queue:
             return 0
-        job_ids = batch.unfinished_jobs(queue, name_prefix=f"{run_id}-unit-")
+        job_ids = batch.unfinished_jobs(queue, named=lambda name: is_batch_job_of_run(name, run_id))
         for job_id in job_ids:
             batch.terminate_job(job_id, reason="stepburst cancel")
         return len(job_ids)

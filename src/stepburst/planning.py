@@ -19,6 +19,14 @@ from jsonschema.exceptions import best_match
 from stepburst import storage, workitems
 from stepburst.errors import InvalidInputError
 from stepburst.jobs import Job, JobCatalog, check_for_stack
+from stepburst.layout import (
+    item_sort_key,
+    manifest_key,
+    object_version,
+    output_prefix,
+    results_prefix,
+    schedule_identity,
+)
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest import (
     BatchCompute,
@@ -28,9 +36,6 @@ from stepburst.manifest import (
     Route,
     SourceObject,
     Unit,
-    item_sort_key,
-    manifest_key,
-    results_prefix,
 )
 from stepburst.observability import logger, metrics
 from stepburst.settings import Settings
@@ -128,7 +133,7 @@ class Planner:
         # both deliveries share one run id and one ledger claim.
         run_id = run_id_for(job, trigger.scheduled_time, f"{job.name}@{trigger.scheduled_time}")
         if not self.ledger.claim_trigger(
-            f"schedule/{run_id}", run_id, {"job": job.name, **trigger.describe()}
+            schedule_identity(run_id), run_id, {"job": job.name, **trigger.describe()}
         ):
             metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
             return Plan(status="DUPLICATE", run_id=run_id, job=job.name)
@@ -174,7 +179,7 @@ class Planner:
         source = SourceObject(
             bucket=trigger.bucket,
             key=trigger.key,
-            version_id=trigger.version_id if trigger.version_id not in (None, "null") else None,
+            version_id=object_version(trigger.version_id),
             etag=trigger.etag or None,
         )
         if job.split.jsonl is not None:
@@ -357,7 +362,7 @@ class Planner:
                 "estimated_seconds": round(sum(item.estimated_seconds for item in items), 3),
                 "routes": draft.routes(),
                 "params": draft.params,
-                "output_prefix": f"{job.output.prefix}{run_id}/",
+                "output_prefix": output_prefix(job.output.prefix, run_id),
                 "manifest_key": key,
             }
         )

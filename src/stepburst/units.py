@@ -23,6 +23,7 @@ from typing import Any
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.jobs import Job
 from stepburst.jsonl import process_jsonl_range
+from stepburst.layout import output_prefix, part_key, rejects_part_key
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Item, Unit
 from stepburst.observability import logger
@@ -54,14 +55,6 @@ class UnitResult:
             "skipped": self.skipped,
             "failed": self.failed,
         }
-
-
-def part_key(job: Job, run_id: str, index: int) -> str:
-    return f"{job.output.prefix}{run_id}/part-{index:05d}.jsonl"
-
-
-def rejects_part_key(job: Job, run_id: str, index: int) -> str:
-    return f"{job.output.prefix}{run_id}/rejects/part-{index:05d}.jsonl"
 
 
 class CommandFailedError(StepburstError):
@@ -228,6 +221,7 @@ class UnitRunner:
     def _run_item(
         self, job: Job, run_id: str, item: Item, params: Mapping[str, str]
     ) -> dict[str, Any]:
+        prefix = output_prefix(job.output.prefix, run_id)
         if item.jsonl is not None:
             if job.run.function is None:
                 raise StepburstError("a jsonl item needs a record function")
@@ -237,8 +231,8 @@ class UnitRunner:
                 item.jsonl.start,
                 item.jsonl.end,
                 job.run.function,
-                S3Object(self.settings.output_bucket, part_key(job, run_id, item.index)),
-                S3Object(self.settings.output_bucket, rejects_part_key(job, run_id, item.index)),
+                S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
+                S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
                 if_match=source.etag,
             )
             stats = result.stats
@@ -262,7 +256,7 @@ class UnitRunner:
             "RUN_ID": run_id,
             "JOB": job.name,
             "OUTPUT_BUCKET": self.settings.output_bucket,
-            "OUTPUT_PREFIX": f"{job.output.prefix}{run_id}/",
+            "OUTPUT_PREFIX": prefix,
         }
         if job.run.command is not None:
             return run_command(job.run.command, variables, jobs_dir=self.settings.jobs_dir)
