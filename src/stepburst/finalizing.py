@@ -22,6 +22,7 @@ from stepburst.layout import manifest_key, output_prefix, rejects_key, summary_k
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.observability import METRICS_NAMESPACE, SERVICE_NAME, logger, metrics
 from stepburst.settings import Settings
+from stepburst.statuses import ItemStatus, RunStatus
 
 RUN_FINISHED = "Run Finished"
 EVENT_SOURCE = "stepburst"
@@ -31,7 +32,7 @@ _COUNTED = ("lines", "records", "rejects", "filtered", "bytes_in", "bytes_out")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str
+    status: RunStatus
     run_id: str | None
     cause: str | None
     summary: dict[str, Any]
@@ -61,8 +62,8 @@ class Finalizer:
         # The run's own count: a redrive plans only the items it runs again.
         planned = int(run.get("planned_items") or plan.get("items", 0))
 
-        succeeded = [item for item in items if item.get("status") == "SUCCEEDED"]
-        failed = [item for item in items if item.get("status") == "FAILED"]
+        succeeded = [item for item in items if item.get("status") == ItemStatus.SUCCEEDED]
+        failed = [item for item in items if item.get("status") == ItemStatus.FAILED]
         unfinished = planned - len(succeeded) - len(failed)
         failed_total = len(failed) + unfinished
         failed_percent = 100.0 * failed_total / planned if planned else 0.0
@@ -70,7 +71,11 @@ class Finalizer:
 
         # Item counts decide, not the fan-out's own verdict: the Map counts failed units, and
         # a unit of many items fails when any one of them does.
-        status = "SUCCEEDED" if failed_percent <= job.tolerated_failure_percent else "FAILED"
+        status = (
+            RunStatus.SUCCEEDED
+            if failed_percent <= job.tolerated_failure_percent
+            else RunStatus.FAILED
+        )
 
         totals = {name: sum(int(item.get(name) or 0) for item in items) for name in _COUNTED}
         routes: dict[str, dict[str, int]] = {}
@@ -95,7 +100,7 @@ class Finalizer:
             for item in failed
         ]
         cause = None
-        if status == "FAILED":
+        if status == RunStatus.FAILED:
             named = ", ".join(
                 f"item {f['item']} ({f['error']}: {str(f['reason'])[:120]})"
                 for f in failed_items[:_NAMED_FAILURES]

@@ -33,6 +33,7 @@ from stepburst.layout import (
     trigger_pk,
     unit_sort_key,
 )
+from stepburst.statuses import TriggerStatus
 
 # What a digest keeps of an item: enough to aggregate a run and name its failures.
 DIGEST_FIELDS = (
@@ -100,7 +101,7 @@ class Ledger:
         record = {
             "pk": trigger_pk(trigger_id),
             "sk": TRIGGER_SK,
-            "status": "CLAIMED",
+            "status": TriggerStatus.CLAIMED,
             "run_id": run_id,
             "claimed_at": now_iso(),
             "expires_at": self._expires_at(),
@@ -116,7 +117,7 @@ class Ledger:
         record = {
             "pk": trigger_pk(trigger_id),
             "sk": TRIGGER_SK,
-            "status": "IGNORED",
+            "status": TriggerStatus.IGNORED,
             "claimed_at": now_iso(),
             "expires_at": self._expires_at(),
             **details,

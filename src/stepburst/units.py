@@ -29,11 +29,8 @@ from stepburst.manifest import Item, Unit
 from stepburst.observability import logger
 from stepburst.records import import_function
 from stepburst.settings import Settings
+from stepburst.statuses import ItemStatus
 from stepburst.storage import S3Object
-
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-RUNNING = "RUNNING"
 
 # What an item's command leaves in the ledger: enough to see why it failed.
 OUTPUT_TAIL_BYTES = 4096
@@ -135,7 +132,9 @@ class UnitRunner:
     ) -> UnitResult:
         existing = self.ledger.get_items(run_id, (item.sk for item in unit.items))
         pending = [
-            item for item in unit.items if existing.get(item.sk, {}).get("status") != SUCCEEDED
+            item
+            for item in unit.items
+            if existing.get(item.sk, {}).get("status") != ItemStatus.SUCCEEDED
         ]
         started_at = now_iso()
         base = {
@@ -149,7 +148,9 @@ class UnitRunner:
             )
             for item in pending
         }
-        self.ledger.put_items(run_id, ({**record, "status": RUNNING} for record in base.values()))
+        self.ledger.put_items(
+            run_id, ({**record, "status": ItemStatus.RUNNING} for record in base.values())
+        )
         outcomes = []
         failed = 0
         for item in pending:
@@ -162,11 +163,13 @@ class UnitRunner:
                 logger.exception(
                     "item failed", extra={"run_id": run_id, "item": item.index, "route": route}
                 )
-                record.update(status=FAILED, error=type(exc).__name__, cause=str(exc)[:4000])
+                record.update(
+                    status=ItemStatus.FAILED, error=type(exc).__name__, cause=str(exc)[:4000]
+                )
                 if isinstance(exc, CommandFailedError):
                     record["exit_code"] = exc.exit_code
             else:
-                record.update(status=SUCCEEDED, **details)
+                record.update(status=ItemStatus.SUCCEEDED, **details)
             record["finished_at"] = now_iso()
             record["duration_seconds"] = round(time.perf_counter() - began, 3)
             outcomes.append(record)
