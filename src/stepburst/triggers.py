@@ -20,7 +20,6 @@ from stepburst.errors import InvalidInputError
 from stepburst.layout import upload_identity
 
 S3_SOURCE = "aws.s3"
-OBJECT_CREATED = "Object Created"
 SCHEDULE_SOURCE = "stepburst.schedule"
 
 
@@ -35,11 +34,9 @@ class UploadTrigger:
     time: datetime
     identity: str
 
-    kind = "s3"
-
     def describe(self) -> dict[str, Any]:
         return {
-            "type": self.kind,
+            "type": "s3",
             "bucket": self.bucket,
             "key": self.key,
             "version_id": self.version_id,
@@ -56,8 +53,6 @@ class ManualStart(BaseModel):
     job: str = Field(min_length=1)
     input: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
-
-    kind: str = "manual"
 
     def describe(self) -> dict[str, Any]:
         return {"type": "manual", "input": self.input, "params": self.params}
