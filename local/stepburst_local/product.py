@@ -61,7 +61,7 @@ def holds_jobs(logical_id: str, content_dir: Path, project_root: Path) -> bool:
     return logical_id == JOBS_LAYER or content_dir == (project_root / JOBS_DIRECTORY).resolve()
 
 
-COLD_START_MODULE = "stepburst.runtime"
+COLD_START_MODULE = "stepburst.components"
 """The module whose ``reset()`` forgets what a handler built at cold start."""
 if importlib.util.find_spec(COLD_START_MODULE) is None:  # moved: say so, never skip the reset
     raise ImportError(f"the local engine resets {COLD_START_MODULE}, which no longer exists")

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from stepburst import aws, runtime
+from stepburst import aws, components
 from tests.template_model import (
     bucket_versioning,
     function_environment,
@@ -134,9 +134,9 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     monkeypatch.syspath_prepend(str(JOBS_DIR))
     with mock_aws():
         aws.reset_clients()
-        runtime.reset()
+        components.reset()
         create_buckets(cloud)
         create_ledger_table(cloud.table)
         yield cloud
         aws.reset_clients()
-        runtime.reset()
+        components.reset()
