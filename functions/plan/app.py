@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepburst.components import planner
 from stepburst.observability import logger, metrics, tracer
 from stepburst.payloads import PlanPayload
-from stepburst.runtime import planner
 
 PLANNER = planner()
 

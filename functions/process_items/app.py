@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepburst.components import catalog, unit_runner
 from stepburst.observability import logger, metrics, tracer
 from stepburst.payloads import UnitPayload
-from stepburst.runtime import catalog, unit_runner
 
 CATALOG = catalog()
 RUNNER = unit_runner()

@@ -2,7 +2,7 @@
 
 The files under ``statemachines/`` are never changed. moto 5.2.5's grammar rejects a few valid
 ASL constructs; the engine rewrites its in-memory copy and re-creates their behaviour in the
-hooks (:mod:`stepburst_local.hooks`):
+hooks (:mod:`stepburst_local.patches`):
 
 * ``ItemBatcher`` (not in the grammar) is removed and kept aside; the Distributed Map hook
   groups items into ``{"Items": [...], "BatchInput": ...}`` like AWS.
@@ -10,8 +10,8 @@ hooks (:mod:`stepburst_local.hooks`):
   states; Express-only semantics are not emulated).
 * An integer ``ToleratedFailurePercentage`` literal becomes a float (the grammar only takes
   decimals).
-
-``ReaderConfig.InputType: JSONL`` needs no rewrite: the hooks teach the parser that value.
+* ``ItemReader.ReaderConfig.InputType: JSONL`` becomes ``JSON`` (the parser knows CSV and
+  JSON only); the Distributed Map hook reads those items one per line.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ class Adaptation:
 
     definition: str
     batchers: dict[str, ItemBatcher] = field(default_factory=dict)
+    json_lines: set[str] = field(default_factory=set)
+    """The Map states whose ItemReader reads JSON Lines."""
     changes: list[str] = field(default_factory=list)
 
 
@@ -49,8 +51,11 @@ def adapt_definition(definition: str) -> Adaptation:
     return adaptation
 
 
-def _adapt_states(container: dict[str, Any], adaptation: Adaptation, path: str) -> None:
-    for name, state in container.get("States", {}).items():
+def _adapt_states(container: Any, adaptation: Adaptation, path: str) -> None:
+    states = container.get("States") if isinstance(container, dict) else None
+    if not isinstance(states, dict):
+        return  # not a definition: the parser reports it
+    for name, state in states.items():
         where = f"{path}{name}"
         if not isinstance(state, dict):
             continue
@@ -78,6 +83,11 @@ def _adapt_map(name: str, state: dict[str, Any], adaptation: Adaptation, where: 
     if config.get("ExecutionType") == "EXPRESS":
         config["ExecutionType"] = "STANDARD"
         adaptation.changes.append(f"{where}: EXPRESS children run as STANDARD")
+    reader_config = (state.get("ItemReader") or {}).get("ReaderConfig") or {}
+    if reader_config.get("InputType") == "JSONL":
+        reader_config["InputType"] = "JSON"
+        adaptation.json_lines.add(name)
+        adaptation.changes.append(f"{where}: JSONL items read one per line by the engine")
     tolerated = state.get("ToleratedFailurePercentage")
     if isinstance(tolerated, int) and not isinstance(tolerated, bool):
         state["ToleratedFailurePercentage"] = float(tolerated)

@@ -153,7 +153,7 @@ class Stack:
         self,
         template: dict[str, Any],
         *,
-        stack_name: str = "stepburst-local",
+        stack_name: str = "local",
         parameters: Mapping[str, Any] | None = None,
         region: str = REGION,
         account_id: str = ACCOUNT_ID,
@@ -318,72 +318,23 @@ class Stack:
         )
 
     def _identities(self, resource: Resource) -> tuple[str, dict[str, str]]:
-        name, kind = resource.name, resource.type
-        if kind == "AWS::S3::Bucket":
-            arn = f"arn:{PARTITION}:s3:::{name}"
-            return name, {
-                "Arn": arn,
-                "DomainName": f"{name}.s3.amazonaws.com",
-                "RegionalDomainName": f"{name}.s3.{self.region}.amazonaws.com",
-            }
-        if kind == "AWS::DynamoDB::Table":
-            arn = self._arn("dynamodb", f"table/{name}")
-            return name, {"Arn": arn, "StreamArn": f"{arn}/stream/1970-01-01T00:00:00.000"}
-        if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
-            arn = self._arn("states", f"stateMachine:{name}")
-            return arn, {"Arn": arn, "Name": name}
-        if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-            return name, {"Arn": self._arn("lambda", f"function:{name}")}
-        if kind == "AWS::ECS::Cluster":
-            return name, {"Arn": self._arn("ecs", f"cluster/{name}")}
-        if kind == "AWS::ECS::TaskDefinition":
-            arn = self._arn("ecs", f"task-definition/{name}:1")
-            return arn, {"TaskDefinitionArn": arn}
-        if kind == "AWS::Batch::JobQueue":
-            arn = self._arn("batch", f"job-queue/{name}")
-            return arn, {"JobQueueArn": arn}
-        if kind == "AWS::Batch::JobDefinition":
-            arn = self._arn("batch", f"job-definition/{name}:1")
-            return arn, {"JobDefinitionArn": arn}
-        if kind == "AWS::Batch::ComputeEnvironment":
-            arn = self._arn("batch", f"compute-environment/{name}")
-            return arn, {"ComputeEnvironmentArn": arn}
-        if kind == "AWS::IAM::Role":
-            arn = self._arn("iam", f"role/{name}", region=False)
-            return name, {"Arn": arn, "RoleId": f"AROA{_digest(name, 17).upper()}"}
-        if kind == "AWS::Events::Rule":
-            bus = resource.properties.get("EventBusName")
-            bus_name = bus if isinstance(bus, str) and bus != "default" else None
-            path = f"rule/{bus_name}/{name}" if bus_name else f"rule/{name}"
-            return name, {"Arn": self._arn("events", path)}
-        if kind == "AWS::Events::EventBus":
-            return name, {"Arn": self._arn("events", f"event-bus/{name}"), "Name": name}
-        if kind == "AWS::Logs::LogGroup":
-            return name, {"Arn": self._arn("logs", f"log-group:{name}:*")}
-        if kind == "AWS::SQS::Queue":
-            url = f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{name}"
-            return url, {"Arn": self._arn("sqs", name), "QueueName": name, "QueueUrl": url}
-        if kind == "AWS::SNS::Topic":
-            arn = self._arn("sns", name)
-            return arn, {"TopicArn": arn, "TopicName": name}
-        if kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
-            arn = self._arn("lambda", f"layer:{name}:1")
-            return arn, {"LayerVersionArn": arn}
-        if kind == "AWS::ECR::Repository":
-            uri = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{name}"
-            return name, {"Arn": self._arn("ecr", f"repository/{name}"), "RepositoryUri": uri}
-        if kind in ("AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup"):
-            prefix = "schedule/default" if kind.endswith("Schedule") else "schedule-group"
-            return name, {"Arn": self._arn("scheduler", f"{prefix}/{name}")}
-        if kind == "AWS::EC2::SecurityGroup":
-            group = f"sg-{_digest(resource.logical_id, 17)}"
-            return group, {"GroupId": group, "VpcId": ""}
-        if kind.startswith("AWS::EC2::"):
-            prefix = {"AWS::EC2::VPC": "vpc", "AWS::EC2::Subnet": "subnet"}.get(kind, "res")
-            ident = f"{prefix}-{_digest(resource.logical_id, 17)}"
-            return ident, {"VpcId": ident, "SubnetId": ident}
-        service = kind.split("::")[1].lower() if kind.count("::") >= 2 else "unknown"
-        return name, {"Arn": self._arn(service, name)}
+        """The resource's ``Ref`` value and ``Fn::GetAtt`` attributes, as CloudFormation's."""
+        special = _SPECIAL_IDENTITIES.get(resource.type)
+        if special is not None:
+            return special(self, resource)
+        if resource.type.startswith("AWS::EC2::"):
+            return _ec2_identities(self, resource)
+        naming = _ARN_NAMING.get(resource.type)
+        if naming is None:  # a type the engine does not create: an ARN of the usual shape
+            kind = resource.type
+            service = kind.split("::")[1].lower() if kind.count("::") >= 2 else "unknown"
+            naming = _ArnNaming(service, "{name}")
+        name = resource.name
+        arn = self._arn(naming.service, naming.resource.format(name=name), region=naming.regional)
+        attributes = {naming.arn_attribute: arn}
+        if naming.extra is not None:
+            attributes.update(naming.extra(self, name, arn))
+        return (arn if naming.ref_is_arn else name), attributes
 
     def set_physical(
         self, logical_id: str, ref: str, attributes: Mapping[str, str] | None = None
@@ -419,55 +370,33 @@ class Stack:
         return resolved
 
     def _intrinsic(self, function: str, argument: Any, allow_refs: bool) -> Any:
-        if function == "Ref":
-            return self.ref(str(argument), allow_refs)
-        if function == "Condition":
-            return self.condition(str(argument))
-        if function == "Fn::GetAtt":
-            parts = argument if isinstance(argument, list) else str(argument).split(".", 1)
-            return self.get_att(str(parts[0]), str(self.resolve(parts[1])), allow_refs)
-        if function == "Fn::Sub":
-            return self._sub(argument, allow_refs)
-        if function == "Fn::If":
-            name, when_true, when_false = argument
-            chosen = when_true if self.condition(name) else when_false
-            return self.resolve(chosen, allow_resource_refs=allow_refs)
+        on_template = _TEMPLATE_INTRINSICS.get(function)
+        if on_template is not None:
+            return on_template(self, argument, allow_refs)
+        # The other functions take their arguments resolved.
         args = self.resolve(argument, allow_resource_refs=allow_refs)
-        if function == "Fn::Join":
-            delimiter, values = args
-            return str(delimiter).join(str(v) for v in values)
-        if function == "Fn::Select":
-            index, values = args
-            return values[int(index)]
-        if function == "Fn::Split":
-            delimiter, text = args
-            return str(text).split(str(delimiter))
-        if function == "Fn::FindInMap":
-            map_name, top, second = args[:3]
-            try:
-                return self.mappings[map_name][top][second]
-            except KeyError:
-                if len(args) > 3 and isinstance(args[3], dict) and "DefaultValue" in args[3]:
-                    return args[3]["DefaultValue"]
-                raise TemplateError(f"Fn::FindInMap: no {map_name}.{top}.{second}") from None
-        if function == "Fn::Equals":
-            left, right = args
-            return str(left) == str(right)
-        if function == "Fn::And":
-            return all(bool(a) for a in args)
-        if function == "Fn::Or":
-            return any(bool(a) for a in args)
-        if function == "Fn::Not":
-            return not bool(args[0])
-        if function == "Fn::Base64":
-            return base64.b64encode(str(args).encode()).decode()
-        if function == "Fn::GetAZs":
-            return [f"{self.region}{zone}" for zone in "abc"]
-        if function == "Fn::Length":
-            return len(args)
-        if function == "Fn::ToJsonString":
-            return json.dumps(args, separators=(",", ":"))
-        raise TemplateError(f"the local engine does not support {function}")
+        on_values = _VALUE_INTRINSICS.get(function)
+        if on_values is None:
+            raise TemplateError(f"the local engine does not support {function}")
+        return on_values(self, args)
+
+    def _get_att_intrinsic(self, argument: Any, allow_refs: bool) -> Any:
+        parts = argument if isinstance(argument, list) else str(argument).split(".", 1)
+        return self.get_att(str(parts[0]), str(self.resolve(parts[1])), allow_refs)
+
+    def _if_intrinsic(self, argument: Any, allow_refs: bool) -> Any:
+        name, when_true, when_false = argument
+        chosen = when_true if self.condition(name) else when_false
+        return self.resolve(chosen, allow_resource_refs=allow_refs)
+
+    def _find_in_map(self, args: Any) -> Any:
+        map_name, top, second = args[:3]
+        try:
+            return self.mappings[map_name][top][second]
+        except KeyError:
+            if len(args) > 3 and isinstance(args[3], dict) and "DefaultValue" in args[3]:
+                return args[3]["DefaultValue"]
+            raise TemplateError(f"Fn::FindInMap: no {map_name}.{top}.{second}") from None
 
     def ref(self, name: str, allow_refs: bool = True) -> Any:
         pseudo = {
@@ -541,6 +470,173 @@ class Stack:
 
 def _digest(text: str, length: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+# -- intrinsic functions ----------------------------------------------------------------------
+
+_TEMPLATE_INTRINSICS: dict[str, Callable[[Stack, Any, bool], Any]] = {
+    # These read their argument as written (names, conditions, a template string).
+    "Ref": lambda stack, argument, refs: stack.ref(str(argument), refs),
+    "Condition": lambda stack, argument, refs: stack.condition(str(argument)),
+    "Fn::GetAtt": Stack._get_att_intrinsic,
+    "Fn::Sub": Stack._sub,
+    "Fn::If": Stack._if_intrinsic,
+}
+
+
+def _join(stack: Stack, args: Any) -> str:
+    delimiter, values = args
+    return str(delimiter).join(str(v) for v in values)
+
+
+def _select(stack: Stack, args: Any) -> Any:
+    index, values = args
+    return values[int(index)]
+
+
+def _split(stack: Stack, args: Any) -> list[str]:
+    delimiter, text = args
+    return str(text).split(str(delimiter))
+
+
+def _equals(stack: Stack, args: Any) -> bool:
+    left, right = args
+    return str(left) == str(right)
+
+
+_VALUE_INTRINSICS: dict[str, Callable[[Stack, Any], Any]] = {
+    "Fn::Join": _join,
+    "Fn::Select": _select,
+    "Fn::Split": _split,
+    "Fn::FindInMap": Stack._find_in_map,
+    "Fn::Equals": _equals,
+    "Fn::And": lambda stack, args: all(bool(a) for a in args),
+    "Fn::Or": lambda stack, args: any(bool(a) for a in args),
+    "Fn::Not": lambda stack, args: not bool(args[0]),
+    "Fn::Base64": lambda stack, args: base64.b64encode(str(args).encode()).decode(),
+    "Fn::GetAZs": lambda stack, args: [f"{stack.region}{zone}" for zone in "abc"],
+    "Fn::Length": lambda stack, args: len(args),
+    "Fn::ToJsonString": lambda stack, args: json.dumps(args, separators=(",", ":")),
+}
+
+
+# -- physical ids -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ArnNaming:
+    """How a resource type's ARN is built from its name, and what Ref and GetAtt give."""
+
+    service: str
+    resource: str
+    """The ARN's resource part, with ``{name}``."""
+    ref_is_arn: bool = False
+    arn_attribute: str = "Arn"
+    regional: bool = True
+    extra: Callable[[Stack, str, str], dict[str, str]] | None = None
+    """More attributes, from the stack, the name and the ARN."""
+
+
+def _named(stack: Stack, name: str, arn: str) -> dict[str, str]:
+    return {"Name": name}
+
+
+_STATE_MACHINE = _ArnNaming("states", "stateMachine:{name}", ref_is_arn=True, extra=_named)
+_FUNCTION = _ArnNaming("lambda", "function:{name}")
+_LAYER = _ArnNaming("lambda", "layer:{name}:1", ref_is_arn=True, arn_attribute="LayerVersionArn")
+
+_ARN_NAMING: dict[str, _ArnNaming] = {
+    "AWS::DynamoDB::Table": _ArnNaming(
+        "dynamodb",
+        "table/{name}",
+        extra=lambda stack, name, arn: {"StreamArn": f"{arn}/stream/1970-01-01T00:00:00.000"},
+    ),
+    "AWS::Serverless::StateMachine": _STATE_MACHINE,
+    "AWS::StepFunctions::StateMachine": _STATE_MACHINE,
+    "AWS::Serverless::Function": _FUNCTION,
+    "AWS::Lambda::Function": _FUNCTION,
+    "AWS::ECS::Cluster": _ArnNaming("ecs", "cluster/{name}"),
+    "AWS::ECS::TaskDefinition": _ArnNaming(
+        "ecs", "task-definition/{name}:1", ref_is_arn=True, arn_attribute="TaskDefinitionArn"
+    ),
+    "AWS::Batch::JobQueue": _ArnNaming(
+        "batch", "job-queue/{name}", ref_is_arn=True, arn_attribute="JobQueueArn"
+    ),
+    "AWS::Batch::JobDefinition": _ArnNaming(
+        "batch", "job-definition/{name}:1", ref_is_arn=True, arn_attribute="JobDefinitionArn"
+    ),
+    "AWS::Batch::ComputeEnvironment": _ArnNaming(
+        "batch",
+        "compute-environment/{name}",
+        ref_is_arn=True,
+        arn_attribute="ComputeEnvironmentArn",
+    ),
+    "AWS::IAM::Role": _ArnNaming(
+        "iam",
+        "role/{name}",
+        regional=False,
+        extra=lambda stack, name, arn: {"RoleId": f"AROA{_digest(name, 17).upper()}"},
+    ),
+    "AWS::Events::EventBus": _ArnNaming("events", "event-bus/{name}", extra=_named),
+    "AWS::Logs::LogGroup": _ArnNaming("logs", "log-group:{name}:*"),
+    "AWS::SNS::Topic": _ArnNaming(
+        "sns",
+        "{name}",
+        ref_is_arn=True,
+        arn_attribute="TopicArn",
+        extra=lambda stack, name, arn: {"TopicName": name},
+    ),
+    "AWS::Serverless::LayerVersion": _LAYER,
+    "AWS::Lambda::LayerVersion": _LAYER,
+    "AWS::ECR::Repository": _ArnNaming(
+        "ecr",
+        "repository/{name}",
+        extra=lambda stack, name, arn: {
+            "RepositoryUri": f"{stack.account_id}.dkr.ecr.{stack.region}.amazonaws.com/{name}"
+        },
+    ),
+    "AWS::Scheduler::Schedule": _ArnNaming("scheduler", "schedule/default/{name}"),
+    "AWS::Scheduler::ScheduleGroup": _ArnNaming("scheduler", "schedule-group/{name}"),
+}
+
+
+def _bucket_identities(stack: Stack, resource: Resource) -> tuple[str, dict[str, str]]:
+    name = resource.name
+    return name, {
+        "Arn": f"arn:{PARTITION}:s3:::{name}",
+        "DomainName": f"{name}.s3.amazonaws.com",
+        "RegionalDomainName": f"{name}.s3.{stack.region}.amazonaws.com",
+    }
+
+
+def _rule_identities(stack: Stack, resource: Resource) -> tuple[str, dict[str, str]]:
+    bus = resource.properties.get("EventBusName")
+    bus_name = bus if isinstance(bus, str) and bus != "default" else None
+    path = f"rule/{bus_name}/{resource.name}" if bus_name else f"rule/{resource.name}"
+    return resource.name, {"Arn": stack._arn("events", path)}
+
+
+def _queue_identities(stack: Stack, resource: Resource) -> tuple[str, dict[str, str]]:
+    name = resource.name
+    url = f"https://sqs.{stack.region}.amazonaws.com/{stack.account_id}/{name}"
+    return url, {"Arn": stack._arn("sqs", name), "QueueName": name, "QueueUrl": url}
+
+
+def _ec2_identities(stack: Stack, resource: Resource) -> tuple[str, dict[str, str]]:
+    # EC2 ids are the service's to choose; the deployer records the real ones.
+    if resource.type == "AWS::EC2::SecurityGroup":
+        group = f"sg-{_digest(resource.logical_id, 17)}"
+        return group, {"GroupId": group, "VpcId": ""}
+    prefix = {"AWS::EC2::VPC": "vpc", "AWS::EC2::Subnet": "subnet"}.get(resource.type, "res")
+    ident = f"{prefix}-{_digest(resource.logical_id, 17)}"
+    return ident, {"VpcId": ident, "SubnetId": ident}
+
+
+_SPECIAL_IDENTITIES: dict[str, Callable[[Stack, Resource], tuple[str, dict[str, str]]]] = {
+    "AWS::S3::Bucket": _bucket_identities,
+    "AWS::Events::Rule": _rule_identities,
+    "AWS::SQS::Queue": _queue_identities,
+}
 
 
 def substitute_definition(definition: str, substitutions: Mapping[str, Any]) -> str:

@@ -3,7 +3,8 @@
 :class:`LocalCloud` owns moto's lifetime, the HTTP endpoint that containers and the AWS CLI
 use, the process environment while it runs (restored on exit), and the compute the hooks
 call: the Lambda runtime and the container runner. It knows nothing about the template;
-:class:`stepburst_local.engine.LocalEngine` deploys the stack into it.
+:class:`stepburst_local.engine.LocalEngine` deploys the stack into it. One runs per process
+at a time (moto's backends, its mock and the environment are the process's).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -22,12 +22,19 @@ from typing import Any, Self
 
 import boto3
 from botocore.config import Config
-from moto.core.config import DefaultConfig
 
-from stepburst_local import hooks
+from stepburst_local import binding, patches, product
 from stepburst_local.cfn import ACCOUNT_ID, REGION
 from stepburst_local.compute import ContainerImage, ContainerRunner, FunctionSpec, LambdaRuntime
 from stepburst_local.faults import Faults
+from stepburst_local.moto_internals import (
+    DefaultConfig,
+    ThreadedMotoServer,
+    batch_backends,
+    ecs_backends,
+    mock_aws,
+    stepfunctions_parser_backends,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -74,8 +81,8 @@ class LocalCloud:
         port: int = 0,
         host: str = "127.0.0.1",
         containers: str = "process",
-        map_workers: int = hooks.DEFAULT_MAP_WORKERS,
-        history_limit: int = hooks.HISTORY_EVENT_LIMIT,
+        map_workers: int = binding.DEFAULT_MAP_WORKERS,
+        history_limit: int = binding.HISTORY_EVENT_LIMIT,
         log_dir: Path | None = None,
         region: str = REGION,
     ) -> None:
@@ -100,10 +107,10 @@ class LocalCloud:
         self._session: Any = None
         self._client_lock = threading.Lock()
         self._tracked: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self._stopped_executions: set[str] = set()
         self._tracked_lock = threading.Lock()
         self.lambda_runtime = LambdaRuntime([], self.faults)
         self.runner: ContainerRunner | None = None
-        self.container_environment: dict[str, str] = {}
         self.endpoint_url = ""
         self.port = 0
         self.running = False
@@ -123,12 +130,9 @@ class LocalCloud:
         self.stop()
 
     def start(self) -> None:
-        from moto import mock_aws
-        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
         if self.running:
             return
-        hooks.install()
+        patches.install()
         self._saved_env = dict(os.environ)
         try:
             for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
@@ -155,9 +159,9 @@ class LocalCloud:
                 self._tempdir = tempfile.TemporaryDirectory(prefix="stepburst-local-")
                 self._log_dir = Path(self._tempdir.name)
             self._log_dir.mkdir(parents=True, exist_ok=True)
-            hooks.bind(self)
+            patches.bind(self)
             self.running = True
-            self._reset_package_state()
+            product.reset_caches()
         except BaseException:
             self._teardown()
             raise
@@ -172,7 +176,7 @@ class LocalCloud:
         self._stop_running_executions()
         if self.runner is not None:
             self.runner.close()
-        hooks.unbind(self)
+        patches.unbind(self)
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -188,7 +192,7 @@ class LocalCloud:
             os.environ.clear()
             os.environ.update(self._saved_env)
             self._saved_env = None
-        self._reset_package_state()
+        product.reset_caches()
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
@@ -198,8 +202,6 @@ class LocalCloud:
         """Abort what still runs, so no interpreter thread outlives the in-memory AWS."""
         if self._mock is None:
             return
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
         backend = stepfunctions_parser_backends[self.account_id][self.region]
         running = [
             execution
@@ -215,18 +217,6 @@ class LocalCloud:
         deadline = time.monotonic() + grace
         while any(e.status == "RUNNING" for e in running) and time.monotonic() < deadline:
             time.sleep(0.02)
-
-    @staticmethod
-    def _reset_package_state() -> None:
-        """Forget clients and cold-start objects built for another endpoint or stack."""
-        from stepburst import aws
-
-        aws.reset_clients()
-        # Only if loaded: importing it here would build the package's loggers before the
-        # functions' environment (log level ...) is in place.
-        runtime = sys.modules.get("stepburst.runtime")
-        if runtime is not None:
-            runtime.reset()
 
     @property
     def log_dir(self) -> Path:
@@ -272,7 +262,6 @@ class LocalCloud:
         environment: Mapping[str, str],
         python_path: list[Path] | None = None,
     ) -> None:
-        self.container_environment = dict(environment)
         self.runner = ContainerRunner(
             image=image,
             environment={**self.environment(), **environment},
@@ -281,7 +270,7 @@ class LocalCloud:
             python_path=python_path or [],
         )
 
-    # hooks.Bindings ---------------------------------------------------------------------------
+    # binding.Bindings -------------------------------------------------------------------------
 
     def invoke_function(
         self, name: str, payload: bytes, response_headers: dict[str, str]
@@ -299,27 +288,31 @@ class LocalCloud:
         return self.runner.start_batch_job(job, {})
 
     def track(self, execution_arn: str, kind: str, ident: tuple[str, ...]) -> None:
+        """Record that an execution started a task or job (after the container started)."""
         with self._tracked_lock:
-            self._tracked.setdefault(execution_arn, []).append((kind, ident))
+            if execution_arn not in self._stopped_executions:
+                self._tracked.setdefault(execution_arn, []).append((kind, ident))
+                return
+        # The execution was stopped between the container's start and this record.
+        self._stop_container(kind, ident)
 
     def execution_stopped(self, execution_arn: str) -> None:
-        from moto.batch.models import batch_backends
-        from moto.ecs.models import ecs_backends
-
+        """Stop every task and job the execution started, and those it has yet to record."""
         with self._tracked_lock:
+            self._stopped_executions.add(execution_arn)
             started = self._tracked.pop(execution_arn, [])
         for kind, ident in started:
-            try:
-                if kind == "ecs":
-                    ecs_backends[self.account_id][self.region].stop_task(
-                        ident[0], ident[1], "Execution stopped by user"
-                    )
-                elif kind == "batch":
-                    batch_backends[self.account_id][self.region].terminate_job(
-                        ident[0], "Execution stopped by user"
-                    )
-            except Exception:  # already finished: nothing to stop
-                LOG.debug("could not stop %s %s", kind, ident, exc_info=True)
+            self._stop_container(kind, ident)
+
+    def _stop_container(self, kind: str, ident: tuple[str, ...]) -> None:
+        reason = "Execution stopped by user"
+        try:
+            if kind == "ecs":
+                ecs_backends[self.account_id][self.region].stop_task(ident[0], ident[1], reason)
+            elif kind == "batch":
+                batch_backends[self.account_id][self.region].terminate_job(ident[0], reason)
+        except Exception:  # already finished: nothing to stop
+            LOG.debug("could not stop %s %s", kind, ident, exc_info=True)
 
     # -- executions --------------------------------------------------------------------------
 

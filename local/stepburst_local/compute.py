@@ -33,11 +33,14 @@ from types import ModuleType
 from typing import Any
 
 from stepburst_local.faults import Faults
-from stepburst_local.hooks import LambdaThrottledError
 
 LOG = logging.getLogger(__name__)
 
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+
+
+class LambdaThrottledError(Exception):
+    """An armed throttle fault rejected an invocation (the Lambda service answers 429)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -284,8 +287,10 @@ class ContainerImage:
     """
 
     entrypoint: list[str]
-    image: str = "stepburst-worker:local"
+    image: str = "worker:local"
     workdir: Path | None = None
+    dockerfile: Path | None = None
+    """The image's Dockerfile (project-relative), for the hint when the image is missing."""
     mounts: tuple[tuple[str, str], ...] = ()
     docker_environment: Mapping[str, str] = field(default_factory=dict)
 
@@ -311,17 +316,18 @@ def docker_command(
     return command
 
 
-def _check_docker_image(name: str) -> None:
+def _check_docker_image(image: ContainerImage) -> None:
     docker = shutil.which("docker")
     if docker is None:
         raise RuntimeError("containers='docker' needs the docker CLI and a Docker engine")
     found = subprocess.run(
-        [docker, "image", "inspect", name], capture_output=True, check=False, timeout=30
+        [docker, "image", "inspect", image.image], capture_output=True, check=False, timeout=30
     )
     if found.returncode != 0:
+        dockerfile = f"-f {image.dockerfile} " if image.dockerfile is not None else ""
         raise RuntimeError(
-            f"no image {name}: build it first with "
-            f"docker build -f containers/worker/Dockerfile -t {name} ."
+            f"no image {image.image}: build it first with "
+            f"docker build {dockerfile}-t {image.image} ."
         )
 
 
@@ -340,7 +346,7 @@ class ContainerRunner:
         if mode not in ("process", "docker"):
             raise ValueError("containers must be 'process' or 'docker'")
         if mode == "docker":
-            _check_docker_image(image.image)
+            _check_docker_image(image)
         self.image = image
         self.environment = dict(environment)
         self.log_dir = log_dir

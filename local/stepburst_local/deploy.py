@@ -17,7 +17,7 @@ from typing import Any
 
 from stepburst_local.cfn import Resource, Stack, TemplateError, substitute_definition
 from stepburst_local.cloud import LocalCloud
-from stepburst_local.hooks import operation_model
+from stepburst_local.shapes import operation_model
 
 LOG = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@
 
 The engine reads ``template.yaml`` unchanged (:mod:`stepburst_local.cfn`), creates its
 resources in moto (:mod:`stepburst_local.deploy`), runs ``statemachines/*.asl.json`` on moto's
-interpreter with the adaptations in :mod:`stepburst_local.hooks`, calls the functions' real
+interpreter with the adaptations in :mod:`stepburst_local.patches`, calls the functions' real
 handlers in-process and runs the worker container's entrypoint for ECS tasks and Batch jobs.
+What it knows of stepburst itself is in :mod:`stepburst_local.product`.
 """
 
 from __future__ import annotations
@@ -27,29 +28,20 @@ from urllib.parse import unquote_plus
 
 import boto3
 
-from stepburst.stack import LOCAL_OUTPUTS_PARAMETER
-from stepburst_local import hooks
+from stepburst_local import binding, product
 from stepburst_local.cfn import Resource, Stack, TemplateError, load_template
 from stepburst_local.cloud import ExecutionTimeoutError, LocalCloud
 from stepburst_local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
 from stepburst_local.deploy import Deployer
+from stepburst_local.patches.distributed_map import map_run_children
+from stepburst_local.patches.map_run import ChildRun
 
 __all__ = ["DeployError", "ExecutionTimeoutError", "LocalEngine", "TemplateError"]
 
 # Where custom resources answer, as they answer CloudFormation on a pre-signed URL.
 _RESPONSES_BUCKET = "stepburst-local-cloudformation-responses"
-_JOBS_DIR_VARIABLE = "STEPBURST_JOBS_DIR"
 _LAYER_ROOT = "/opt/python"
-_QUIET = {
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-}
-_WELL_KNOWN_OUTPUTS = {
-    "InputBucketName": "STEPBURST_INPUT_BUCKET",
-    "OutputBucketName": "STEPBURST_OUTPUT_BUCKET",
-    "WorkBucketName": "STEPBURST_WORK_BUCKET",
-    "LedgerTableName": "STEPBURST_LEDGER_TABLE",
-}
+"""Where Lambda unpacks a layer's Python content."""
 
 
 class DeployError(Exception):
@@ -59,7 +51,7 @@ class DeployError(Exception):
 class LocalEngine(LocalCloud):
     """The stack of ``project_root/template.yaml``, running locally.
 
-    ``jobs_dir`` replaces the jobs layer (``jobs/``) for the functions and the workers, e.g.
+    ``jobs_dir`` replaces the jobs layer for the functions and the workers, e.g.
     with fixture jobs in tests. ``time_scale`` scales Retry intervals and Wait states (0.01
     turns 10 s into 0.1 s). ``function_timeouts`` overrides a function's ``Timeout`` by
     logical id, in seconds. ``containers`` is ``"process"`` (the worker entrypoint as a local
@@ -77,12 +69,12 @@ class LocalEngine(LocalCloud):
         containers: str = "process",
         port: int = 0,
         host: str = "127.0.0.1",
-        stack_name: str = "stepburst-local",
+        stack_name: str = product.STACK_NAME,
         parameters: Mapping[str, Any] | None = None,
         quiet: bool = False,
-        map_workers: int = hooks.DEFAULT_MAP_WORKERS,
-        history_limit: int = hooks.HISTORY_EVENT_LIMIT,
-        worker_image: str = "stepburst-worker:local",
+        map_workers: int = binding.DEFAULT_MAP_WORKERS,
+        history_limit: int = binding.HISTORY_EVENT_LIMIT,
+        worker_image: str = product.WORKER_IMAGE,
         log_dir: Path | None = None,
     ) -> None:
         super().__init__(
@@ -147,13 +139,7 @@ class LocalEngine(LocalCloud):
         if self.quiet:
             self._quiet_loggers()
         self.run_custom_resources("Create")
-        # `stepburst --local` finds the stack's outputs here, as it reads CloudFormation's.
-        self.client("ssm").put_parameter(
-            Name=LOCAL_OUTPUTS_PARAMETER,
-            Value=json.dumps(self.outputs),
-            Type="String",
-            Overwrite=True,
-        )
+        product.publish_outputs(self.client("ssm"), self.outputs)
 
     def run_custom_resources(self, request_type: str = "Update") -> dict[str, dict[str, Any]]:
         """Send each custom resource its CloudFormation request, as a deploy does.
@@ -213,7 +199,7 @@ class LocalEngine(LocalCloud):
     def _quiet_loggers(self) -> None:
         """Powertools loggers read their level once: lower the ones already built."""
         services = {
-            spec.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+            spec.environment.get(product.LOGGER_VARIABLE, product.DEFAULT_LOGGER)
             for spec in self.lambda_runtime.functions
         }
         for service in services:
@@ -237,7 +223,7 @@ class LocalEngine(LocalCloud):
         for resource in self._layers():
             if self._is_jobs_layer(resource):
                 return self._content_dir(resource)
-        return self.project_root / "jobs"
+        return self.project_root / product.JOBS_DIRECTORY
 
     def _layers(self) -> list[Resource]:
         assert self.stack is not None
@@ -252,8 +238,8 @@ class LocalEngine(LocalCloud):
         return (self.template_path.parent / uri).resolve()
 
     def _is_jobs_layer(self, resource: Resource) -> bool:
-        default_jobs = (self.project_root / "jobs").resolve()
-        return self._content_dir(resource) == default_jobs or "Jobs" in resource.logical_id
+        content = self._content_dir(resource)
+        return product.holds_jobs(resource.logical_id, content, self.project_root)
 
     def _layer_dirs(self) -> dict[str, Path]:
         """Each layer's content on this machine: what Lambda unpacks into /opt/python."""
@@ -266,7 +252,7 @@ class LocalEngine(LocalCloud):
         return dirs
 
     def _overrides(self) -> dict[str, str]:
-        return dict(_QUIET) if self.quiet else {}
+        return dict(product.QUIET_ENVIRONMENT) if self.quiet else {}
 
     def _function_specs(self, layers: Mapping[str, Path]) -> list[FunctionSpec]:
         assert self.stack is not None
@@ -282,8 +268,9 @@ class LocalEngine(LocalCloud):
             for key, value in environment.items():
                 if value == _LAYER_ROOT or value.startswith(f"{_LAYER_ROOT}/"):
                     environment[key] = jobs_dir + value[len(_LAYER_ROOT) :]
-            environment[_JOBS_DIR_VARIABLE] = environment.get(_JOBS_DIR_VARIABLE, jobs_dir)
-            environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+            environment.setdefault(product.JOBS_DIR_VARIABLE, jobs_dir)
+            for key, value in product.FUNCTION_DEFAULTS.items():
+                environment.setdefault(key, value)
             # A function's own processes (an item's command) reach the local AWS, as a
             # Lambda's children reach AWS.
             environment.update(self.environment())
@@ -304,25 +291,25 @@ class LocalEngine(LocalCloud):
         return specs
 
     def _configure_workers(self) -> None:
-        dockerfile = self.project_root / "containers" / "worker" / "Dockerfile"
+        dockerfile = self.project_root / product.WORKER_DOCKERFILE
         if dockerfile.is_file():
             entrypoint = parse_entrypoint(dockerfile)
         else:
-            entrypoint = ["python", "-m", "stepburst.worker"]
+            entrypoint = list(product.WORKER_ENTRYPOINT)
         environment = {
-            _JOBS_DIR_VARIABLE: str(self.resolved_jobs_dir),
+            product.JOBS_DIR_VARIABLE: str(self.resolved_jobs_dir),
             **self._overrides(),
         }
-        image_jobs_dir = "/app/jobs"  # where containers/worker/Dockerfile puts them
         self.configure_containers(
             ContainerImage(
                 entrypoint=entrypoint,
                 image=self.worker_image,
-                mounts=((str(self.resolved_jobs_dir), image_jobs_dir),),
-                docker_environment={_JOBS_DIR_VARIABLE: image_jobs_dir},
+                dockerfile=product.WORKER_DOCKERFILE,
+                mounts=((str(self.resolved_jobs_dir), product.IMAGE_JOBS_DIR),),
+                docker_environment={product.JOBS_DIR_VARIABLE: product.IMAGE_JOBS_DIR},
             ),
             environment,
-            python_path=[self.project_root / "src", self.resolved_jobs_dir],
+            python_path=[self.project_root / product.SOURCE_DIRECTORY, self.resolved_jobs_dir],
         )
 
     def _outputs(self) -> dict[str, Any]:
@@ -331,7 +318,7 @@ class LocalEngine(LocalCloud):
         functions = self.lambda_runtime.functions
         if functions:
             environment = functions[0].environment
-            for output, variable in _WELL_KNOWN_OUTPUTS.items():
+            for output, variable in product.OUTPUT_VARIABLES.items():
                 if output not in outputs and variable in environment:
                     outputs[output] = environment[variable]
         if "StateMachineArn" not in outputs:
@@ -400,35 +387,14 @@ class LocalEngine(LocalCloud):
                 )
             time.sleep(0.02)
 
-    def map_run_children(self, execution_arn: str) -> list[hooks.ChildRun]:
+    def map_run_children(self, execution_arn: str) -> list[ChildRun]:
         """The child executions of every Distributed Map run of an execution, by index."""
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-        backend = stepfunctions_parser_backends[self.account_id][self.region]
-        execution: Any = backend.describe_execution(execution_arn)
-        worker = getattr(execution, "exec_worker", None)
-        env = worker.env if worker is not None else None
-        children: list[hooks.ChildRun] = []
-        if env is not None:
-            for record in env.map_run_record_pool_manager.get_all():
-                run = getattr(record, "local_run", None)
-                if run is not None:
-                    with run.lock:
-                        children.extend(run.children)
-        return sorted(children, key=lambda child: child.index)
+        return map_run_children(self.account_id, self.region, execution_arn)
 
     def ledger(self) -> Any:
         """The stack's ledger (``stepburst.ledger.Ledger``), for tests and the demo."""
-        from stepburst.ledger import Ledger
-
-        retention = self.lambda_runtime.functions[0].environment.get(
-            "STEPBURST_RETENTION_DAYS", "90"
-        )
-        return Ledger(str(self.outputs["LedgerTableName"]), int(retention))
-
-    def container_log(self, ident: str, lines: int = 40) -> str:
-        """The tail of an ECS task's (ARN) or Batch job's (id) output."""
-        return self.runner.log_tail(ident, lines) if self.runner is not None else ""
+        environment = self.lambda_runtime.functions[0].environment
+        return product.ledger(str(self.outputs["LedgerTableName"]), environment)
 
 
 def _env_value(value: Any) -> str:

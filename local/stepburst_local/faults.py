@@ -6,7 +6,7 @@ Scenario tests arm a fault, run the real state machine, and assert on what the r
     engine.faults.ecs_capacity(reason="RESOURCE:MEMORY", times=2)
 
 Each fault fires ``times`` times and then disarms itself. The hooks in
-:mod:`stepburst_local.hooks` consult this object; nothing else does.
+:mod:`stepburst_local.patches` (and the Lambda runtime they call) consult this object.
 """
 
 from __future__ import annotations

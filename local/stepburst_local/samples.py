@@ -201,13 +201,6 @@ def business(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def iter_businesses(count: int, *, seed: int = 0) -> Iterator[dict[str, Any]]:
-    """``count`` business records, the same for the same ``seed``."""
-    rng = random.Random(seed)
-    for _ in range(count):
-        yield business(rng)
-
-
 # Lines a real upload might contain that the example job must reject or skip, in turn.
 _BAD_LINES = (
     b'{"business_id": "truncated", "name": "Half a rec',

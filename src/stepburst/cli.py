@@ -19,8 +19,9 @@ from typing import Any, TextIO
 from stepburst import operations
 from stepburst.errors import InvalidInputError, JobSpecError, StepburstError, UnknownJobError
 from stepburst.jobs import JobCatalog
-from stepburst.operations import Operations, RunStatus
+from stepburst.operations import Operations, RunProgress
 from stepburst.stack import LOCAL_ENDPOINT, StackNotFoundError, from_cloudformation, from_local
+from stepburst.statuses import ItemStatus, RunStatus
 from stepburst.triggers import ManualStart
 
 EXIT_OK = 0
@@ -208,11 +209,11 @@ def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _progress(status: RunStatus) -> str:
+def _progress(status: RunProgress) -> str:
     planned = max(status.planned, 1)
-    done = status.by_status.get("SUCCEEDED", 0)
-    failed = status.by_status.get("FAILED", 0)
-    running = status.by_status.get("RUNNING", 0)
+    done = status.by_status.get(ItemStatus.SUCCEEDED, 0)
+    failed = status.by_status.get(ItemStatus.FAILED, 0)
+    running = status.by_status.get(ItemStatus.RUNNING, 0)
     filled = round(BAR_WIDTH * done / planned)
     broken = round(BAR_WIDTH * failed / planned)
     bar = "#" * filled + "x" * broken + "." * max(0, BAR_WIDTH - filled - broken)
@@ -221,12 +222,17 @@ def _progress(status: RunStatus) -> str:
     )
 
 
-def _write_status(status: RunStatus, out: TextIO) -> None:
+def _write_status(status: RunProgress, out: TextIO) -> None:
     run = status.run
     out.write(f"run {run['run_id']}  job {run.get('job')}  {status.status}\n")
     out.write(_progress(status) + "\n")
     rows = [
-        (route, counts.get("SUCCEEDED", 0), counts.get("FAILED", 0), counts.get("RUNNING", 0))
+        (
+            route,
+            counts.get(ItemStatus.SUCCEEDED, 0),
+            counts.get(ItemStatus.FAILED, 0),
+            counts.get(ItemStatus.RUNNING, 0),
+        )
         for route, counts in sorted(status.by_route.items())
     ]
     if rows:
@@ -237,8 +243,8 @@ def _write_status(status: RunStatus, out: TextIO) -> None:
         out.write(f"summary: s3://…/{run['summary_key']}\n")
 
 
-def _status_exit(status: RunStatus) -> int:
-    return EXIT_RUN_FAILED if status.status in {"FAILED", "CANCELLED"} else EXIT_OK
+def _status_exit(status: RunProgress) -> int:
+    return EXIT_RUN_FAILED if status.status in {RunStatus.FAILED, RunStatus.CANCELLED} else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -250,7 +256,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         else:
             _write_status(status, out)
         return _status_exit(status)
-    last: RunStatus | None = None
+    last: RunProgress | None = None
     live = out.isatty()
     for status in ops.watch(args.run, interval=args.interval):
         last = status

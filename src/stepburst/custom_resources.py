@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepburst.observability import logger
+from stepburst.statuses import CustomResourceStatus
 
 RESPONSE_TIMEOUT_SECONDS = 30
 _REASON_LIMIT = 3500
@@ -27,7 +28,7 @@ def send_response(
 ) -> None:
     body = json.dumps(
         {
-            "Status": "SUCCESS" if succeeded else "FAILED",
+            "Status": CustomResourceStatus.SUCCESS if succeeded else CustomResourceStatus.FAILED,
             "Reason": reason[:_REASON_LIMIT] or "see the function's logs",
             "PhysicalResourceId": physical_id,
             "StackId": event["StackId"],
@@ -58,6 +59,6 @@ def respond(
         logger.exception("custom resource failed")
         reason = f"{type(error).__name__}: {error}"
         send_response(event, succeeded=False, physical_id=physical_id, reason=reason)
-        return {"Status": "FAILED", "Reason": reason}
+        return {"Status": CustomResourceStatus.FAILED, "Reason": reason}
     send_response(event, succeeded=True, physical_id=physical_id, data=data)
-    return {"Status": "SUCCESS", "Data": data}
+    return {"Status": CustomResourceStatus.SUCCESS, "Data": data}

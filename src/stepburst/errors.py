@@ -94,3 +94,11 @@ class ExecutionAlreadyExistsError(AwsError):
 
 class ConditionFailedError(AwsError):
     """A DynamoDB write's condition did not hold; nothing was written."""
+
+
+# The errors the state machine matches by name in its Retry and Catch rules. Lambda names a
+# function's error by its exception class, without the module, so renaming one of these (or
+# raising another class of the same name) changes what the state machine does:
+# https://docs.aws.amazon.com/step-functions/latest/dg/tutorial-handling-error-conditions.html
+# tests/unit/test_error_names.py holds statemachines/*.asl.json to this tuple, both ways.
+STATE_MACHINE_ERRORS: tuple[type[StepburstError], ...] = (ThrottledError, ItemsFailedError)

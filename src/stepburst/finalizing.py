@@ -1,8 +1,8 @@
-"""Finalize a run from the ledger: aggregate, merge rejects, write the summary, announce it.
+"""Finalize a run from the ledger: tally its items, then merge rejects, write the summary,
+record the outcome, announce it and publish its metrics.
 
 The ledger is the truth: counts come from item records, never from logs or map results. The
-job's tolerated-failure percentage decides the outcome; items that never got a record (the
-fan-out stopped early) count as failed.
+tally (:mod:`stepburst.tally`) decides the outcome from the job's tolerated-failure percentage.
 """
 
 from __future__ import annotations
@@ -18,22 +18,20 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from stepburst import storage
 from stepburst.adapters import events
 from stepburst.jobs import JobCatalog
+from stepburst.layout import manifest_key, output_prefix, rejects_key, summary_key
 from stepburst.ledger import Ledger, item_digest, now_iso
-from stepburst.manifest import manifest_key
 from stepburst.observability import METRICS_NAMESPACE, SERVICE_NAME, logger, metrics
 from stepburst.settings import Settings
+from stepburst.statuses import RunStatus
+from stepburst.tally import RunTally, tally_run
 
-SUMMARY_NAME = "_SUMMARY.json"
-REJECTS_NAME = "rejects.jsonl"
 RUN_FINISHED = "Run Finished"
 EVENT_SOURCE = "stepburst"
-_NAMED_FAILURES = 20
-_COUNTED = ("lines", "records", "rejects", "filtered", "bytes_in", "bytes_out")
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str
+    status: RunStatus
     run_id: str | None
     cause: str | None
     summary: dict[str, Any]
@@ -60,107 +58,35 @@ class Finalizer:
         run = self.ledger.get_run(run_id) or {}
         job = self.catalog.get(str(plan["job"]))
         items = self.item_digests(run_id, int(run.get("redrives") or 0))
-        # The run's own count: a redrive plans only the items it runs again.
-        planned = int(run.get("planned_items") or plan.get("items", 0))
-
-        succeeded = [item for item in items if item.get("status") == "SUCCEEDED"]
-        failed = [item for item in items if item.get("status") == "FAILED"]
-        unfinished = planned - len(succeeded) - len(failed)
-        failed_total = len(failed) + unfinished
-        failed_percent = 100.0 * failed_total / planned if planned else 0.0
-        fanout_error = fanout.get("Error") if isinstance(fanout, Mapping) else None
-
-        # Item counts decide, not the fan-out's own verdict: the Map counts failed units, and
-        # a unit of many items fails when any one of them does.
-        status = "SUCCEEDED" if failed_percent <= job.tolerated_failure_percent else "FAILED"
-
-        totals = {name: sum(int(item.get(name) or 0) for item in items) for name in _COUNTED}
-        routes: dict[str, dict[str, int]] = {}
-        for item in items:
-            by_status = routes.setdefault(str(item.get("route", "unknown")), {})
-            by_status[str(item.get("status"))] = by_status.get(str(item.get("status")), 0) + 1
-
-        output_prefix = str(run.get("output_prefix") or f"{job.output.prefix}{run_id}/")
-        rejects_key = None
-        if totals["rejects"]:
-            rejects_key = output_prefix + REJECTS_NAME
-            self._merge_rejects(items, rejects_key)
-
-        failed_items = [
-            {
-                "item": int(item["item"]),
-                "route": item.get("route"),
-                "error": item.get("error"),
-                "exit_code": item.get("exit_code"),
-                "reason": str(item.get("reason") or "failed"),
-            }
-            for item in failed
-        ]
-        cause = None
-        if status == "FAILED":
-            named = ", ".join(
-                f"item {f['item']} ({f['error']}: {str(f['reason'])[:120]})"
-                for f in failed_items[:_NAMED_FAILURES]
-            )
-            more = len(failed_items) - _NAMED_FAILURES
-            cause = (
-                f"{failed_total} of {planned} items failed ({failed_percent:.1f}% > tolerated "
-                f"{job.tolerated_failure_percent:g}%)"
-            )
-            if named:
-                cause += f": {named}" + (f" and {more} more" if more > 0 else "")
-            if unfinished:
-                cause += f"; {unfinished} items never finished"
-
-        summary_key = output_prefix + SUMMARY_NAME
+        tally = tally_run(
+            items,
+            # The run's own count: a redrive plans only the items it runs again.
+            planned=int(run.get("planned_items") or plan.get("items", 0)),
+            tolerated_failure_percent=job.tolerated_failure_percent,
+        )
+        prefix = str(run.get("output_prefix") or output_prefix(job.output.prefix, run_id))
+        merged_rejects = self._merge_rejects(items, prefix) if tally.totals["rejects"] else None
         summary: dict[str, Any] = {
             "run_id": run_id,
             "job": job.name,
-            "status": status,
+            "status": tally.status,
             "trigger": run.get("trigger"),
             "started_at": run.get("started_at"),
             "finished_at": now_iso(),
-            "planned_items": planned,
-            "succeeded": len(succeeded),
-            "failed": failed_total,
-            "unfinished": unfinished,
-            "failed_percent": round(failed_percent, 3),
-            "tolerated_failure_percent": job.tolerated_failure_percent,
-            "routes": routes,
-            **totals,
+            **tally.counts(),
             "output_bucket": self.settings.output_bucket,
-            "output_prefix": output_prefix,
-            "rejects_key": rejects_key,
-            "summary_uri": f"s3://{self.settings.output_bucket}/{summary_key}",
-            "failed_items": failed_items,
-            "fanout_error": fanout_error,
+            "output_prefix": prefix,
+            "rejects_key": merged_rejects,
+            "summary_uri": f"s3://{self.settings.output_bucket}/{summary_key(prefix)}",
+            "failed_items": tally.failed_items,
+            "fanout_error": fanout.get("Error") if isinstance(fanout, Mapping) else None,
         }
-        storage.put_json(self.settings.output_bucket, summary_key, summary)
-        self.ledger.update_run(
-            run_id,
-            {
-                "status": status,
-                "finished_at": summary["finished_at"],
-                "succeeded": len(succeeded),
-                "failed": failed_total,
-                "summary_key": summary_key,
-                "cause": cause,
-                "item_routes": routes,
-                **totals,
-            },
-        )
+        self._write_summary(summary_key(prefix), summary)
+        self._record(run_id, tally, summary)
         self._announce(summary)
-        metrics.add_metric(name=f"Runs{status.title()}", unit="Count", value=1)
-        # Per-job figures go out as a metric set of their own, made for this run: the shared
-        # one lives as long as a warm container and must not collect a job dimension per run.
-        per_job = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-        per_job.add_dimension(name="job", value=job.name)
-        per_job.add_metric(name="ItemsSucceeded", unit=MetricUnit.Count, value=len(succeeded))
-        per_job.add_metric(name="ItemsFailed", unit=MetricUnit.Count, value=failed_total)
-        per_job.add_metric(name="RecordsWritten", unit=MetricUnit.Count, value=totals["records"])
-        per_job.flush_metrics()
-        logger.info("run finished", extra={"run_id": run_id, "status": status})
-        return Outcome(status=status, run_id=run_id, cause=cause, summary=summary)
+        self._publish_metrics(job.name, tally)
+        logger.info("run finished", extra={"run_id": run_id, "status": tally.status})
+        return Outcome(status=tally.status, run_id=run_id, cause=tally.cause, summary=summary)
 
     def item_digests(self, run_id: str, redrives: int) -> list[dict[str, Any]]:
         """Every recorded item's latest state, in item order.
@@ -183,8 +109,9 @@ class Finalizer:
                 latest[int(record["item"])] = item_digest(record)
         return [latest[index] for index in sorted(latest)]
 
-    def _merge_rejects(self, items: Iterable[Mapping[str, Any]], key: str) -> None:
+    def _merge_rejects(self, items: Iterable[Mapping[str, Any]], prefix: str) -> str:
         """One rejects file for the run, with each line's number in the whole input."""
+        key = rejects_key(prefix)
         with storage.MultipartWriter(self.settings.output_bucket, key) as writer:
             first_line = 1
             for item in items:  # sorted by index, so ranges come in file order
@@ -195,6 +122,39 @@ class Finalizer:
                         reject["line"] = first_line + int(reject["item_line"]) - 1
                         writer.write(orjson.dumps(reject) + b"\n")
                 first_line += int(item.get("lines") or 0)
+        return key
+
+    def _write_summary(self, key: str, summary: Mapping[str, Any]) -> None:
+        storage.put_json(self.settings.output_bucket, key, summary)
+
+    def _record(self, run_id: str, tally: RunTally, summary: Mapping[str, Any]) -> None:
+        """The run record's outcome: what `stepburst status` and `runs` show."""
+        self.ledger.update_run(
+            run_id,
+            {
+                "status": tally.status,
+                "finished_at": summary["finished_at"],
+                "succeeded": tally.succeeded,
+                "failed": tally.failed,
+                "summary_key": summary_key(str(summary["output_prefix"])),
+                "cause": tally.cause,
+                "item_routes": tally.routes,
+                **tally.totals,
+            },
+        )
+
+    def _publish_metrics(self, job: str, tally: RunTally) -> None:
+        metrics.add_metric(name=f"Runs{tally.status.title()}", unit="Count", value=1)
+        # Per-job figures go out as a metric set of their own, made for this run: the shared
+        # one lives as long as a warm container and must not collect a job dimension per run.
+        per_job = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+        per_job.add_dimension(name="job", value=job)
+        per_job.add_metric(name="ItemsSucceeded", unit=MetricUnit.Count, value=tally.succeeded)
+        per_job.add_metric(name="ItemsFailed", unit=MetricUnit.Count, value=tally.failed)
+        per_job.add_metric(
+            name="RecordsWritten", unit=MetricUnit.Count, value=tally.totals["records"]
+        )
+        per_job.flush_metrics()
 
     def _announce(self, summary: Mapping[str, Any]) -> None:
         detail = {k: v for k, v in summary.items() if k != "failed_items"}

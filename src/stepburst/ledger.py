@@ -1,6 +1,6 @@
 """The DynamoDB ledger: one record per run, one per item, one per trigger.
 
-Single-table layout (keys ``pk``/``sk``)::
+Single-table layout (keys ``pk``/``sk``, built by :mod:`stepburst.layout`)::
 
     RUN#<run id>      RUN           the run: job, trigger, status, counts, timings
     RUN#<run id>      ITEM#<index>  an item: status, route, attempts, exit code, stats
@@ -24,11 +24,17 @@ from typing import Any
 
 from stepburst.adapters.dynamodb import Table
 from stepburst.errors import ConditionFailedError
+from stepburst.layout import (
+    ITEM_PREFIX,
+    RUN_SK,
+    TRIGGER_SK,
+    UNIT_PREFIX,
+    run_pk,
+    trigger_pk,
+    unit_sort_key,
+)
+from stepburst.statuses import TriggerStatus
 
-RUN_SK = "RUN"
-TRIGGER_SK = "TRIGGER"
-ITEM_PREFIX = "ITEM#"
-UNIT_PREFIX = "UNIT#"
 # What a digest keeps of an item: enough to aggregate a run and name its failures.
 DIGEST_FIELDS = (
     "item",
@@ -48,14 +54,6 @@ DIGEST_FIELDS = (
 )
 _REASON_LIMIT = 500
 BY_JOB_INDEX = "ByJob"
-
-
-def run_pk(run_id: str) -> str:
-    return f"RUN#{run_id}"
-
-
-def unit_sort_key(manifest: int, unit: int) -> str:
-    return f"{UNIT_PREFIX}{manifest:04d}#{unit:07d}"
 
 
 def _failure(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,9 +99,9 @@ class Ledger:
     def claim_trigger(self, trigger_id: str, run_id: str, details: Mapping[str, Any]) -> bool:
         """Claim a trigger for ``run_id``; False if an earlier delivery already claimed it."""
         record = {
-            "pk": f"TRIGGER#{trigger_id}",
+            "pk": trigger_pk(trigger_id),
             "sk": TRIGGER_SK,
-            "status": "CLAIMED",
+            "status": TriggerStatus.CLAIMED,
             "run_id": run_id,
             "claimed_at": now_iso(),
             "expires_at": self._expires_at(),
@@ -117,9 +115,9 @@ class Ledger:
 
     def record_ignored_trigger(self, trigger_id: str, details: Mapping[str, Any]) -> None:
         record = {
-            "pk": f"TRIGGER#{trigger_id}",
+            "pk": trigger_pk(trigger_id),
             "sk": TRIGGER_SK,
-            "status": "IGNORED",
+            "status": TriggerStatus.IGNORED,
             "claimed_at": now_iso(),
             "expires_at": self._expires_at(),
             **details,
@@ -127,7 +125,7 @@ class Ledger:
         self._table.put(record)
 
     def get_trigger(self, trigger_id: str) -> dict[str, Any] | None:
-        return self._get(f"TRIGGER#{trigger_id}", TRIGGER_SK)
+        return self._get(trigger_pk(trigger_id), TRIGGER_SK)
 
     # -- runs -------------------------------------------------------------------------------
 

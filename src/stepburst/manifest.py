@@ -15,12 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 Route = Literal["lambda", "ecs", "batch"]
 ContainerRoute = Literal["ecs", "batch"]
 
-MANIFEST_NAME = "manifest.json"
-
-
-def item_sort_key(index: int) -> str:
-    return f"ITEM#{index:07d}"
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,16 +65,3 @@ class Unit(_Model):
     items: list[Item] = Field(min_length=1)
     ecs: EcsCompute
     batch: BatchCompute
-
-
-def _run_folder(run_id: str, redrive: int) -> str:
-    return f"runs/{run_id}/" + (f"redrive-{redrive}/" if redrive else "")
-
-
-def manifest_key(run_id: str, redrive: int = 0) -> str:
-    """The run's manifest; a redrive writes its own, of the items it runs again."""
-    return _run_folder(run_id, redrive) + MANIFEST_NAME
-
-
-def results_prefix(run_id: str, redrive: int = 0) -> str:
-    return _run_folder(run_id, redrive) + "map-results"

@@ -22,17 +22,18 @@ from stepburst import costs, storage
 from stepburst.adapters import batch, ecs, stepfunctions
 from stepburst.errors import ExecutionNotFoundError, InvalidInputError, StepburstError
 from stepburst.jobs import Job, JobCatalog
+from stepburst.layout import ecs_started_by, is_batch_job_of_run, upload_identity
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest import Unit
 from stepburst.planning import Draft, Planner, run_id_for
 from stepburst.stack import Stack
+from stepburst.statuses import TERMINAL_RUN_STATUSES, ExecutionStatus, ItemStatus, RunStatus
 from stepburst.triggers import ManualStart
 
 # An execution input must stay under 256 KiB; longer item lists travel as a list file in S3.
 INLINE_ITEMS_LIMIT = 128 * 1024
 UPLOADED_LISTS_PREFIX = "_stepburst/item-lists/"
 DOWNLOAD_THREADS = 8
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
 class RunNotFoundError(StepburstError):
@@ -54,8 +55,18 @@ class Uploaded:
     run_id: str | None
 
 
+# What a run still RUNNING in the ledger is when its execution ended before Finalize.
+_ENDED_EARLY: dict[str, RunStatus] = {
+    ExecutionStatus.FAILED: RunStatus.FAILED,
+    ExecutionStatus.TIMED_OUT: RunStatus.FAILED,
+    ExecutionStatus.ABORTED: RunStatus.CANCELLED,
+}
+
+
 @dataclass(frozen=True, slots=True)
-class RunStatus:
+class RunProgress:
+    """A run as the ledger has it, its items counted, and its execution's status."""
+
     run: dict[str, Any]
     by_status: dict[str, int]
     by_route: dict[str, dict[str, int]]
@@ -69,8 +80,8 @@ class RunStatus:
     def status(self) -> str:
         recorded = str(self.run.get("status", "UNKNOWN"))
         # An execution that ended without reaching Finalize leaves the run RUNNING.
-        if recorded == "RUNNING" and self.execution_status in {"FAILED", "TIMED_OUT", "ABORTED"}:
-            return "FAILED" if self.execution_status != "ABORTED" else "CANCELLED"
+        if recorded == RunStatus.RUNNING and self.execution_status in _ENDED_EARLY:
+            return _ENDED_EARLY[self.execution_status]
         return recorded
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,7 +150,10 @@ class Operations:
         return prefixes[0]
 
     def _await_claim(self, key: str, version: str | None, wait_seconds: float) -> str | None:
-        identity = f"{self.settings.input_bucket}/{key}#{version}"
+        identity = upload_identity(self.settings.input_bucket, key, version_id=version)
+        if identity is None:
+            # Unversioned: only the upload's event carries the sequencer that names it.
+            return None
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
             claim = self.ledger.get_trigger(identity)
@@ -171,7 +185,7 @@ class Operations:
 
     def redrive(self, run_id: str) -> Started:
         run = self.run(run_id)
-        if run.get("status") not in TERMINAL:
+        if run.get("status") not in TERMINAL_RUN_STATUSES:
             raise InvalidInputError("run", f"run {run_id!r} is still {run.get('status')}")
         redrive = int(run.get("redrives", 0)) + 1
         name = f"redrive-{hashlib.sha256(run_id.encode()).hexdigest()[:20]}-{redrive}"
@@ -206,9 +220,9 @@ class Operations:
     def items(self, run_id: str, *, failed_only: bool = False) -> list[dict[str, Any]]:
         self.run(run_id)
         records = self.ledger.iter_items(run_id)
-        return [r for r in records if not failed_only or r.get("status") != "SUCCEEDED"]
+        return [r for r in records if not failed_only or r.get("status") != ItemStatus.SUCCEEDED]
 
-    def status(self, run_id: str) -> RunStatus:
+    def status(self, run_id: str) -> RunProgress:
         run = self.run(run_id)
         by_status: Counter[str] = Counter()
         by_route: dict[str, Counter[str]] = {}
@@ -216,19 +230,19 @@ class Operations:
             status = str(item.get("status"))
             by_status[status] += 1
             by_route.setdefault(str(item.get("route")), Counter())[status] += 1
-        return RunStatus(
+        return RunProgress(
             run=run,
             by_status=dict(by_status),
             by_route={route: dict(counts) for route, counts in by_route.items()},
             execution_status=self._execution_status(run),
         )
 
-    def watch(self, run_id: str, *, interval: float = 1.0) -> Iterator[RunStatus]:
+    def watch(self, run_id: str, *, interval: float = 1.0) -> Iterator[RunProgress]:
         """Statuses until the run ends (the caller stops it early with Ctrl-C)."""
         while True:
             status = self.status(run_id)
             yield status
-            if status.status in TERMINAL:
+            if status.status in TERMINAL_RUN_STATUSES:
                 return
             time.sleep(interval)
 
@@ -247,7 +261,7 @@ class Operations:
         """Stop the execution and every container it started; the run is CANCELLED."""
         run = self.run(run_id)
         stopped = {"executions": 0, "ecs_tasks": 0, "batch_jobs": 0}
-        if self._execution_status(run) == "RUNNING":
+        if self._execution_status(run) == ExecutionStatus.RUNNING:
             stepfunctions.stop_execution(
                 str(run["execution_id"]), error="Stepburst.Cancelled", cause="stepburst cancel"
             )
@@ -257,21 +271,23 @@ class Operations:
         stopped["ecs_tasks"] = self._stop_ecs_tasks(run_id)
         stopped["batch_jobs"] = self._terminate_batch_jobs(run_id)
         running = [
-            item for item in self.ledger.iter_items(run_id) if item.get("status") == "RUNNING"
+            item
+            for item in self.ledger.iter_items(run_id)
+            if item.get("status") == ItemStatus.RUNNING
         ]
         self.ledger.put_items(
             run_id,
             (
                 {
                     **{k: v for k, v in item.items() if k not in ("pk", "run_id", "expires_at")},
-                    "status": "CANCELLED",
+                    "status": ItemStatus.CANCELLED,
                     "finished_at": now_iso(),
                 }
                 for item in running
             ),
         )
         self.ledger.update_run(
-            run_id, {"status": "CANCELLED", "finished_at": now_iso(), "cause": "cancelled"}
+            run_id, {"status": RunStatus.CANCELLED, "finished_at": now_iso(), "cause": "cancelled"}
         )
         return stopped
 
@@ -279,7 +295,7 @@ class Operations:
         cluster = self.stack.outputs.get("ClusterArn")
         if not cluster:
             return 0
-        arns = ecs.running_tasks(cluster, started_by=run_id)
+        arns = ecs.running_tasks(cluster, started_by=ecs_started_by(run_id))
         for arn in arns:
             ecs.stop_task(cluster, arn, reason=f"stepburst cancel {run_id}")
         return len(arns)
@@ -288,7 +304,7 @@ class Operations:
         queue = self.stack.outputs.get("WorkerJobQueueArn")
         if not queue:
             return 0
-        job_ids = batch.unfinished_jobs(queue, name_prefix=f"{run_id}-unit-")
+        job_ids = batch.unfinished_jobs(queue, named=lambda name: is_batch_job_of_run(name, run_id))
         for job_id in job_ids:
             batch.terminate_job(job_id, reason="stepburst cancel")
         return len(job_ids)

@@ -19,6 +19,14 @@ from jsonschema.exceptions import best_match
 from stepburst import storage, workitems
 from stepburst.errors import InvalidInputError
 from stepburst.jobs import Job, JobCatalog, check_for_stack
+from stepburst.layout import (
+    item_sort_key,
+    manifest_key,
+    object_version,
+    output_prefix,
+    results_prefix,
+    schedule_identity,
+)
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest import (
     BatchCompute,
@@ -28,13 +36,11 @@ from stepburst.manifest import (
     Route,
     SourceObject,
     Unit,
-    item_sort_key,
-    manifest_key,
-    results_prefix,
 )
 from stepburst.observability import logger, metrics
 from stepburst.settings import Settings
 from stepburst.splitting import newline_aligned_ranges
+from stepburst.statuses import ItemStatus, PlanStatus, RunStatus
 from stepburst.triggers import ManualStart, RedriveStart, Trigger, UploadTrigger, short_hash
 
 # Objects up to this size are read once and split in memory instead of probing each boundary.
@@ -46,8 +52,6 @@ MAX_ITEMS_PER_UNIT = 100
 # Params reach containers as environment overrides, which ECS limits to 8 KiB in all.
 MAX_PARAMS_BYTES = 4096
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-PlanStatus = Literal["PLANNED", "DUPLICATE", "IGNORED"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +132,10 @@ class Planner:
         # both deliveries share one run id and one ledger claim.
         run_id = run_id_for(job, trigger.scheduled_time, f"{job.name}@{trigger.scheduled_time}")
         if not self.ledger.claim_trigger(
-            f"schedule/{run_id}", run_id, {"job": job.name, **trigger.describe()}
+            schedule_identity(run_id), run_id, {"job": job.name, **trigger.describe()}
         ):
             metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
-            return Plan(status="DUPLICATE", run_id=run_id, job=job.name)
+            return Plan(status=PlanStatus.DUPLICATE, run_id=run_id, job=job.name)
         local_time = trigger.scheduled_time.astimezone(ZoneInfo(job.triggers.schedule.timezone))
         draft = self._draft(job, trigger.input, job.params, scheduled=local_time)
         return self._write_plan(draft, run_id, trigger, request)
@@ -165,16 +169,16 @@ class Planner:
             )
             logger.info("upload matches no job", extra=details)
             metrics.add_metric(name="UploadsIgnored", unit="Count", value=1)
-            return Plan(status="IGNORED", reason=f"no job matches {trigger.key!r}")
+            return Plan(status=PlanStatus.IGNORED, reason=f"no job matches {trigger.key!r}")
         run_id = run_id_for(job, trigger.time, trigger.identity)
         if not self.ledger.claim_trigger(trigger.identity, run_id, details):
             logger.info("duplicate delivery", extra={"run_id": run_id, **details})
             metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
-            return Plan(status="DUPLICATE", run_id=run_id, job=job.name)
+            return Plan(status=PlanStatus.DUPLICATE, run_id=run_id, job=job.name)
         source = SourceObject(
             bucket=trigger.bucket,
             key=trigger.key,
-            version_id=trigger.version_id if trigger.version_id not in (None, "null") else None,
+            version_id=object_version(trigger.version_id),
             etag=trigger.etag or None,
         )
         if job.split.jsonl is not None:
@@ -190,13 +194,15 @@ class Planner:
         run = self.ledger.get_run(run_id)
         if run is None:
             raise InvalidInputError("redrive", f"no run {run_id!r} in the ledger")
-        if run.get("status") == "RUNNING":
+        if run.get("status") == RunStatus.RUNNING:
             raise InvalidInputError("redrive", f"run {run_id!r} is still running")
         job = self.catalog.get(str(run["job"]))
         original = storage.get_json(self.settings.work_bucket, manifest_key(run_id))
         items = [Item.model_validate(item) for unit in original for item in unit["items"]]
         records = self.ledger.get_items(run_id, (item.sk for item in items))
-        again = [item for item in items if records.get(item.sk, {}).get("status") != "SUCCEEDED"]
+        again = [
+            item for item in items if records.get(item.sk, {}).get("status") != ItemStatus.SUCCEEDED
+        ]
         if not again:
             raise InvalidInputError("redrive", f"every item of run {run_id!r} succeeded")
         redrive = int(run.get("redrives", 0)) + 1
@@ -207,7 +213,7 @@ class Planner:
         self.ledger.update_run(
             run_id,
             {
-                "status": "RUNNING",
+                "status": RunStatus.RUNNING,
                 "redrives": redrive,
                 "manifest_key": key,
                 "execution_id": request.execution_id,
@@ -347,7 +353,7 @@ class Planner:
             {
                 "run_id": run_id,
                 "job": job.name,
-                "status": "RUNNING",
+                "status": RunStatus.RUNNING,
                 "trigger": trigger.describe(),
                 "execution_id": request.execution_id,
                 "started_at": now_iso(),
@@ -357,7 +363,7 @@ class Planner:
                 "estimated_seconds": round(sum(item.estimated_seconds for item in items), 3),
                 "routes": draft.routes(),
                 "params": draft.params,
-                "output_prefix": f"{job.output.prefix}{run_id}/",
+                "output_prefix": output_prefix(job.output.prefix, run_id),
                 "manifest_key": key,
             }
         )
@@ -386,7 +392,7 @@ class Planner:
         for unit in units:
             routes[unit.route] = routes.get(unit.route, 0) + len(unit.items)
         return Plan(
-            status="PLANNED",
+            status=PlanStatus.PLANNED,
             run_id=run_id,
             job=job.name,
             units=len(units),

@@ -111,19 +111,6 @@ class RecordStats:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, document: Mapping[str, Any]) -> RecordStats:
-        return cls(
-            lines=int(document.get("lines", 0)),
-            records=int(document.get("records", 0)),
-            rejects=int(document.get("rejects", 0)),
-            blank_lines=int(document.get("blank_lines", 0)),
-            filtered=int(document.get("filtered", 0)),
-            bytes_in=int(document.get("bytes_in", 0)),
-            bytes_out=int(document.get("bytes_out", 0)),
-            reject_errors={str(k): int(v) for k, v in document.get("reject_errors", {}).items()},
-        )
-
 
 class FieldAdder(Generic[StructT]):
     """A transform that reads a few fields and adds new ones; made by :func:`adds_fields`.

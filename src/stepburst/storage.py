@@ -89,16 +89,6 @@ class S3Object:
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
-    @classmethod
-    def from_uri(cls, uri: str) -> S3Object:
-        """Parse ``s3://bucket/key``."""
-        if not uri.startswith("s3://"):
-            raise ValueError(f"not an s3:// URI: {uri!r}")
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        if not bucket or not key:
-            raise ValueError(f"an s3:// URI needs a bucket and a key: {uri!r}")
-        return cls(bucket, key)
-
     def _location(self) -> _Location:
         location: _Location = {"Bucket": self.bucket, "Key": self.key}
         if self.version_id is not None:

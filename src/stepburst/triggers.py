@@ -1,8 +1,8 @@
 """What started a run: an S3 upload (via EventBridge), a schedule, or a manual start.
 
-Every trigger has an identity. For uploads it is the object version, so repeated deliveries
-of the same event map to the same run id and the ledger's conditional write lets only one
-through, while a new version of the object is a new trigger.
+Every trigger has an identity (see :mod:`stepburst.layout`). For uploads it is the object
+version, so repeated deliveries of the same event map to the same run id and the ledger's
+conditional write lets only one through, while a new version of the object is a new trigger.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stepburst.errors import InvalidInputError
+from stepburst.layout import upload_identity
 
 S3_SOURCE = "aws.s3"
-OBJECT_CREATED = "Object Created"
 SCHEDULE_SOURCE = "stepburst.schedule"
 
 
@@ -32,19 +32,11 @@ class UploadTrigger:
     sequencer: str | None
     size: int
     time: datetime
-
-    kind = "s3"
-
-    @property
-    def identity(self) -> str:
-        # A version id names one object version; unversioned buckets fall back to the
-        # sequencer, which S3 orders per key, and the ETag.
-        version = self.version_id if self.version_id not in (None, "", "null") else None
-        return f"{self.bucket}/{self.key}#{version or f'{self.sequencer}:{self.etag}'}"
+    identity: str
 
     def describe(self) -> dict[str, Any]:
         return {
-            "type": self.kind,
+            "type": "s3",
             "bucket": self.bucket,
             "key": self.key,
             "version_id": self.version_id,
@@ -61,8 +53,6 @@ class ManualStart(BaseModel):
     job: str = Field(min_length=1)
     input: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
-
-    kind: str = "manual"
 
     def describe(self) -> dict[str, Any]:
         return {"type": "manual", "input": self.input, "params": self.params}
@@ -104,23 +94,36 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(input)"
 
 
+def _upload(event: S3EventNotificationEventBridgeModel) -> UploadTrigger:
+    bucket, obj = event.detail.bucket.name, event.detail.object
+    key = unquote_plus(obj.key)
+    identity = upload_identity(
+        bucket, key, version_id=obj.version_id, sequencer=obj.sequencer, etag=obj.etag
+    )
+    if identity is None:
+        raise InvalidInputError(
+            "detail.object.sequencer",
+            "an upload to an unversioned bucket is named by its event's sequencer",
+        )
+    return UploadTrigger(
+        bucket=bucket,
+        key=key,
+        version_id=obj.version_id,
+        etag=obj.etag,
+        sequencer=obj.sequencer,
+        size=int(obj.size or 0),
+        time=event.time,
+        identity=identity,
+    )
+
+
 def parse_trigger(event: Any) -> Trigger:
     """Recognise the execution input; an invalid one names the offending field."""
     if not isinstance(event, dict):
         raise InvalidInputError("(input)", "the execution input must be a JSON object")
     try:
         if event.get("source") == S3_SOURCE:
-            upload = S3EventNotificationEventBridgeModel.model_validate(event)
-            obj = upload.detail.object
-            return UploadTrigger(
-                bucket=upload.detail.bucket.name,
-                key=unquote_plus(obj.key),
-                version_id=obj.version_id,
-                etag=obj.etag,
-                sequencer=obj.sequencer,
-                size=int(obj.size or 0),
-                time=upload.time,
-            )
+            return _upload(S3EventNotificationEventBridgeModel.model_validate(event))
         if event.get("source") == SCHEDULE_SOURCE:
             return ScheduledStart.model_validate(event)
         if "redrive" in event:

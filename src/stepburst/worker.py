@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from stepburst import runtime, storage
+from stepburst import components, storage
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.manifest import Unit
 from stepburst.observability import logger
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.append_keys(run_id=args.run, unit=args.unit, route=args.route)
     try:
         config = settings()
-        run = runtime.ledger().get_run(args.run)
+        run = components.ledger().get_run(args.run)
         if run is None:
             logger.error("no such run in the ledger")
             return EXIT_USAGE
@@ -52,9 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.error("no such unit", extra={"units": len(units)})
             return EXIT_USAGE
         unit = Unit.model_validate(units[args.unit])
-        job = runtime.catalog().get(str(run["job"]))
+        job = components.catalog().get(str(run["job"]))
         params = {str(name): str(value) for name, value in (run.get("params") or {}).items()}
-        runtime.unit_runner().run(
+        components.unit_runner().run(
             job, args.run, unit, attempt=args.attempt, route=args.route, params=params
         )
     except ItemsFailedError as failure:

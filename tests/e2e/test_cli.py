@@ -12,13 +12,13 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.polling import Pending, ended_execution, failed_execution, poll
 
 from stepburst_local import LocalEngine, samples
 
@@ -261,10 +261,20 @@ def test_start_execution_input_is_validated_in_the_state_machine(session: Sessio
 def test_cancel_stops_the_running_containers(session: Session) -> None:
     started = session.json("start", "scenario-ecs", "--items", "sleep-60", "--apply")
     run_id = started["run_id"]
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while session.json("status", run_id, check=None)["items"].get("RUNNING", 0) < 1:
-        assert time.monotonic() < deadline, "the container never started"
-        time.sleep(0.2)
+
+    def item_running() -> bool | Pending:
+        items: dict[str, int] = session.json("status", run_id, check=None)["items"]
+        return items.get("RUNNING", 0) >= 1 or Pending(items)
+
+    poll(
+        item_running,
+        fail_if=lambda: ended_execution(
+            session.engine.describe_execution(started["execution_arn"])
+        ),
+        what=f"run {run_id}'s container starts",
+        timeout=DEADLINE_SECONDS,
+        interval=0.2,
+    )
     ecs = session.engine.client("ecs")
     cluster = session.engine.outputs["ClusterArn"]
     running = ecs.list_tasks(cluster=cluster, startedBy=run_id)["taskArns"]
@@ -272,12 +282,18 @@ def test_cancel_stops_the_running_containers(session: Session) -> None:
 
     cancelled = session.json("cancel", run_id)
     assert cancelled["executions"] == 1
-    while True:
+
+    def tasks_stopped() -> bool | Pending:
         tasks = ecs.describe_tasks(cluster=cluster, tasks=running)["tasks"]
-        if all(task["lastStatus"] == "STOPPED" for task in tasks):
-            break
-        assert time.monotonic() < deadline, tasks
-        time.sleep(0.1)
+        statuses = [task["lastStatus"] for task in tasks]
+        return all(status == "STOPPED" for status in statuses) or Pending(statuses)
+
+    poll(
+        tasks_stopped,
+        what=f"the cancelled run {run_id}'s ECS tasks stop",
+        timeout=DEADLINE_SECONDS,
+        interval=0.1,
+    )
     _, text = session.cli("status", run_id, check=1)
     assert "CANCELLED" in text
     described = session.engine.describe_execution(started["execution_arn"])
@@ -299,11 +315,16 @@ def test_redrive_runs_only_the_failed_items_again(session: Session) -> None:
     failed = session.json("items", run_id, "--failed")
     assert [item["value"] for item in failed] == ["flaky-redrive"]
 
-    session.cli("redrive", run_id)
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while session.ledger_run(run_id).get("redrives") != 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    redriven = session.json("redrive", run_id)
+    poll(
+        lambda: session.ledger_run(run_id).get("redrives") == 1,
+        fail_if=lambda: failed_execution(
+            session.engine.describe_execution(redriven["execution_arn"])
+        ),
+        what=f"run {run_id} records its redrive",
+        timeout=DEADLINE_SECONDS,
+        interval=0.2,
+    )
     status = session.wait_for_run(run_id)
     assert status["status"] == "SUCCEEDED", status
     items = {item["value"]: item for item in session.json("items", run_id)}

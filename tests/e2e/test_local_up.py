@@ -8,11 +8,12 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from tests.polling import Pending, poll
 
 from stepburst_local.server import serve
 
@@ -59,14 +60,18 @@ def test_local_up_serves_the_stack_until_stopped(tmp_path: Path) -> None:
         # An upload over HTTP starts a run, as on AWS.
         client("s3").put_object(Bucket=bucket.group(1), Key="elsewhere/hello.txt", Body=b"hi")
         sfn = client("stepfunctions")
-        deadline = time.monotonic() + 30
-        while True:
+
+        def first_execution_ended() -> dict[str, Any] | Pending:
             executions = sfn.list_executions(stateMachineArn=machine.group(1))["executions"]
             if executions and executions[0]["status"] != "RUNNING":
-                break
-            assert time.monotonic() < deadline, executions
-            time.sleep(0.1)
-        assert executions[0]["status"] == "SUCCEEDED"
+                return dict(executions[0])
+            return Pending(executions)
+
+        # Any end stops the wait: a failed execution fails the assertion at once.
+        execution = poll(
+            first_execution_ended, what="the upload's execution ends", timeout=30, interval=0.1
+        )
+        assert execution["status"] == "SUCCEEDED", execution
 
         # The AWS CLI the project installs (requirements-dev.txt), next to this interpreter.
         aws = Path(sys.executable).with_name("aws")

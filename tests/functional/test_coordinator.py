@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stepburst import runtime, storage, worker
+from stepburst import components, storage, worker
 from stepburst.errors import InvalidInputError, ItemsFailedError
 from stepburst_local import samples
 
@@ -105,7 +105,7 @@ def test_upload_runs_end_to_end_through_the_handlers(cloud: Cloud) -> None:
         {"plan": plan, "fanout": {"map_run_arn": "arn:map"}, "execution_id": EXECUTION + "run-1"},
     )
     assert outcome["status"] == "SUCCEEDED"
-    run = runtime.ledger().get_run(plan["run_id"])
+    run = components.ledger().get_run(plan["run_id"])
     assert run is not None
     prefix = run["output_prefix"]
     assert read_outputs(cloud, prefix) == reference_output(body)
@@ -157,7 +157,7 @@ def test_manual_start_processes_the_named_object(cloud: Cloud) -> None:
     plan = invoke("plan", plan_payload(trigger))
     assert plan["status"] == "PLANNED"
     run_all_units(cloud, plan)
-    run = runtime.ledger().get_run(plan["run_id"])
+    run = components.ledger().get_run(plan["run_id"])
     assert run is not None
     assert read_outputs(cloud, run["output_prefix"]) == reference_output(body)
 
@@ -203,7 +203,7 @@ def test_a_failed_item_is_recorded_and_fails_the_run(cloud: Cloud) -> None:
     outcome = invoke("finalize", {"plan": plan, "fanout": {}, "execution_id": EXECUTION + "run-1"})
     assert outcome["status"] == "FAILED"
     assert "item 0" in outcome["cause"]
-    items = list(runtime.ledger().iter_items(plan["run_id"]))
+    items = list(components.ledger().iter_items(plan["run_id"]))
     assert [item["status"] for item in items] == ["FAILED"]
     assert items[0]["attempts"] == 1
 
@@ -219,7 +219,7 @@ def test_rerunning_a_unit_skips_items_that_succeeded(cloud: Cloud) -> None:
 def test_worker_runs_a_unit_from_the_manifest(cloud: Cloud) -> None:
     plan = invoke("plan", plan_payload(upload(cloud, UPLOAD_KEY, sample_lines(100))))
     assert worker.main(["run-unit", "--run", plan["run_id"], "--unit", "0"]) == 0
-    items = list(runtime.ledger().iter_items(plan["run_id"]))
+    items = list(components.ledger().iter_items(plan["run_id"]))
     assert {(item["status"], item["route"]) for item in items} == {("SUCCEEDED", "ecs")}
     assert worker.main(["run-unit", "--run", plan["run_id"], "--unit", "99"]) == 2
     assert worker.main(["run-unit", "--run", "no-such-run", "--unit", "0"]) == 2
@@ -236,7 +236,7 @@ def test_finalize_reads_unit_digests_and_items_of_units_that_never_reported(
     units = storage.get_json(cloud.work_bucket, plan["manifest"]["key"])
     assert len(units) == 1
     run_all_units(cloud, plan)
-    digests = runtime.ledger().unit_digests(plan["run_id"])
+    digests = components.ledger().unit_digests(plan["run_id"])
     assert [entry["status"] for entry in digests[(0, 0)]] == ["SUCCEEDED"]
 
     # A second run whose container never reported: the state machine marked its item failed
@@ -244,7 +244,7 @@ def test_finalize_reads_unit_digests_and_items_of_units_that_never_reported(
     other = invoke("plan", plan_payload(trigger, "run-2"))
     (unit,) = storage.get_json(cloud.work_bucket, other["manifest"]["key"])
     failure = {"Error": "Stepburst.ContainerExitCode", "Cause": "exit 137", "exit_code": 137}
-    runtime.ledger().put_items(
+    components.ledger().put_items(
         other["run_id"],
         [
             {

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stepburst import runtime, storage
+from stepburst import components, storage
 from stepburst.errors import InvalidInputError, ItemsFailedError
 from stepburst.triggers import ManualStart
 
@@ -73,7 +73,7 @@ def jobs(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (directory / "kinds_helpers.py").write_text(HELPERS, encoding="utf-8")
     monkeypatch.setenv("STEPBURST_JOBS_DIR", str(directory))
     monkeypatch.syspath_prepend(str(directory))
-    runtime.reset()
+    components.reset()
     return directory
 
 
@@ -104,7 +104,7 @@ def test_range_expression_runs_a_command_per_item(jobs: Path) -> None:
     outcomes = run_units(plan)
     assert sum(isinstance(outcome, ItemsFailedError) for outcome in outcomes) == 1
 
-    items = {item["value"]: item for item in runtime.ledger().iter_items(plan["run_id"])}
+    items = {item["value"]: item for item in components.ledger().iter_items(plan["run_id"])}
     assert items["Dam001/Period13"]["status"] == "FAILED"
     assert items["Dam001/Period13"]["exit_code"] == 3
     assert {items[name]["status"] for name in items if name != "Dam001/Period13"} == {"SUCCEEDED"}
@@ -117,7 +117,7 @@ def test_range_expression_runs_a_command_per_item(jobs: Path) -> None:
     assert redrive["items"] == 1
     assert redrive["manifest"]["key"].endswith("redrive-1/manifest.json")
     run_units(redrive)
-    record = runtime.ledger().get_items(plan["run_id"], [items["Dam001/Period13"]["sk"]])
+    record = components.ledger().get_items(plan["run_id"], [items["Dam001/Period13"]["sk"]])
     (again,) = record.values()
     assert again["attempts"] == 2
     assert again["history"][0]["status"] == "FAILED"
@@ -130,7 +130,7 @@ def test_params_override_and_prefix_padding(jobs: Path) -> None:
         "input": {"items": "1-3", "prefix": "Dam002/Period", "padding": 2},
         "params": {"MODE_STR": "full"},
     }
-    draft = runtime.planner().preview(ManualStart.model_validate(trigger))
+    draft = components.planner().preview(ManualStart.model_validate(trigger))
     assert [item.value for item in draft.items] == [
         "Dam002/Period01",
         "Dam002/Period02",
@@ -142,7 +142,7 @@ def test_params_override_and_prefix_padding(jobs: Path) -> None:
 
 def test_preview_writes_nothing(cloud: Cloud, jobs: Path) -> None:
     trigger = ManualStart.model_validate({"job": "dam-periods", "input": {"items": ["a", "b"]}})
-    runtime.planner().preview(trigger)
+    components.planner().preview(trigger)
     assert cloud.ddb.scan(TableName=cloud.table)["Items"] == []
     assert "Contents" not in cloud.s3.list_objects_v2(Bucket=cloud.work_bucket)
 
@@ -152,7 +152,7 @@ def test_items_from_a_list_file(cloud: Cloud, jobs: Path) -> None:
     trigger = ManualStart.model_validate(
         {"job": "dam-periods", "input": {"items_key": "lists/dams.txt"}}
     )
-    assert [item.value for item in runtime.planner().preview(trigger).items] == ["D1", "D2"]
+    assert [item.value for item in components.planner().preview(trigger).items] == ["D1", "D2"]
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_items_from_a_list_file(cloud: Cloud, jobs: Path) -> None:
 )
 def test_invalid_starts_name_the_field(jobs: Path, trigger: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInputError) as raised:
-        runtime.planner().preview(ManualStart.model_validate(trigger))
+        components.planner().preview(ManualStart.model_validate(trigger))
     assert raised.value.field == field
 
 
@@ -179,7 +179,9 @@ def test_one_item_per_object_under_a_prefix(cloud: Cloud, jobs: Path) -> None:
     plan = invoke("plan", plan_payload({"job": "each-object", "input": {}}))
     assert plan["items"] == 2
     run_units(plan)
-    results = sorted(item["result"]["item"] for item in runtime.ledger().iter_items(plan["run_id"]))
+    results = sorted(
+        item["result"]["item"] for item in components.ledger().iter_items(plan["run_id"])
+    )
     assert results == ["drop/a.txt", "drop/b.txt"]
 
 
@@ -229,7 +231,7 @@ def test_daily_archive_is_unpacked_into_s3(cloud: Cloud, jobs: Path, archive_ser
     plan = invoke("plan", plan_payload(trigger))
     assert plan["routes"] == {"ecs": 1}
     run_units(plan)
-    (item,) = runtime.ledger().iter_items(plan["run_id"])
+    (item,) = components.ledger().iter_items(plan["run_id"])
     assert item["status"] == "SUCCEEDED"
     assert item["result"]["members"] == 3
     listed = cloud.s3.list_objects_v2(Bucket=cloud.output_bucket, Prefix="ztf/alerts/")

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from stepburst import runtime
+from stepburst import components
 
 from .conftest import JOBS_DIR, Cloud
 from .handlers import invoke
@@ -52,7 +52,7 @@ def jobs(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "jobs"
     shutil.copytree(JOBS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setenv("STEPBURST_JOBS_DIR", str(directory))
-    runtime.reset()
+    components.reset()
     boto3.client("scheduler").create_schedule_group(Name=GROUP)
     return directory
 
@@ -137,7 +137,7 @@ def test_a_job_for_workers_the_stack_lacks_fails_the_deploy(
 ) -> None:
     url, received = responses
     monkeypatch.setenv("STEPBURST_WORKER_ARCHITECTURE", "X86_64")
-    runtime.reset()
+    components.reset()
     spec = jobs / "dam-periods.yaml"
     spec.write_text(
         spec.read_text(encoding="utf-8").replace(

@@ -9,7 +9,7 @@ import pytest
 
 from stepburst_local.cfn import Stack, TemplateError, load_template, substitute_definition
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.engine
 
 TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31

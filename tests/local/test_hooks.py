@@ -1,4 +1,4 @@
-"""Conformance tests: one per moto adaptation in stepburst_local.hooks.
+"""Conformance tests: one per moto adaptation in stepburst_local.patches.
 
 Each test pins the AWS behaviour a hook restores, on small state machines of its own. When a
 moto upgrade breaks an adaptation, the test named after it fails. ``test_every_hook_is_tested``
@@ -8,16 +8,25 @@ keeps the list complete.
 from __future__ import annotations
 
 import json
+import re
 import sys
+import threading
 import time
 from typing import Any
 
 import pytest
 from local_stage import FUNCTION_ARN, Stage, task_failures
+from tests.polling import Pending, failed_execution, poll
 
-from stepburst_local import hooks
+from stepburst_local import binding, patches
+from stepburst_local.moto_internals import (
+    state_task_service_callback,
+    stepfunctions_parser_backends,
+)
+from stepburst_local.patches import clients
+from stepburst_local.patches.quotas import PAYLOAD_LIMIT_BYTES
 
-pytestmark = pytest.mark.functional
+pytestmark = pytest.mark.engine
 
 
 def _lambda_task(payload: Any, **extra: Any) -> dict[str, Any]:
@@ -39,10 +48,29 @@ def _one(state: dict[str, Any]) -> dict[str, Any]:
 def test_every_hook_is_tested(stage: Stage) -> None:
     names = {name for name in globals() if name.startswith("test_")}
     untested = [
-        hook for hook in hooks.HOOKS if not any(n.startswith(f"test_{hook}") for n in names)
+        hook for hook in patches.HOOKS if not any(n.startswith(f"test_{hook}") for n in names)
     ]
     assert untested == []
-    assert hooks.installed() == frozenset(hooks.HOOKS)
+    assert patches.installed()
+
+
+def test_every_hook_names_its_upstream_issue_and_declares_its_patches() -> None:
+    for hook in patches.HOOKS.values():
+        assert re.search(r"getmoto/moto#\d+|no upstream issue found", hook.upstream), hook.name
+        assert hook.patches, hook.name
+
+
+def test_every_module_that_imported_a_patched_function_gets_the_patch(stage: Stage) -> None:
+    stale = [
+        f"{name}.{declared.attribute}"
+        for hook in patches.HOOKS.values()
+        for declared in hook.patches
+        if callable(declared.original)
+        for name, module in list(sys.modules.items())
+        if name.startswith("moto.")
+        and getattr(module, declared.attribute, None) is declared.original
+    ]
+    assert stale == []  # add them to the importer lists in stepburst_local/moto_internals.py
 
 
 # -- Lambda ------------------------------------------------------------------------------------
@@ -119,10 +147,10 @@ def test_client_cache_reuses_one_client_per_service(stage: Stage) -> None:
     stage.run(_one(_lambda_task({"action": "echo"})))
     stage.run(_one(_lambda_task({"action": "echo"})))
 
-    lambda_clients = [key for key in hooks._clients if key[1] == "lambda"]
+    lambda_clients = [key for key in clients.cached_clients() if key[1] == "lambda"]
     assert len(lambda_clients) == 1
-    first = hooks._client("us-east-1", "lambda")
-    assert hooks._client("us-east-1", "lambda") is first
+    first = clients.client("us-east-1", "lambda")
+    assert clients.client("us-east-1", "lambda") is first
 
 
 # -- ECS ---------------------------------------------------------------------------------------
@@ -266,24 +294,24 @@ def test_ecs_tasks_run_stop_task_kills_the_process(stage: Stage) -> None:
 
 def _wait_task(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
     ecs = stage.cloud.client("ecs")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def stopped() -> dict[str, Any] | Pending:
         task = ecs.describe_tasks(cluster=stage.cluster, tasks=[arn])["tasks"][0]
-        if task["lastStatus"] == "STOPPED":
-            return dict(task)
-        assert time.monotonic() < deadline, f"task still {task['lastStatus']}"
-        time.sleep(0.05)
+        return dict(task) if task["lastStatus"] == "STOPPED" else Pending(task["lastStatus"])
+
+    return poll(stopped, what=f"task {arn} to stop", timeout=timeout, interval=0.05)
 
 
 def _wait_container_exit(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
     ecs = stage.cloud.client("ecs")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def exited() -> dict[str, Any] | Pending:
         task = ecs.describe_tasks(cluster=stage.cluster, tasks=[arn])["tasks"][0]
         if task["containers"][0].get("exitCode") is not None:
             return dict(task)
-        assert time.monotonic() < deadline, "the container did not exit"
-        time.sleep(0.05)
+        return Pending(task["lastStatus"])
+
+    return poll(exited, what=f"the container of {arn} to exit", timeout=timeout, interval=0.05)
 
 
 # -- Batch -------------------------------------------------------------------------------------
@@ -368,13 +396,12 @@ def test_batch_jobs_run_terminate_kills_the_process(stage: Stage) -> None:
 
 def _wait_job(stage: Stage, job_id: str, timeout: float = 20) -> dict[str, Any]:
     batch = stage.cloud.client("batch")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def finished() -> dict[str, Any] | Pending:
         job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
-        if job["status"] in ("SUCCEEDED", "FAILED"):
-            return dict(job)
-        assert time.monotonic() < deadline, f"job still {job['status']}"
-        time.sleep(0.05)
+        return dict(job) if job["status"] in ("SUCCEEDED", "FAILED") else Pending(job["status"])
+
+    return poll(finished, what=f"Batch job {job_id} to finish", timeout=timeout, interval=0.05)
 
 
 # -- the interpreter ---------------------------------------------------------------------------
@@ -608,7 +635,7 @@ def test_payload_quota_fails_states_over_256_kib(stage: Stage) -> None:
 
 def test_payload_quota_allows_exactly_256_kib(stage: Stage) -> None:
     overhead = len(json.dumps({"a": ""}))
-    exact = {"a": "x" * (hooks.PAYLOAD_LIMIT_BYTES - overhead)}
+    exact = {"a": "x" * (PAYLOAD_LIMIT_BYTES - overhead)}
     definition = _one({"Type": "Pass", "End": True})
 
     described, _ = stage.run(definition, exact)
@@ -616,8 +643,12 @@ def test_payload_quota_allows_exactly_256_kib(stage: Stage) -> None:
     assert described["status"] == "SUCCEEDED"
 
 
-@pytest.mark.slow
-def test_history_quota_fails_an_execution_past_25000_events(stage: Stage) -> None:
+def test_history_quota_fails_an_execution_at_its_event_limit(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine's limit is AWS's 25,000 events unless configured; a small one walks fast.
+    assert binding.HISTORY_EVENT_LIMIT == 25_000
+    monkeypatch.setattr(stage.cloud, "history_limit", 300)
     definition = {
         "StartAt": "Loop",
         "States": {
@@ -636,12 +667,14 @@ def test_history_quota_fails_an_execution_past_25000_events(stage: Stage) -> Non
     }
     arn = stage.cloud.start_state_machine(stage.state_machine(definition), {"n": 0})
 
-    described = stage.cloud.wait_for_execution(arn, timeout=120)
+    described = stage.cloud.wait_for_execution(arn, timeout=60)
 
-    assert hooks.HISTORY_EVENT_LIMIT == 25_000
     assert described["status"] == "FAILED"
     assert described["error"] == "States.Runtime"
-    assert "maximum number of history events (25000)" in described["cause"]
+    assert described["cause"] == "The execution reached the maximum number of history events (300)."
+    history = stage.cloud.history(arn)
+    assert history[-1]["type"] == "ExecutionFailed"
+    assert 300 <= len(history) <= 302  # the limit, and the failure event itself
 
 
 def test_time_scale_shortens_waits_and_retry_intervals(stage: Stage) -> None:
@@ -671,10 +704,6 @@ def test_time_scale_shortens_waits_and_retry_intervals(stage: Stage) -> None:
 
 
 def test_sync_poll_notices_a_stopped_container_quickly(stage: Stage) -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_callback,
-    )
-
     assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.02
     started = time.monotonic()
     described, _ = stage.run(_one(_batch_sync([], stage)))
@@ -699,11 +728,20 @@ def test_stop_execution_stops_the_containers_it_started(stage: Stage) -> None:
     arn = stage.cloud.start_state_machine(stage.state_machine(definition), {})
     runner = stage.cloud.runner
     assert runner is not None
-    deadline = time.monotonic() + 20
-    while sum(1 for run in runner.runs.values() if run.process and run.process.poll() is None) < 2:
-        assert time.monotonic() < deadline, "the containers did not start"
-        time.sleep(0.05)
-    started = [run for run in runner.runs.values() if run.process and run.process.poll() is None]
+
+    def both_running() -> list[Any]:
+        running = [r for r in runner.runs.values() if r.process and r.process.poll() is None]
+        return running if len(running) == 2 else []
+
+    started = poll(
+        both_running,
+        what="both containers to start",
+        timeout=20,
+        interval=0.05,
+        fail_if=lambda: failed_execution(
+            stage.cloud.client("stepfunctions").describe_execution(executionArn=arn)
+        ),
+    )
 
     stage.cloud.client("stepfunctions").stop_execution(executionArn=arn)
 
@@ -711,6 +749,51 @@ def test_stop_execution_stops_the_containers_it_started(stage: Stage) -> None:
     for run in started:
         assert run.done.wait(10), f"{run.kind} {run.ident} still running"
         assert run.stopped_by == "Execution stopped by user"
+
+
+@pytest.mark.parametrize("kind", ["ecs", "batch"])
+def test_stop_execution_stops_a_container_it_started_just_before_the_stop(
+    stage: Stage, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop lands after the container started and before the engine recorded which
+    # execution started it (the window a loaded machine opens between the two).
+    state = (
+        _ecs_sync(["--sleep", "60"], stage)
+        if kind == "ecs"
+        else _batch_sync(["--sleep", "60"], stage)
+    )
+    machine = stage.state_machine(_one(state))
+    name = f"stopped-at-start-{kind}"
+    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    backend = stepfunctions_parser_backends[stage.cloud.account_id][stage.cloud.region]
+    started: list[str] = []
+
+    def start_then_stop(start: Any, container: Any) -> bool:
+        result: bool = start(container)
+        started.append(container.task_arn if kind == "ecs" else container.job_id)
+        backend.stop_execution(execution_arn)
+        return result
+
+    start = getattr(stage.cloud, f"start_{kind}_{'task' if kind == 'ecs' else 'job'}")
+    monkeypatch.setattr(
+        stage.cloud,
+        f"start_{kind}_{'task' if kind == 'ecs' else 'job'}",
+        lambda container: start_then_stop(start, container),
+    )
+    died: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+
+    stage.cloud.start_state_machine(machine, {}, name=name)
+
+    assert stage.cloud.wait_for_execution(execution_arn, timeout=20)["status"] == "ABORTED"
+    (ident,) = started
+    runner = stage.cloud.runner
+    assert runner is not None
+    run = runner.runs[ident]
+    assert run.done.wait(10), f"{kind} {ident} still running"
+    assert run.stopped_by == "Execution stopped by user"
+    time.sleep(0.2)  # moto's wait for a task token would have started (and died) by now
+    assert died == []
 
 
 # -- triggers ----------------------------------------------------------------------------------

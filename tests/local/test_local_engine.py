@@ -11,9 +11,12 @@ import pytest
 
 from stepburst_local import LocalEngine
 from stepburst_local.compute import ContainerImage, docker_command, parse_entrypoint
+from stepburst_local.moto_internals import s3_backends
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_JOBS = ROOT / "tests" / "fixtures" / "jobs"
+
+pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,6 @@ def engine() -> Iterator[LocalEngine]:
         yield running
 
 
-@pytest.mark.functional
 def test_outputs_name_the_stack_resources(engine: LocalEngine) -> None:
     outputs = engine.outputs
     for name in ("InputBucketName", "OutputBucketName", "WorkBucketName", "LedgerTableName"):
@@ -34,14 +36,11 @@ def test_outputs_name_the_stack_resources(engine: LocalEngine) -> None:
     assert engine.endpoint_url.startswith("http://127.0.0.1:")
 
 
-@pytest.mark.functional
 def test_buckets_table_and_rule_are_created_as_the_template_says(engine: LocalEngine) -> None:
     s3, ddb, events = engine.client("s3"), engine.client("dynamodb"), engine.client("events")
     bucket = engine.outputs["InputBucketName"]
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     # (moto's GetBucketNotificationConfiguration omits EventBridge; its model has it.)
-    from moto.s3.models import s3_backends
-
     stored = s3_backends[engine.account_id]["aws"].get_bucket(bucket)
     assert stored.notification_configuration.event_bridge is not None
 
@@ -59,7 +58,6 @@ def test_buckets_table_and_rule_are_created_as_the_template_says(engine: LocalEn
     assert target["Arn"] == engine.state_machine_arn
 
 
-@pytest.mark.functional
 def test_state_machine_is_the_deployed_file_with_its_substitutions(engine: LocalEngine) -> None:
     stored = engine.client("stepfunctions").describe_state_machine(
         stateMachineArn=engine.state_machine_arn
@@ -72,7 +70,6 @@ def test_state_machine_is_the_deployed_file_with_its_substitutions(engine: Local
     assert plan == engine.lambda_runtime.spec("PlanFunction").arn  # type: ignore[union-attr]
 
 
-@pytest.mark.functional
 def test_workers_are_registered_with_the_template_environment(engine: LocalEngine) -> None:
     ecs, batch = engine.client("ecs"), engine.client("batch")
     definition = ecs.describe_task_definition(
@@ -93,7 +90,6 @@ def test_workers_are_registered_with_the_template_environment(engine: LocalEngin
     assert job_definition["containerProperties"]["resourceRequirements"]
 
 
-@pytest.mark.functional
 def test_functions_get_their_template_environment_with_the_jobs_layer_mapped(
     engine: LocalEngine,
 ) -> None:
@@ -110,7 +106,6 @@ def test_functions_get_their_template_environment_with_the_jobs_layer_mapped(
     assert str(FIXTURE_JOBS) in sys.path  # the jobs layer is importable, as /opt/python
 
 
-@pytest.mark.unit
 def test_parse_entrypoint_reads_the_exec_form(tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text('FROM python\nCMD ["--help"]\nENTRYPOINT ["python", "-m", "worker"]\n')
@@ -123,7 +118,6 @@ def test_parse_entrypoint_reads_the_exec_form(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.unit
 def test_docker_command_runs_the_image_on_the_host_network() -> None:
     image = ContainerImage(
         entrypoint=["python", "-m", "stepburst.worker"],

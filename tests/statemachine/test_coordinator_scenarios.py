@@ -7,10 +7,9 @@ its timeout, stopping a run. Assertions read the ledger and the executions' hist
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from scenario_support import LAMBDA_TIMEOUT_SECONDS, child_events, failure_exit_code, run_job
+from tests.polling import ended_execution, poll
 
 from stepburst_local import LocalEngine
 
@@ -124,10 +123,13 @@ def test_stopping_a_run_stops_its_containers(engine: LocalEngine) -> None:
     assert runner is not None
     before = set(runner.runs)
     arn = engine.start_execution({"job": "scenario-ecs", "input": {"items": ["sleep-60"]}})
-    deadline = time.monotonic() + 30
-    while not [r for r in set(runner.runs) - before if runner.runs[r].process is not None]:
-        assert time.monotonic() < deadline, "the container did not start"
-        time.sleep(0.05)
+    poll(
+        lambda: [r for r in set(runner.runs) - before if runner.runs[r].process is not None],
+        fail_if=lambda: ended_execution(engine.describe_execution(arn)),
+        what="the run's container starts",
+        timeout=30,
+        interval=0.05,
+    )
     (container,) = [runner.runs[r] for r in set(runner.runs) - before]
 
     engine.client("stepfunctions").stop_execution(executionArn=arn)

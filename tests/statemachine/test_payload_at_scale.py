@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
 from scenario_support import FIXTURE_JOBS, ROOT
+from tests.polling import ended_execution, poll
 
 from stepburst_local import LocalEngine
 
@@ -29,12 +29,14 @@ def test_a_run_of_100000_items_keeps_every_payload_small(engine: LocalEngine) ->
     assert len(json.dumps(execution_input)) < 200  # a range expression, not a list
 
     arn = engine.start_execution(execution_input)
-    deadline = time.monotonic() + 300
-    while not any(child.status == "SUCCEEDED" for child in engine.map_run_children(arn)):
-        described = engine.describe_execution(arn)
-        assert described["status"] == "RUNNING", described
-        assert time.monotonic() < deadline, "no unit finished"
-        time.sleep(0.2)
+    child = poll(
+        lambda: next((c for c in engine.map_run_children(arn) if c.status == "SUCCEEDED"), None),
+        # The run cannot end before one of its units has succeeded, whatever its status.
+        fail_if=lambda: ended_execution(engine.describe_execution(arn)),
+        what="a unit of the 100,000-item run succeeds",
+        timeout=300,
+        interval=0.2,
+    )
     # The shape of the run is known once units finish; the rest is the same many times over.
     engine.client("stepfunctions").stop_execution(executionArn=arn)
     engine.wait_for_execution(arn, timeout=60)
@@ -61,5 +63,4 @@ def test_a_run_of_100000_items_keeps_every_payload_small(engine: LocalEngine) ->
         .read()
     )
     assert sum(len(unit["items"]) for unit in manifest) == ITEMS
-    child = next(c for c in engine.map_run_children(arn) if c.status == "SUCCEEDED")
     assert len(json.dumps(child.input).encode()) < 256 * 1024

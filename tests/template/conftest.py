@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
+from tests.template_model import TEMPLATE, load_template, project_template, resources_of_type
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "template.yaml"
 # The project's minimum Python (requires-python), so every development machine has it.
 BUILD_RUNTIME = "python3.11"
 BUILD_TIMEOUT_SECONDS = 600
@@ -29,32 +28,15 @@ BUILD_TIMEOUT_SECONDS = 600
 SAM_LEFTOVERS = (".aws-sam", "build.toml")
 
 
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """The template as plain data, with short-form intrinsics (!Ref, !Sub, ...) expanded."""
-    template, problems = decode(str(path))
-    assert not problems, [str(problem) for problem in problems]
-    assert template is not None
-    # Round-trip through JSON to drop cfn-lint's node classes and their line bookkeeping.
-    return json.loads(json.dumps(template))
-
-
-def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    return {
-        logical_id: resource
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == resource_type
-    }
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "function_id" in metafunc.fixturenames:
-        functions = sorted(resources_of_type(load_template(), "AWS::Serverless::Function"))
+        functions = sorted(resources_of_type(project_template(), "AWS::Serverless::Function"))
         metafunc.parametrize("function_id", functions)
 
 
 @pytest.fixture(scope="session")
 def template() -> dict[str, Any]:
-    return load_template()
+    return project_template()
 
 
 @pytest.fixture(scope="session")

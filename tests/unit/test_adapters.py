@@ -135,7 +135,7 @@ def test_anything_not_from_botocore_passes_through_untouched() -> None:
 CALLS: dict[str, tuple[str, Callable[[], object]]] = {
     "stepfunctions": ("stepfunctions", lambda: stepfunctions.execution_status(EXECUTION)),
     "ecs": ("ecs", lambda: ecs.running_tasks(CLUSTER, "run-1")),
-    "batch": ("batch", lambda: batch.unfinished_jobs(QUEUE, "run-1-unit-")),
+    "batch": ("batch", lambda: batch.unfinished_jobs(QUEUE, lambda name: True)),
     "scheduler": ("scheduler", lambda: scheduler.schedule_names("stepburst", "job-")),
     "events": ("events", lambda: events.put_event("default", "stepburst", "Run Finished", "{}")),
     "cloudformation": ("cloudformation", lambda: cloudformation.stack_outputs("stepburst")),
@@ -261,7 +261,7 @@ def test_unfinished_jobs_looks_in_every_unfinished_status(
         stubber.add_response(
             "list_jobs", {"jobSummaryList": jobs}, {"jobQueue": QUEUE, "jobStatus": status}
         )
-    assert batch.unfinished_jobs(QUEUE, "run-1-unit-") == [
+    assert batch.unfinished_jobs(QUEUE, lambda name: name.startswith("run-1-unit-")) == [
         f"{status}-mine" for status in batch.UNFINISHED
     ]
 

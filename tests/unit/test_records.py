@@ -482,10 +482,9 @@ def test_load_transform_errors_name_the_reference(
     assert problem in str(caught.value)
 
 
-def test_stats_add_and_round_trip() -> None:
+def test_stats_add() -> None:
     one = RecordStats(lines=3, records=2, rejects=1, reject_errors={"invalid_json": 1})
     two = RecordStats(lines=1, blank_lines=1, bytes_in=10, reject_errors={"invalid_json": 2})
     one.add(two)
     assert one.lines == 4
     assert one.reject_errors == {"invalid_json": 3}
-    assert RecordStats.from_dict(json.loads(json.dumps(one.as_dict()))) == one

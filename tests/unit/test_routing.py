@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stepburst.jobs import Job, parse_job
-from stepburst.manifest import Item, item_sort_key
+from stepburst.layout import item_sort_key
+from stepburst.manifest import Item
 from stepburst.planning import MAX_ITEMS_PER_UNIT, build_units, route_for
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stepburst.errors import InvalidInputError, StepburstError
-from stepburst.execution import render_command
+from stepburst.units import render_command
 from stepburst.workitems import expand, from_lines
 
 pytestmark = pytest.mark.unit

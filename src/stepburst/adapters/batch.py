@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stepburst import aws
@@ -21,18 +22,18 @@ UNFINISHED: tuple[JobStatusType, ...] = (
 )
 
 
-def unfinished_jobs(queue: str, name_prefix: str) -> list[str]:
-    """IDs of the queue's unfinished jobs whose names start with ``name_prefix``."""
+def unfinished_jobs(queue: str, named: Callable[[str], bool]) -> list[str]:
+    """IDs of the queue's unfinished jobs whose names ``named`` accepts."""
     batch = aws.client("batch")
     found: list[str] = []
-    with translated(f"listing jobs {name_prefix}* in {queue}"):
+    with translated(f"listing jobs in {queue}"):
         for status in UNFINISHED:
             pages = batch.get_paginator("list_jobs").paginate(jobQueue=queue, jobStatus=status)
             found.extend(
                 job["jobId"]
                 for page in pages
                 for job in page["jobSummaryList"]
-                if job["jobName"].startswith(name_prefix)
+                if named(job["jobName"])
             )
     return found
 

@@ -23,16 +23,14 @@ from typing import Any
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.jobs import Job
 from stepburst.jsonl import process_jsonl_range
+from stepburst.layout import output_prefix, part_key, rejects_part_key
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Item, Unit
 from stepburst.observability import logger
 from stepburst.records import import_function
 from stepburst.settings import Settings
+from stepburst.statuses import ItemStatus
 from stepburst.storage import S3Object
-
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-RUNNING = "RUNNING"
 
 # What an item's command leaves in the ledger: enough to see why it failed.
 OUTPUT_TAIL_BYTES = 4096
@@ -54,14 +52,6 @@ class UnitResult:
             "skipped": self.skipped,
             "failed": self.failed,
         }
-
-
-def part_key(job: Job, run_id: str, index: int) -> str:
-    return f"{job.output.prefix}{run_id}/part-{index:05d}.jsonl"
-
-
-def rejects_part_key(job: Job, run_id: str, index: int) -> str:
-    return f"{job.output.prefix}{run_id}/rejects/part-{index:05d}.jsonl"
 
 
 class CommandFailedError(StepburstError):
@@ -142,7 +132,9 @@ class UnitRunner:
     ) -> UnitResult:
         existing = self.ledger.get_items(run_id, (item.sk for item in unit.items))
         pending = [
-            item for item in unit.items if existing.get(item.sk, {}).get("status") != SUCCEEDED
+            item
+            for item in unit.items
+            if existing.get(item.sk, {}).get("status") != ItemStatus.SUCCEEDED
         ]
         started_at = now_iso()
         base = {
@@ -156,7 +148,9 @@ class UnitRunner:
             )
             for item in pending
         }
-        self.ledger.put_items(run_id, ({**record, "status": RUNNING} for record in base.values()))
+        self.ledger.put_items(
+            run_id, ({**record, "status": ItemStatus.RUNNING} for record in base.values())
+        )
         outcomes = []
         failed = 0
         for item in pending:
@@ -169,11 +163,13 @@ class UnitRunner:
                 logger.exception(
                     "item failed", extra={"run_id": run_id, "item": item.index, "route": route}
                 )
-                record.update(status=FAILED, error=type(exc).__name__, cause=str(exc)[:4000])
+                record.update(
+                    status=ItemStatus.FAILED, error=type(exc).__name__, cause=str(exc)[:4000]
+                )
                 if isinstance(exc, CommandFailedError):
                     record["exit_code"] = exc.exit_code
             else:
-                record.update(status=SUCCEEDED, **details)
+                record.update(status=ItemStatus.SUCCEEDED, **details)
             record["finished_at"] = now_iso()
             record["duration_seconds"] = round(time.perf_counter() - began, 3)
             # Written as each item ends, so a unit cut short (Lambda's timeout, a killed
@@ -230,6 +226,7 @@ class UnitRunner:
     def _run_item(
         self, job: Job, run_id: str, item: Item, params: Mapping[str, str]
     ) -> dict[str, Any]:
+        prefix = output_prefix(job.output.prefix, run_id)
         if item.jsonl is not None:
             if job.run.function is None:
                 raise StepburstError("a jsonl item needs a record function")
@@ -239,8 +236,8 @@ class UnitRunner:
                 item.jsonl.start,
                 item.jsonl.end,
                 job.run.function,
-                S3Object(self.settings.output_bucket, part_key(job, run_id, item.index)),
-                S3Object(self.settings.output_bucket, rejects_part_key(job, run_id, item.index)),
+                S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
+                S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
                 if_match=source.etag,
             )
             stats = result.stats
@@ -264,7 +261,7 @@ class UnitRunner:
             "RUN_ID": run_id,
             "JOB": job.name,
             "OUTPUT_BUCKET": self.settings.output_bucket,
-            "OUTPUT_PREFIX": f"{job.output.prefix}{run_id}/",
+            "OUTPUT_PREFIX": prefix,
         }
         if job.run.command is not None:
             return run_command(job.run.command, variables, jobs_dir=self.settings.jobs_dir)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from functools import cache
 
-from stepburst.execution import UnitRunner
 from stepburst.finalizing import Finalizer
 from stepburst.jobs import JobCatalog
 from stepburst.ledger import Ledger
 from stepburst.planning import Planner
 from stepburst.recovery import UnitRecovery
 from stepburst.settings import settings
+from stepburst.units import UnitRunner
 
 
 @cache

@@ -1,0 +1,115 @@
+"""What a run's items add up to, and the verdict its job's failure budget gives: no AWS here.
+
+Item counts decide, not the fan-out's own verdict: the Map counts failed units, and a unit of
+many items fails when any one of them does. Planned items without a record (the fan-out
+stopped early, a container never ran) count as failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stepburst.statuses import ItemStatus, RunStatus
+
+# Figures summed over a run's items, as the workers record them.
+COUNTED = ("lines", "records", "rejects", "filtered", "bytes_in", "bytes_out")
+# A failed run's cause names this many failed items, then says how many more there are.
+NAMED_FAILURES = 20
+_REASON_IN_CAUSE = 120
+
+
+@dataclass(frozen=True, slots=True)
+class RunTally:
+    planned: int
+    succeeded: int
+    failed_items: list[dict[str, Any]]
+    tolerated_failure_percent: float
+    totals: dict[str, int]
+    routes: dict[str, dict[str, int]]
+
+    @property
+    def unfinished(self) -> int:
+        return self.planned - self.succeeded - len(self.failed_items)
+
+    @property
+    def failed(self) -> int:
+        """Items that failed, and planned items that never finished."""
+        return len(self.failed_items) + self.unfinished
+
+    @property
+    def failed_percent(self) -> float:
+        return 100.0 * self.failed / self.planned if self.planned else 0.0
+
+    @property
+    def status(self) -> RunStatus:
+        if self.failed_percent <= self.tolerated_failure_percent:
+            return RunStatus.SUCCEEDED
+        return RunStatus.FAILED
+
+    @property
+    def cause(self) -> str | None:
+        """Why a failed run failed, naming its first failed items; None if it succeeded."""
+        if self.status != RunStatus.FAILED:
+            return None
+        cause = (
+            f"{self.failed} of {self.planned} items failed ({self.failed_percent:.1f}% > "
+            f"tolerated {self.tolerated_failure_percent:g}%)"
+        )
+        named = ", ".join(
+            f"item {failure['item']} ({failure['error']}: "
+            f"{str(failure['reason'])[:_REASON_IN_CAUSE]})"
+            for failure in self.failed_items[:NAMED_FAILURES]
+        )
+        if named:
+            more = len(self.failed_items) - NAMED_FAILURES
+            cause += f": {named}" + (f" and {more} more" if more > 0 else "")
+        if self.unfinished:
+            cause += f"; {self.unfinished} items never finished"
+        return cause
+
+    def counts(self) -> dict[str, Any]:
+        """The run summary's figures."""
+        return {
+            "planned_items": self.planned,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "unfinished": self.unfinished,
+            "failed_percent": round(self.failed_percent, 3),
+            "tolerated_failure_percent": self.tolerated_failure_percent,
+            "routes": self.routes,
+            **self.totals,
+        }
+
+
+def _failed_item(digest: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "item": int(digest["item"]),
+        "route": digest.get("route"),
+        "error": digest.get("error"),
+        "exit_code": digest.get("exit_code"),
+        "reason": str(digest.get("reason") or "failed"),
+    }
+
+
+def tally_run(
+    items: Iterable[Mapping[str, Any]], *, planned: int, tolerated_failure_percent: float
+) -> RunTally:
+    """Tally item digests (one per recorded item, in item order) against the planned count."""
+    digests = list(items)
+    routes: dict[str, dict[str, int]] = {}
+    for digest in digests:
+        by_status = routes.setdefault(str(digest.get("route", "unknown")), {})
+        status = str(digest.get("status"))
+        by_status[status] = by_status.get(status, 0) + 1
+    return RunTally(
+        planned=planned,
+        succeeded=sum(1 for digest in digests if digest.get("status") == ItemStatus.SUCCEEDED),
+        failed_items=[
+            _failed_item(digest) for digest in digests if digest.get("status") == ItemStatus.FAILED
+        ],
+        tolerated_failure_percent=tolerated_failure_percent,
+        totals={name: sum(int(digest.get(name) or 0) for digest in digests) for name in COUNTED},
+        routes=routes,
+    )
