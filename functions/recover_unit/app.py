@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepburst.components import unit_recovery
 from stepburst.observability import logger, tracer
 from stepburst.payloads import RecoverPayload
-from stepburst.runtime import unit_recovery
 
 RECOVERY = unit_recovery()
 

@@ -30,6 +30,7 @@ from stepburst.jobs import Job, JobCatalog
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Unit
 from stepburst.observability import logger
+from stepburst.statuses import ItemStatus, RunStatus
 
 # Fargate's CPU and memory pairs ("Task CPU and memory", Amazon ECS developer guide).
 FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
@@ -101,7 +102,7 @@ class UnitRecovery:
         job = self.catalog.get(event.job)
         failure = classify(event)
         run = self.ledger.get_run(event.run_id) or {}
-        if run.get("status") == "CANCELLED":
+        if run.get("status") == RunStatus.CANCELLED:
             failure = Failure(
                 FailureClass.CANCELLED, "Stepburst.Cancelled", "the run was cancelled"
             )
@@ -177,15 +178,15 @@ class UnitRecovery:
             **failure.to_record(),
         }
         if decision.retry:
-            status = "RETRYING"
+            status = ItemStatus.RETRYING
         elif failure.failure_class is FailureClass.CANCELLED:
-            status = "CANCELLED"
+            status = ItemStatus.CANCELLED
         else:
-            status = "FAILED"
+            status = ItemStatus.FAILED
         records = []
         for item in items:
             previous = existing.get(item.sk) or {}
-            if previous.get("status") == "SUCCEEDED":
+            if previous.get("status") == ItemStatus.SUCCEEDED:
                 continue
             history = [*(previous.get("history") or []), attempt]
             record = {
@@ -203,7 +204,7 @@ class UnitRecovery:
             }
             if not decision.retry:
                 # The item's own failure (a raising function) is more precise than the unit's.
-                own = previous.get("status") == "FAILED" and previous.get("cause")
+                own = previous.get("status") == ItemStatus.FAILED and previous.get("cause")
                 record.update(
                     error=previous.get("error") if own else failure.error,
                     cause=previous.get("cause") if own else failure.cause,

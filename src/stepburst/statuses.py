@@ -28,6 +28,8 @@ class ItemStatus(StrEnum):
     """An item record's ``status`` in the ledger."""
 
     RUNNING = "RUNNING"
+    # An attempt failed and the unit will run again (RecoverUnit decided so).
+    RETRYING = "RETRYING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
