@@ -12,6 +12,7 @@ from stepburst.finalizing import Finalizer
 from stepburst.jobs import JobCatalog
 from stepburst.ledger import Ledger
 from stepburst.planning import Planner
+from stepburst.reconciling import RunReconciler
 from stepburst.recovery import UnitRecovery
 from stepburst.settings import settings
 from stepburst.units import UnitRunner
@@ -44,11 +45,25 @@ def unit_recovery() -> UnitRecovery:
 
 
 @cache
+def reconciler() -> RunReconciler:
+    return RunReconciler(planner(), ledger())
+
+
+@cache
 def finalizer() -> Finalizer:
     return Finalizer(settings(), catalog(), ledger())
 
 
 def reset() -> None:
     """Forget everything built from the environment (the local engine and tests use this)."""
-    for built in (catalog, ledger, planner, unit_runner, unit_recovery, finalizer, settings):
+    for built in (
+        catalog,
+        ledger,
+        planner,
+        unit_runner,
+        unit_recovery,
+        reconciler,
+        finalizer,
+        settings,
+    ):
         built.cache_clear()

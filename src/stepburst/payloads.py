@@ -76,3 +76,47 @@ class FinalizePayload(_Payload):
     plan: dict[str, Any]
     fanout: dict[str, Any]
     execution_id: str = Field(min_length=1)
+
+
+class TaskError(BaseModel):
+    """What a Catch puts at its ResultPath: the error's name and cause."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    error: str = Field(alias="Error", default="States.Runtime")
+    cause: str = Field(alias="Cause", default="")
+
+
+class PlanFailedPayload(_Payload):
+    """The state machine's report that Plan failed after its retries."""
+
+    trigger: Any
+    error: TaskError
+    execution_id: str = Field(min_length=1)
+    started_at: str = Field(min_length=1)
+
+    def to_request(self) -> PlanRequest:
+        return PlanRequest(
+            trigger=parse_trigger(self.trigger),
+            execution_id=self.execution_id,
+            started_at=self.started_at,
+        )
+
+
+class ExecutionStatusDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    execution_arn: str = Field(alias="executionArn", min_length=1)
+    status: str
+    error: str | None = None
+    cause: str | None = None
+
+
+class ExecutionStatusChange(BaseModel):
+    """EventBridge's "Step Functions Execution Status Change" event (the fields read here):
+    https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html"""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    detail_type: str = Field(alias="detail-type")
+    detail: ExecutionStatusDetail

@@ -40,6 +40,8 @@ class TriggerStatus(StrEnum):
 
     CLAIMED = "CLAIMED"
     IGNORED = "IGNORED"
+    # The claiming execution ended before its run could start: a redelivery may claim it.
+    RELEASED = "RELEASED"
 
 
 class PlanStatus(StrEnum):
