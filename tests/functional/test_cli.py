@@ -66,6 +66,28 @@ def test_invalid_job_file_is_a_usage_error(
     assert "broken.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("cron(99 99 * * ? *)", "minutes field '99': 99 is outside 0-59"),
+        ("cron(hello)", "cron takes 6 fields"),
+        ("rate(5 hour)", "plural"),
+    ],
+)
+def test_a_bad_schedule_fails_jobs_naming_file_field_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], expression: str, words: str
+) -> None:
+    spec = (JOBS_DIR / "ztf-alerts-daily.yaml").read_text(encoding="utf-8")
+    assert "cron(0 6 * * ? *)" in spec
+    broken = spec.replace("cron(0 6 * * ? *)", expression)
+    (tmp_path / "ztf-alerts-daily.yaml").write_text(broken, encoding="utf-8")
+    assert cli.main(["--jobs-dir", str(tmp_path), "jobs"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("stepburst: ztf-alerts-daily.yaml: triggers.schedule.expression: ")
+    assert words in error
+    assert error.count("\n") == 1
+
+
 def test_start_previews_without_starting(
     cloud: Cloud, stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

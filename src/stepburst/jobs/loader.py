@@ -36,7 +36,10 @@ def parse_job(document: Any, source: str) -> Job:
         return Job.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise JobSpecError(source, _field_path(first["loc"]), first["msg"]) from exc
+        # A validator's own ValueError reads better without pydantic's "Value error, ".
+        cause = first.get("ctx", {}).get("error")
+        problem = str(cause) if first["type"] == "value_error" and cause else first["msg"]
+        raise JobSpecError(source, _field_path(first["loc"]), problem) from exc
 
 
 def load_job_file(path: Path) -> Job:
