@@ -88,6 +88,17 @@ def test_a_bad_schedule_fails_jobs_naming_file_field_and_value(
     assert error.count("\n") == 1
 
 
+def test_two_files_of_one_job_fail_jobs_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = (JOBS_DIR / "ztf-alerts-daily.yaml").read_text(encoding="utf-8")
+    (tmp_path / "ztf-alerts-daily.yaml").write_text(spec, encoding="utf-8")
+    (tmp_path / "ztf-alerts-daily.yml").write_text(spec, encoding="utf-8")
+    assert cli.main(["--jobs-dir", str(tmp_path), "jobs"]) == 2
+    error = capsys.readouterr().err
+    assert "ztf-alerts-daily.yaml and ztf-alerts-daily.yml" in error
+
+
 def test_start_previews_without_starting(
     cloud: Cloud, stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -102,6 +102,16 @@ def test_duplicate_job_names_are_refused() -> None:
         JobCatalog([parse_job(VALID, "a"), parse_job(VALID, "b")])
 
 
+def test_two_files_of_one_job_are_both_named(tmp_path: Path) -> None:
+    (tmp_path / "scores.yaml").write_text(json.dumps(VALID), encoding="utf-8")
+    (tmp_path / "scores.yml").write_text(json.dumps(VALID), encoding="utf-8")
+    with pytest.raises(JobSpecError) as raised:
+        JobCatalog.from_directory(tmp_path)
+    assert str(raised.value) == (
+        "scores.yml: name: job 'scores' is defined twice, in scores.yaml and scores.yml"
+    )
+
+
 def test_a_job_for_other_workers_than_the_stack_has_is_refused() -> None:
     arm = parse_job({**VALID, "compute": {"architecture": "arm64"}}, "scores.yaml")
     check_for_stack(arm, "ARM64")

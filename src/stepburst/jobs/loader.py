@@ -82,7 +82,19 @@ class JobCatalog:
         if not directory.is_dir():
             raise JobSpecError(str(directory), "(directory)", "jobs directory not found")
         files = sorted(p for p in directory.iterdir() if p.suffix in JOB_FILE_SUFFIXES)
-        return cls(load_job_file(path) for path in files)
+        jobs: dict[str, Job] = {}
+        sources: dict[str, str] = {}
+        for path in files:
+            job = load_job_file(path)
+            # A name matches its file's stem, so only name.yaml beside name.yml can clash.
+            if job.name in sources:
+                raise JobSpecError(
+                    path.name,
+                    "name",
+                    f"job {job.name!r} is defined twice, in {sources[job.name]} and {path.name}",
+                )
+            jobs[job.name], sources[job.name] = job, path.name
+        return cls(jobs.values())
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self._jobs.values())
