@@ -152,6 +152,13 @@ def test_start_with_apply_starts_one_execution_with_the_params(
         (["start", "no-such-job"], "no job named 'no-such-job'"),
         (["start", "yelp-business-scores", "--input", "{}"], "input.key"),
         (["status", "no-such-run"], "no run 'no-such-run'"),
+        (
+            ["start", "dam-periods", "--items", "x1-1000000"],
+            "input.items: 1000000 items is over this job's max_items (100000)",
+        ),
+        (["start", "dam-periods", "--items", "Period01-"], "input.items: 'Period01-'"),
+        (["start", "dam-periods", "--items", "01-", "--prefix", "Dam001/Period"], "'01-'"),
+        (["start", "dam-periods", "--items", "a", "--padding", "2"], "input.padding"),
     ],
 )
 def test_bad_input_exits_2_and_names_the_field(
@@ -164,6 +171,26 @@ def test_bad_input_exits_2_and_names_the_field(
     code, _ = run_cli(monkeypatch, *argv)
     assert code == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("expression", "count", "last"),
+    [
+        ("Dam001/Period1-3,7", 4, "Dam001/Period7"),
+        ("Dam001-003/Period01-02", 6, "Dam003/Period02"),
+    ],
+)
+def test_start_previews_every_item_of_an_expression(
+    stack_outputs: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    expression: str,
+    count: int,
+    last: str,
+) -> None:
+    code, text = run_cli(monkeypatch, "start", "dam-periods", "--items", expression)
+    assert code == 0
+    assert f"job dam-periods: {count} items" in text
+    assert last in text
 
 
 def finished_run(cloud: Cloud, body: bytes) -> dict[str, Any]:
