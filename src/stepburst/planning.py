@@ -141,6 +141,7 @@ class Planner:
         job = self.catalog.get(start.job)
         if not job.triggers.manual:
             raise InvalidInputError("job", f"job {job.name!r} does not allow manual starts")
+        check_declared_params(job, start.params)
         return self._draft(job, start.input, {**job.params, **start.params})
 
     def _draft(
@@ -416,6 +417,20 @@ def validate_input(job: Job, given: dict[str, Any]) -> None:
     if error is not None:
         path = ".".join(str(part) for part in error.absolute_path)
         raise InvalidInputError(f"input.{path}" if path else "input", error.message)
+
+
+def check_declared_params(job: Job, given: dict[str, str]) -> None:
+    """Refuse a param the job does not declare (a misspelt name would otherwise do nothing)."""
+    if job.params_open:
+        return
+    for name in given:
+        if name not in job.params:
+            declared = ", ".join(job.params) or "none"
+            raise InvalidInputError(
+                f"params.{name}",
+                f"job {job.name!r} declares no param {name!r} (its params: {declared}; "
+                "a job that takes any sets params_open: true)",
+            )
 
 
 def validate_params(params: dict[str, str]) -> None:

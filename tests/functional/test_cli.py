@@ -159,6 +159,10 @@ def test_start_with_apply_starts_one_execution_with_the_params(
         (["start", "dam-periods", "--items", "Period01-"], "input.items: 'Period01-'"),
         (["start", "dam-periods", "--items", "01-", "--prefix", "Dam001/Period"], "'01-'"),
         (["start", "dam-periods", "--items", "a", "--padding", "2"], "input.padding"),
+        (
+            ["start", "ztf-alerts-daily", "--date", "20190302", "--param", "URL=x"],
+            "params.URL: job 'ztf-alerts-daily' declares no param 'URL' (its params: URL_TEMPLATE;",
+        ),
     ],
 )
 def test_bad_input_exits_2_and_names_the_field(

@@ -47,6 +47,7 @@ run:
   function: kinds_helpers:measure
 output:
   prefix: measured/
+params_open: true
 input_schema:
   type: object
   properties:
@@ -141,6 +142,22 @@ def test_params_override_and_prefix_padding(jobs: Path) -> None:
     assert draft.routes() == {"lambda": 3}
 
 
+def test_undeclared_params_are_refused_unless_the_job_is_open(cloud: Cloud, jobs: Path) -> None:
+    start = {"job": "dam-periods", "input": {"items": "a"}, "params": {"MODE": "full"}}
+    with pytest.raises(InvalidInputError) as raised:
+        invoke("plan", plan_payload(start))
+    assert str(raised.value) == (
+        "params.MODE: job 'dam-periods' declares no param 'MODE' (its params: MODE_STR; "
+        "a job that takes any sets params_open: true)"
+    )
+    assert cloud.ddb.scan(TableName=cloud.table)["Items"] == []
+
+    cloud.s3.put_object(Bucket=cloud.input_bucket, Key="drop/a.txt", Body=b"x")
+    open_start = {"job": "each-object", "input": {}, "params": {"EXTRA": "1"}}
+    draft = runtime.planner().preview(ManualStart.model_validate(open_start))
+    assert draft.params == {"EXTRA": "1"}
+
+
 def test_preview_writes_nothing(cloud: Cloud, jobs: Path) -> None:
     trigger = ManualStart.model_validate({"job": "dam-periods", "input": {"items": ["a", "b"]}})
     runtime.planner().preview(trigger)
@@ -168,6 +185,8 @@ def test_items_from_a_list_file(cloud: Cloud, jobs: Path) -> None:
         ({"job": "dam-periods", "input": {"items": "Dam001", "padding": 2}}, "input.padding"),
         ({"job": "dam-periods", "input": {"items_key": "k", "padding": 2}}, "input.padding"),
         ({"job": "dam-periods", "input": {"items": "a"}, "params": {"1X": "v"}}, "params.1X"),
+        ({"job": "dam-periods", "input": {"items": "a"}, "params": {"MODE": "v"}}, "params.MODE"),
+        ({"job": "each-object", "input": {}, "params": {"1X": "v"}}, "params.1X"),
         ({"job": "each-object", "input": {"prefix": "elsewhere/"}}, "input.prefix"),
         ({"job": "each-object", "input": {"colour": "red"}}, "input"),
         ({"job": "ztf-alerts-daily", "input": {"date": "2019-3-2"}}, "input.date"),

@@ -39,6 +39,7 @@ def test_defaults_fill_in() -> None:
     assert job.compute.platform == "auto"
     assert job.retries == 2
     assert job.triggers.manual is True
+    assert job.params_open is False
 
 
 @pytest.mark.parametrize(

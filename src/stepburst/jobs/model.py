@@ -221,7 +221,15 @@ class Job(_Spec):
     output: Output
     params: dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], str] = Field(
         default_factory=dict,
-        description="Default params; --param NAME=VALUE overrides. Containers get them as env.",
+        description=(
+            "The params a start may give (--param NAME=VALUE), with their defaults. "
+            "Containers get them as env."
+        ),
+    )
+    params_open: bool = Field(
+        default=False,
+        description="Accept params that params does not declare; by default a start's "
+        "undeclared param is refused, so a misspelt name never passes unseen.",
     )
     input_schema: dict[str, Any] | None = Field(
         default=None,
