@@ -154,7 +154,7 @@ def test_undeclared_params_are_refused_unless_the_job_is_open(cloud: Cloud, jobs
 
     cloud.s3.put_object(Bucket=cloud.input_bucket, Key="drop/a.txt", Body=b"x")
     open_start = {"job": "each-object", "input": {}, "params": {"EXTRA": "1"}}
-    draft = runtime.planner().preview(ManualStart.model_validate(open_start))
+    draft = components.planner().preview(ManualStart.model_validate(open_start))
     assert draft.params == {"EXTRA": "1"}
 
 
@@ -199,7 +199,7 @@ def test_invalid_starts_name_the_field(jobs: Path, trigger: dict[str, Any], fiel
 
 
 def test_max_items_is_checked_before_any_name_is_made(jobs: Path) -> None:
-    planner = runtime.planner()
+    planner = components.planner()
     start = ManualStart.model_validate({"job": "dam-periods", "input": {"items": "x1-2000000"}})
     tracemalloc.start()
     try:
@@ -218,7 +218,7 @@ def test_list_files_take_the_prefix(cloud: Cloud, jobs: Path) -> None:
     trigger = ManualStart.model_validate(
         {"job": "dam-periods", "input": {"items_key": "lists/periods.txt", "prefix": "Dam9/"}}
     )
-    assert [item.value for item in runtime.planner().preview(trigger).items] == [
+    assert [item.value for item in components.planner().preview(trigger).items] == [
         "Dam9/P1",
         "Dam9/P2",
     ]
