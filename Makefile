@@ -2,12 +2,15 @@
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: demo test lint imports typecheck pytest bench build validate clean
+.PHONY: demo test lint imports typecheck security pytest bench build validate clean
 
 $(STAMP): pyproject.toml requirements-dev.txt src/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("stepburst needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -21,17 +24,19 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/stepburst demo
 
-test: lint imports typecheck pytest
+test: lint imports typecheck security pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src local functions containers tests bench jobs
 	$(VENV)/bin/ruff format --check src local functions containers tests bench jobs
-
-imports: $(STAMP)
-	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -39,6 +44,11 @@ typecheck: $(STAMP)
 # The import contracts in pyproject.toml ([tool.importlinter]).
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
+
+# Fails on any checkov finding in the template that is neither fixed nor skipped, with a reason,
+# in the resource's Metadata (see README, Security). Offline: no guideline download.
+security: $(CHECKOV_STAMP)
+	$(CHECKOV) --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
 pytest: $(STAMP) $(SAM_STAMP)
 	SAM_CLI=$(abspath $(SAM)) $(VENV)/bin/pytest -n 2 --timeout 600
@@ -56,4 +66,4 @@ validate: $(SAM_STAMP)
 	$(SAM) validate --lint --region us-east-1
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -121,10 +121,11 @@ class LocalEngine(LocalCloud):
         self._sys_path_added.clear()
 
     def _deploy(self, template: dict[str, Any]) -> None:
+        # WorkerImageTag has no default; locally the workers run `worker_image` whatever it says.
         self.stack = Stack(
             template,
             stack_name=self.stack_name,
-            parameters=self.parameters,
+            parameters={"WorkerImageTag": "local", **self.parameters},
             region=self.region,
             account_id=self.account_id,
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -184,6 +184,7 @@ class Planner:
         job = self.catalog.get(start.job)
         if not job.triggers.manual:
             raise InvalidInputError("job", f"job {job.name!r} does not allow manual starts")
+        check_declared_params(job, start.params)
         return self._draft(job, start.input, {**job.params, **start.params})
 
     def _draft(
@@ -289,10 +290,11 @@ class Planner:
             return self._split_jsonl(job, source, info.size)
         seconds = job.estimate.seconds_per_item
         if split.items is not None:
-            names = self._work_item_names(given)
-            if len(names) > split.items.max_items:
+            count, names = self._work_item_names(given)
+            if count > split.items.max_items:
                 raise InvalidInputError(
-                    "input.items", f"{len(names)} items is over this job's max_items"
+                    "input.items",
+                    f"{count} items is over this job's max_items ({split.items.max_items})",
                 )
             return [self._item(i, seconds, name) for i, name in enumerate(names)]
         if split.objects is not None:
@@ -305,31 +307,37 @@ class Planner:
             raise InvalidInputError("input.item", "must be a non-empty string")
         return [self._item(0, seconds, item)]
 
-    def _work_item_names(self, given: dict[str, Any]) -> list[str]:
+    def _work_item_names(self, given: dict[str, Any]) -> tuple[int, Iterable[str]]:
+        """How many names the input gives, known before a range makes any, and the names."""
         items, items_key = given.get("items"), given.get("items_key")
         if (items is None) == (items_key is None):
             raise InvalidInputError(
                 "input.items", "give items (a list or a range expression) or items_key"
             )
-        if isinstance(items_key, str) and items_key:
-            body = storage.get_bytes(self.settings.input_bucket, items_key)
-            return workitems.from_lines(body.decode("utf-8").splitlines())
-        if items_key is not None:
-            raise InvalidInputError("input.items_key", "must be a key in the input bucket")
         padding = given.get("padding")
         if padding is not None and (not isinstance(padding, int) or not 0 < padding <= 32):
             raise InvalidInputError("input.padding", "must be a whole number from 1 to 32")
+        if padding is not None and not isinstance(items, str):
+            raise InvalidInputError("input.padding", "pads the numbers of a range expression")
         prefix = given.get("prefix", "")
         if not isinstance(prefix, str):
             raise InvalidInputError("input.prefix", "must be a string")
+        if isinstance(items_key, str) and items_key:
+            body = storage.get_bytes(self.settings.input_bucket, items_key)
+            listed = workitems.from_lines(body.decode("utf-8").splitlines())
+            return len(listed), [prefix + name for name in listed]
+        if items_key is not None:
+            raise InvalidInputError("input.items_key", "must be a key in the input bucket")
         if isinstance(items, str):
-            return workitems.expand(items, prefix=prefix, padding=padding)
+            expression = workitems.parse(items, prefix=prefix, padding=padding)
+            return expression.count, expression
         if not isinstance(items, list) or not items:
             raise InvalidInputError("input.items", "give a non-empty list of work-item names")
         for position, value in enumerate(items):
             if not isinstance(value, str) or not value:
                 raise InvalidInputError(f"input.items[{position}]", "must be a non-empty string")
-        return [prefix + value for value in dict.fromkeys(items)]
+        names = [prefix + value for value in dict.fromkeys(items)]
+        return len(names), names
 
     def _split_objects(self, job: Job, given: dict[str, Any]) -> list[Item]:
         assert job.split.objects is not None
@@ -455,6 +463,20 @@ def validate_input(job: Job, given: dict[str, Any]) -> None:
     if error is not None:
         path = ".".join(str(part) for part in error.absolute_path)
         raise InvalidInputError(f"input.{path}" if path else "input", error.message)
+
+
+def check_declared_params(job: Job, given: dict[str, str]) -> None:
+    """Refuse a param the job does not declare (a misspelt name would otherwise do nothing)."""
+    if job.params_open:
+        return
+    for name in given:
+        if name not in job.params:
+            declared = ", ".join(job.params) or "none"
+            raise InvalidInputError(
+                f"params.{name}",
+                f"job {job.name!r} declares no param {name!r} (its params: {declared}; "
+                "a job that takes any sets params_open: true)",
+            )
 
 
 def validate_params(params: dict[str, str]) -> None:

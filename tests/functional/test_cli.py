@@ -70,6 +70,39 @@ def test_invalid_job_file_is_a_usage_error(
     assert "broken.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("cron(99 99 * * ? *)", "minutes field '99': 99 is outside 0-59"),
+        ("cron(hello)", "cron takes 6 fields"),
+        ("rate(5 hour)", "plural"),
+    ],
+)
+def test_a_bad_schedule_fails_jobs_naming_file_field_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], expression: str, words: str
+) -> None:
+    spec = (JOBS_DIR / "ztf-alerts-daily.yaml").read_text(encoding="utf-8")
+    assert "cron(0 6 * * ? *)" in spec
+    broken = spec.replace("cron(0 6 * * ? *)", expression)
+    (tmp_path / "ztf-alerts-daily.yaml").write_text(broken, encoding="utf-8")
+    assert cli.main(["--jobs-dir", str(tmp_path), "jobs"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("stepburst: ztf-alerts-daily.yaml: triggers.schedule.expression: ")
+    assert words in error
+    assert error.count("\n") == 1
+
+
+def test_two_files_of_one_job_fail_jobs_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = (JOBS_DIR / "ztf-alerts-daily.yaml").read_text(encoding="utf-8")
+    (tmp_path / "ztf-alerts-daily.yaml").write_text(spec, encoding="utf-8")
+    (tmp_path / "ztf-alerts-daily.yml").write_text(spec, encoding="utf-8")
+    assert cli.main(["--jobs-dir", str(tmp_path), "jobs"]) == 2
+    error = capsys.readouterr().err
+    assert "ztf-alerts-daily.yaml and ztf-alerts-daily.yml" in error
+
+
 def test_start_previews_without_starting(
     cloud: Cloud, stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,6 +156,17 @@ def test_start_with_apply_starts_one_execution_with_the_params(
         (["start", "no-such-job"], "no job named 'no-such-job'"),
         (["start", "yelp-business-scores", "--input", "{}"], "input.key"),
         (["status", "no-such-run"], "no run 'no-such-run'"),
+        (
+            ["start", "dam-periods", "--items", "x1-1000000"],
+            "input.items: 1000000 items is over this job's max_items (100000)",
+        ),
+        (["start", "dam-periods", "--items", "Period01-"], "input.items: 'Period01-'"),
+        (["start", "dam-periods", "--items", "01-", "--prefix", "Dam001/Period"], "'01-'"),
+        (["start", "dam-periods", "--items", "a", "--padding", "2"], "input.padding"),
+        (
+            ["start", "ztf-alerts-daily", "--date", "20190302", "--param", "URL=x"],
+            "params.URL: job 'ztf-alerts-daily' declares no param 'URL' (its params: URL_TEMPLATE;",
+        ),
     ],
 )
 def test_bad_input_exits_2_and_names_the_field(
@@ -135,6 +179,26 @@ def test_bad_input_exits_2_and_names_the_field(
     code, _ = run_cli(monkeypatch, *argv)
     assert code == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("expression", "count", "last"),
+    [
+        ("Dam001/Period1-3,7", 4, "Dam001/Period7"),
+        ("Dam001-003/Period01-02", 6, "Dam003/Period02"),
+    ],
+)
+def test_start_previews_every_item_of_an_expression(
+    stack_outputs: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    expression: str,
+    count: int,
+    last: str,
+) -> None:
+    code, text = run_cli(monkeypatch, "start", "dam-periods", "--items", expression)
+    assert code == 0
+    assert f"job dam-periods: {count} items" in text
+    assert last in text
 
 
 def finished_run(cloud: Cloud, body: bytes) -> dict[str, Any]:

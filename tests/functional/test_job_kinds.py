@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,6 +47,7 @@ run:
   function: kinds_helpers:measure
 output:
   prefix: measured/
+params_open: true
 input_schema:
   type: object
   properties:
@@ -140,6 +142,22 @@ def test_params_override_and_prefix_padding(jobs: Path) -> None:
     assert draft.routes() == {"lambda": 3}
 
 
+def test_undeclared_params_are_refused_unless_the_job_is_open(cloud: Cloud, jobs: Path) -> None:
+    start = {"job": "dam-periods", "input": {"items": "a"}, "params": {"MODE": "full"}}
+    with pytest.raises(InvalidInputError) as raised:
+        invoke("plan", plan_payload(start))
+    assert str(raised.value) == (
+        "params.MODE: job 'dam-periods' declares no param 'MODE' (its params: MODE_STR; "
+        "a job that takes any sets params_open: true)"
+    )
+    assert cloud.ddb.scan(TableName=cloud.table)["Items"] == []
+
+    cloud.s3.put_object(Bucket=cloud.input_bucket, Key="drop/a.txt", Body=b"x")
+    open_start = {"job": "each-object", "input": {}, "params": {"EXTRA": "1"}}
+    draft = components.planner().preview(ManualStart.model_validate(open_start))
+    assert draft.params == {"EXTRA": "1"}
+
+
 def test_preview_writes_nothing(cloud: Cloud, jobs: Path) -> None:
     trigger = ManualStart.model_validate({"job": "dam-periods", "input": {"items": ["a", "b"]}})
     components.planner().preview(trigger)
@@ -161,7 +179,14 @@ def test_items_from_a_list_file(cloud: Cloud, jobs: Path) -> None:
         ({"job": "dam-periods", "input": {}}, "input.items"),
         ({"job": "dam-periods", "input": {"items": [1]}}, "input.items[0]"),
         ({"job": "dam-periods", "input": {"items": "a", "padding": 0}}, "input.padding"),
+        ({"job": "dam-periods", "input": {"items": "Dam001/Period01-"}}, "input.items"),
+        ({"job": "dam-periods", "input": {"items": "01-", "prefix": "Dam/P"}}, "input.items"),
+        ({"job": "dam-periods", "input": {"items": ["a"], "padding": 2}}, "input.padding"),
+        ({"job": "dam-periods", "input": {"items": "Dam001", "padding": 2}}, "input.padding"),
+        ({"job": "dam-periods", "input": {"items_key": "k", "padding": 2}}, "input.padding"),
         ({"job": "dam-periods", "input": {"items": "a"}, "params": {"1X": "v"}}, "params.1X"),
+        ({"job": "dam-periods", "input": {"items": "a"}, "params": {"MODE": "v"}}, "params.MODE"),
+        ({"job": "each-object", "input": {}, "params": {"1X": "v"}}, "params.1X"),
         ({"job": "each-object", "input": {"prefix": "elsewhere/"}}, "input.prefix"),
         ({"job": "each-object", "input": {"colour": "red"}}, "input"),
         ({"job": "ztf-alerts-daily", "input": {"date": "2019-3-2"}}, "input.date"),
@@ -171,6 +196,32 @@ def test_invalid_starts_name_the_field(jobs: Path, trigger: dict[str, Any], fiel
     with pytest.raises(InvalidInputError) as raised:
         components.planner().preview(ManualStart.model_validate(trigger))
     assert raised.value.field == field
+
+
+def test_max_items_is_checked_before_any_name_is_made(jobs: Path) -> None:
+    planner = components.planner()
+    start = ManualStart.model_validate({"job": "dam-periods", "input": {"items": "x1-2000000"}})
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInputError) as raised:
+            planner.preview(start)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert raised.value.field == "input.items"
+    assert raised.value.problem == "2000000 items is over this job's max_items (1000000)"
+    assert peak < 5_000_000
+
+
+def test_list_files_take_the_prefix(cloud: Cloud, jobs: Path) -> None:
+    cloud.s3.put_object(Bucket=cloud.input_bucket, Key="lists/periods.txt", Body=b"P1\nP2\n")
+    trigger = ManualStart.model_validate(
+        {"job": "dam-periods", "input": {"items_key": "lists/periods.txt", "prefix": "Dam9/"}}
+    )
+    assert [item.value for item in components.planner().preview(trigger).items] == [
+        "Dam9/P1",
+        "Dam9/P2",
+    ]
 
 
 def test_one_item_per_object_under_a_prefix(cloud: Cloud, jobs: Path) -> None:

@@ -200,7 +200,7 @@ def test_unknown_references_are_named(template: dict[str, Any]) -> None:
 
 def test_project_template_resolves_without_errors() -> None:
     root = Path(__file__).resolve().parents[2]
-    stack = Stack(load_template(root / "template.yaml"))
+    stack = Stack(load_template(root / "template.yaml"), parameters={"WorkerImageTag": "1.0.0"})
 
     for logical_id in stack.resources:
         stack.properties(logical_id)

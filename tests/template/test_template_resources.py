@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from stepburst.jobs import Job
 from stepburst.stack import REQUIRED_OUTPUTS
 
 pytestmark = pytest.mark.template
@@ -58,6 +59,19 @@ def statements(node: Any, owner: str = "") -> Iterator[tuple[str, dict[str, Any]
     elif isinstance(node, list):
         for value in node:
             yield from statements(value, owner)
+
+
+def iter_states(machine: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every state of an ASL definition, inside Map and Parallel states too."""
+    for state in machine.get("States", {}).values():
+        yield state
+        for inner in (
+            state.get("ItemProcessor"),
+            state.get("Iterator"),
+            *state.get("Branches", []),
+        ):
+            if inner:
+                yield from iter_states(inner)
 
 
 def all_statements(template: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -127,7 +141,7 @@ def test_buckets_are_private_encrypted_and_tls_only(template: dict[str, Any]) ->
         policy["Properties"]["Bucket"]["Ref"]: policy["Properties"]["PolicyDocument"]
         for policy in by_type(template, "AWS::S3::BucketPolicy").values()
     }
-    assert set(buckets) == {"InputBucket", "OutputBucket", "WorkBucket"}
+    assert set(buckets) == {"InputBucket", "OutputBucket", "WorkBucket", "AccessLogBucket"}
 
     for name, bucket in buckets.items():
         properties = bucket["Properties"]
@@ -138,16 +152,144 @@ def test_buckets_are_private_encrypted_and_tls_only(template: dict[str, Any]) ->
         ], name
         rules = properties["LifecycleConfiguration"]["Rules"]
         assert any("AbortIncompleteMultipartUpload" in rule for rule in rules), name
-        assert {
-            "Effect": "Deny",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }.items() <= policies[name]["Statement"][0].items(), name
+        assert any(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }.items()
+            <= statement.items()
+            for statement in policies[name]["Statement"]
+        ), name
 
     input_bucket = buckets["InputBucket"]["Properties"]
     assert input_bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert input_bucket["NotificationConfiguration"] == {
         "EventBridgeConfiguration": {"EventBridgeEnabled": True}
     }
+
+
+def test_output_bucket_keeps_the_results_a_rerun_replaces_for_a_while(
+    template: dict[str, Any],
+) -> None:
+    output_bucket = template["Resources"]["OutputBucket"]["Properties"]
+
+    assert output_bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert any(
+        rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays", 0) > 0
+        for rule in output_bucket["LifecycleConfiguration"]["Rules"]
+    )
+
+
+def test_every_data_bucket_logs_access_to_the_retained_log_bucket(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    data_buckets = ("InputBucket", "OutputBucket", "WorkBucket")
+    logging = {name: resources[name]["Properties"]["LoggingConfiguration"] for name in data_buckets}
+    log_bucket = resources["AccessLogBucket"]
+    policy = next(
+        policy["Properties"]["PolicyDocument"]
+        for policy in by_type(template, "AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": "AccessLogBucket"}
+    )
+    delivery = [
+        statement
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        and statement["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    ]
+
+    for name, config in logging.items():
+        assert config["DestinationBucketName"] == {"Ref": "AccessLogBucket"}, name
+    prefixes = [config["LogFilePrefix"] for config in logging.values()]
+    assert len(set(prefixes)) == len(prefixes), "each bucket logs under its own prefix"
+    # Retained buckets keep logging here after the stack is gone.
+    assert log_bucket["DeletionPolicy"] == "Retain"
+    assert log_bucket["UpdateReplacePolicy"] == "Retain"
+    assert any(
+        "ExpirationInDays" in rule
+        for rule in log_bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    )
+    assert len(delivery) == 1
+    assert as_list(delivery[0]["Action"]) == ["s3:PutObject"]
+    condition = delivery[0]["Condition"]
+    assert sorted(json.dumps(arn) for arn in condition["ArnLike"]["aws:SourceArn"]) == sorted(
+        json.dumps({"Fn::GetAtt": [name, "Arn"]}) for name in data_buckets
+    )
+    assert condition["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_the_worker_runs_the_immutable_image_each_deploy_names(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    parameter = template["Parameters"]["WorkerImageTag"]
+    assertions = [
+        assertion
+        for rule in template.get("Rules", {}).values()
+        if "RuleCondition" not in rule
+        for assertion in rule["Assertions"]
+    ]
+    images = [
+        resources["WorkerTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Image"],
+        resources["WorkerJobDefinition"]["Properties"]["ContainerProperties"]["Image"],
+    ]
+
+    assert resources["WorkerRepository"]["Properties"]["ImageTagMutability"] == "IMMUTABLE"
+    assert "Default" not in parameter, "a deploy must name its image tag"
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "WorkerImageTag"}, "latest"]}]} in [
+        assertion["Assert"] for assertion in assertions
+    ]
+    assert images == [{"Fn::Sub": "${WorkerRepository.RepositoryUri}:${WorkerImageTag}"}] * 2
+
+
+def test_item_function_concurrency_is_reserved_by_a_parameter(template: dict[str, Any]) -> None:
+    function = template["Resources"]["ProcessItemsFunction"]["Properties"]
+    parameter = template["Parameters"]["ProcessItemsReservedConcurrency"]
+    default_job_concurrency = Job.model_fields["max_concurrency"].default
+
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "ReserveItemConcurrency",
+            {"Ref": "ProcessItemsReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    # 0 opts out: Lambda's own 0 would throttle every unit.
+    assert template["Conditions"]["ReserveItemConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ProcessItemsReservedConcurrency"}, 0]}]
+    }
+    assert parameter["MinValue"] == 0
+    assert int(parameter["Default"]) >= default_job_concurrency
+
+
+def test_the_coordinator_manages_only_this_stacks_batch_jobs(template: dict[str, Any]) -> None:
+    machine = template["Resources"]["CoordinatorStateMachine"]["Properties"]
+    definition = json.loads((REPO / machine["DefinitionUri"]).read_text())
+    submits = [
+        state
+        for state in iter_states(definition)
+        if state.get("Resource", "").startswith("arn:aws:states:::batch:submitJob")
+    ]
+    batch_statements = {
+        action: statement
+        for _, statement in statements(machine["Policies"])
+        for action in as_list(statement.get("Action", []))
+        if action.startswith("batch:") and action != "batch:DescribeJobs"
+    }
+    stack_tag = {"stepburst:stack": {"Ref": "AWS::StackName"}}
+
+    assert machine["DefinitionSubstitutions"]["StackName"] == {"Ref": "AWS::StackName"}
+    assert submits
+    for state in submits:
+        assert state["Parameters"]["Tags"]["stepburst:stack"] == "${StackName}"
+    assert set(batch_statements) == {"batch:SubmitJob", "batch:TagResource", "batch:TerminateJob"}
+    for action in ("batch:SubmitJob", "batch:TagResource"):
+        condition = batch_statements[action]["Condition"]["StringEquals"]
+        assert condition == {f"aws:RequestTag/{key}": value for key, value in stack_tag.items()}
+    terminate = batch_statements["batch:TerminateJob"]["Condition"]["StringEquals"]
+    assert terminate == {f"aws:ResourceTag/{key}": value for key, value in stack_tag.items()}
 
 
 def test_containers_get_the_same_configuration_as_the_functions(

@@ -39,6 +39,7 @@ def test_defaults_fill_in() -> None:
     assert job.compute.platform == "auto"
     assert job.retries == 2
     assert job.triggers.manual is True
+    assert job.params_open is False
 
 
 @pytest.mark.parametrize(
@@ -102,9 +103,111 @@ def test_duplicate_job_names_are_refused() -> None:
         JobCatalog([parse_job(VALID, "a"), parse_job(VALID, "b")])
 
 
+def test_two_files_of_one_job_are_both_named(tmp_path: Path) -> None:
+    (tmp_path / "scores.yaml").write_text(json.dumps(VALID), encoding="utf-8")
+    (tmp_path / "scores.yml").write_text(json.dumps(VALID), encoding="utf-8")
+    with pytest.raises(JobSpecError) as raised:
+        JobCatalog.from_directory(tmp_path)
+    assert str(raised.value) == (
+        "scores.yml: name: job 'scores' is defined twice, in scores.yaml and scores.yml"
+    )
+
+
 def test_a_job_for_other_workers_than_the_stack_has_is_refused() -> None:
     arm = parse_job({**VALID, "compute": {"architecture": "arm64"}}, "scores.yaml")
     check_for_stack(arm, "ARM64")
     check_for_stack(arm, None)
     with pytest.raises(JobSpecError, match=r"scores\.yaml: compute\.architecture: .*x86_64"):
         check_for_stack(arm, "X86_64")
+
+
+def scheduled(expression: str) -> dict[str, object]:
+    return {
+        **VALID,
+        "split": {"date": {}},
+        "run": {"function": "archives:unpack_tarball"},
+        "triggers": {"schedule": {"expression": expression}},
+    }
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "cron(0 6 * * ? *)",
+        "cron(0/15 * * * ? *)",
+        "cron(*/5 8-17 ? * MON-FRI *)",
+        "cron(10-50/10 8,12,18 ? * 2-6 2025-2030)",
+        "cron(15 10 L * ? *)",
+        "cron(0 9 15W * ? *)",
+        "cron(0 8 ? * 6L *)",
+        "cron(0 9 ? * FRI#2 *)",
+        "cron(0 12 1 JAN,jul ? *)",
+        "cron(0 0 ? JAN-MAR/2 SUN *)",
+        "rate(1 minute)",
+        "rate(5 minutes)",
+        "rate(1 hour)",
+        "rate(12 hours)",
+        "rate(1 day)",
+        "rate(7 days)",
+        "at(2030-01-31T23:59:00)",
+    ],
+)
+def test_valid_schedule_expressions_are_taken(expression: str) -> None:
+    job = parse_job(scheduled(expression), "nightly.yaml")
+    assert job.triggers.schedule is not None
+    assert job.triggers.schedule.expression == expression
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("cron(99 99 * * ? *)", "minutes field '99': 99 is outside 0-59"),
+        ("cron(0 24 * * ? *)", "hours field '24': 24 is outside 0-23"),
+        ("cron(hello)", "6 fields"),
+        ("cron(0 6 * * ? * *)", "6 fields"),
+        ("cron(0 6 * * * *)", "one of day-of-month '*' and day-of-week '*' must be '?'"),
+        ("cron(0 6 1 * MON *)", "must be '?'"),
+        ("cron(0 6 ? * ? *)", "both '?'"),
+        ("cron(0 ? * * ? *)", "hours field '?'"),
+        ("cron(0 6 32 * ? *)", "day-of-month field '32'"),
+        ("cron(0 6 0 * ? *)", "0 is outside 1-31"),
+        ("cron(0 6 * 13 ? *)", "month field '13'"),
+        ("cron(0 6 * FOO ? *)", "'FOO' is not a number or a name (JAN-DEC)"),
+        ("cron(0 6 ? * 8 *)", "day-of-week field '8'"),
+        ("cron(0 6 ? * MON-FRI/2 *)", "day-of-week field 'MON-FRI/2': no '/' steps"),
+        ("cron(0 6 ? * 2#6 *)", "day-of-week field '2#6'"),
+        ("cron(0 6 ? * 3#1,6#3 *)", "stands alone"),
+        ("cron(0 6 L,15 * ? *)", "stands alone"),
+        ("cron(0 6 32W * ? *)", "day-of-month field '32W'"),
+        ("cron(0 6 5L * ? *)", "day-of-month field '5L'"),
+        ("cron(0 6 * * ? 1969)", "year field '1969': 1969 is outside 1970-2199"),
+        ("cron(*/0 6 * * ? *)", "minutes field '*/0': the step"),
+        ("cron(30-10 6 * * ? *)", "minutes field '30-10': the range runs backwards"),
+        ("cron(0 6 1,,2 * ? *)", "day-of-month field '1,,2': an empty list element"),
+        ("cron(0 6W * * ? *)", "hours field '6W'"),
+        ("rate(1 minutes)", "rate(1 minute)"),
+        ("rate(5 minute)", "plural"),
+        ("rate(0 hours)", "a positive whole number"),
+        ("rate(2 weeks)", "'weeks'"),
+        ("rate(5minutes)", "a value and a unit"),
+        ("at(2030-02-30T00:00:00)", "not a real date and time"),
+        ("at(2030-02-03 00:00)", "yyyy-mm-ddThh:mm:ss"),
+        ("daily", "does not match"),
+    ],
+)
+def test_invalid_schedule_expressions_name_the_field_and_the_problem(
+    expression: str, words: str
+) -> None:
+    with pytest.raises(JobSpecError) as raised:
+        parse_job(scheduled(expression), "nightly.yaml")
+    assert raised.value.source == "nightly.yaml"
+    assert raised.value.field == "triggers.schedule.expression"
+    assert words in raised.value.problem
+
+
+def test_value_errors_read_without_pydantic_prefix() -> None:
+    document = scheduled("rate(1 day)")
+    document["triggers"] = {"schedule": {"expression": "rate(1 day)", "timezone": "Mars/Base"}}
+    with pytest.raises(JobSpecError) as raised:
+        parse_job(document, "nightly.yaml")
+    assert raised.value.problem == "unknown time zone 'Mars/Base'"

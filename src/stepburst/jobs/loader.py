@@ -36,7 +36,10 @@ def parse_job(document: Any, source: str) -> Job:
         return Job.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise JobSpecError(source, _field_path(first["loc"]), first["msg"]) from exc
+        # A validator's own ValueError reads better without pydantic's "Value error, ".
+        cause = first.get("ctx", {}).get("error")
+        problem = str(cause) if first["type"] == "value_error" and cause else first["msg"]
+        raise JobSpecError(source, _field_path(first["loc"]), problem) from exc
 
 
 def load_job_file(path: Path) -> Job:
@@ -79,7 +82,19 @@ class JobCatalog:
         if not directory.is_dir():
             raise JobSpecError(str(directory), "(directory)", "jobs directory not found")
         files = sorted(p for p in directory.iterdir() if p.suffix in JOB_FILE_SUFFIXES)
-        return cls(load_job_file(path) for path in files)
+        jobs: dict[str, Job] = {}
+        sources: dict[str, str] = {}
+        for path in files:
+            job = load_job_file(path)
+            # A name matches its file's stem, so only name.yaml beside name.yml can clash.
+            if job.name in sources:
+                raise JobSpecError(
+                    path.name,
+                    "name",
+                    f"job {job.name!r} is defined twice, in {sources[job.name]} and {path.name}",
+                )
+            jobs[job.name], sources[job.name] = job, path.name
+        return cls(jobs.values())
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self._jobs.values())
