@@ -177,6 +177,9 @@ def classify_lambda(error: str, cause: Any) -> Failure:
 
 def classify_ecs(task: Mapping[str, Any] | None, error: str = "", cause: Any = None) -> Failure:
     """An ECS unit: the stopped task, or RunTask's failure when no task was placed."""
+    if task and "TaskArn" not in task and ("Failures" in task or "Tasks" in task):
+        # runTask.sync failed without a task: its Cause is RunTask's answer, with failures.
+        return classify_ecs(None, error or "ECS.RunTask", task)
     if not task and error in _TIMEOUT:
         return Failure(FailureClass.TIMEOUT, error, "the unit ran past its time limit")
     if not task:

@@ -176,6 +176,7 @@ class UnitRecovery:
             "route": event.route,
             "failed_at": now_iso(),
             **failure.to_record(),
+            "decision": decision.reason,
         }
         if decision.retry:
             status = ItemStatus.RETRYING

@@ -208,7 +208,12 @@ class UnitRunner:
         started_at: str,
     ) -> dict[str, Any]:
         history = list((previous or {}).get("history") or [])
-        if previous and previous.get("status"):
+        # RecoverUnit records each failed attempt with its class; an attempt it never saw
+        # (the state machine's last-resort path) is kept from the record itself.
+        recorded = bool(history) and history[-1].get("attempt") == (previous or {}).get(
+            "last_attempt"
+        )
+        if previous and previous.get("status") and not recorded:
             history.append(_previous_attempt(previous))
         return {
             "sk": item.sk,

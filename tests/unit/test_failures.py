@@ -71,6 +71,15 @@ def test_ecs_capacity_keeps_its_reason() -> None:
     assert failure.cause == "RESOURCE:MEMORY"
 
 
+def test_a_run_task_answer_without_a_task_is_capacity() -> None:
+    answer = {"Tasks": [], "Failures": [{"Arn": "x", "Reason": "RESOURCE:CPU"}]}
+
+    failure = classify_ecs(answer)
+
+    assert failure.failure_class is FailureClass.CAPACITY
+    assert failure.cause == "RESOURCE:CPU"
+
+
 def test_batch_host_loss_and_exit_codes() -> None:
     lost = {"JobId": "j", "StatusReason": "Host EC2 (instance i-1) terminated.", "Container": {}}
     exited = {
