@@ -213,6 +213,8 @@ class Stack:
                 self._merge_function_globals(resource)
                 if "Role" not in resource.properties:
                     self._add_implicit(f"{logical_id}Role", "AWS::IAM::Role", {})
+                for event_name, event in resource.properties.get("Events", {}).items():
+                    self._expand_function_event(logical_id, event_name, event)
             elif resource.type == "AWS::Serverless::StateMachine":
                 if "Role" not in resource.properties:
                     self._add_implicit(f"{logical_id}Role", "AWS::IAM::Role", {})
@@ -239,6 +241,30 @@ class Stack:
             else:
                 merged[key] = value
         resource.properties = merged
+
+    def _expand_function_event(self, function_id: str, event_name: str, event: Any) -> None:
+        """A function's EventBridgeRule event: a rule whose target is the function (invoked
+        asynchronously, with a resource policy instead of a role, as SAM generates it)."""
+        if event.get("Type") not in ("EventBridgeRule", "CloudWatchEvent"):
+            return
+        properties = event.get("Properties", {})
+        target: dict[str, Any] = {
+            "Arn": {"Fn::GetAtt": [function_id, "Arn"]},
+            "Id": properties.get("Target", {}).get("Id", f"{function_id}{event_name}LambdaTarget"),
+        }
+        for key in ("Input", "InputPath", "InputTransformer", "RetryPolicy", "DeadLetterConfig"):
+            if key in properties:
+                target[key] = properties[key]
+        rule: dict[str, Any] = {
+            "EventPattern": properties.get("Pattern", {}),
+            "Targets": [target],
+            "State": properties.get("State", "ENABLED"),
+        }
+        if "EventBusName" in properties:
+            rule["EventBusName"] = properties["EventBusName"]
+        if "RuleName" in properties:
+            rule["Name"] = properties["RuleName"]
+        self._add_implicit(f"{function_id}{event_name}", "AWS::Events::Rule", rule)
 
     def _expand_state_machine_event(self, machine_id: str, event_name: str, event: Any) -> None:
         event_type = event.get("Type")

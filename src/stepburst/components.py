@@ -12,6 +12,8 @@ from stepburst.finalizing import Finalizer
 from stepburst.jobs import JobCatalog
 from stepburst.ledger import Ledger
 from stepburst.planning import Planner
+from stepburst.reconciling import RunReconciler
+from stepburst.recovery import UnitRecovery
 from stepburst.settings import settings
 from stepburst.units import UnitRunner
 
@@ -38,11 +40,30 @@ def unit_runner() -> UnitRunner:
 
 
 @cache
+def unit_recovery() -> UnitRecovery:
+    return UnitRecovery(catalog(), ledger())
+
+
+@cache
+def reconciler() -> RunReconciler:
+    return RunReconciler(planner(), ledger())
+
+
+@cache
 def finalizer() -> Finalizer:
     return Finalizer(settings(), catalog(), ledger())
 
 
 def reset() -> None:
     """Forget everything built from the environment (the local engine and tests use this)."""
-    for built in (catalog, ledger, planner, unit_runner, finalizer, settings):
+    for built in (
+        catalog,
+        ledger,
+        planner,
+        unit_runner,
+        unit_recovery,
+        reconciler,
+        finalizer,
+        settings,
+    ):
         built.cache_clear()

@@ -98,15 +98,19 @@ class Finalizer:
         latest: dict[int, dict[str, Any]] = {}
         for manifest in range(redrives + 1):
             units = storage.get_json(self.settings.work_bucket, manifest_key(run_id, manifest))
-            unreported: list[str] = []
+            # The manifest says which item a key is: a record the state machine wrote before
+            # the worker did may hold nothing but its status.
+            unreported: dict[str, int] = {}
             for unit in units:
                 reported = digests.get((manifest, int(unit["index"])))
                 if reported is None:
-                    unreported.extend(str(item["sk"]) for item in unit["items"])
+                    unreported.update(
+                        (str(item["sk"]), int(item["index"])) for item in unit["items"]
+                    )
                 else:
                     latest.update((int(entry["item"]), entry) for entry in reported)
-            for record in self.ledger.get_items(run_id, unreported).values():
-                latest[int(record["item"])] = item_digest(record)
+            for key, record in self.ledger.get_items(run_id, unreported).items():
+                latest[unreported[key]] = {**item_digest(record), "item": unreported[key]}
         return [latest[index] for index in sorted(latest)]
 
     def _merge_rejects(self, items: Iterable[Mapping[str, Any]], prefix: str) -> str:

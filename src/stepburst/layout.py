@@ -75,6 +75,7 @@ def summary_key(run_output_prefix: str) -> str:
 
 RUN_SK = "RUN"
 TRIGGER_SK = "TRIGGER"
+EXECUTION_SK = "EXECUTION"
 ITEM_PREFIX = "ITEM#"
 UNIT_PREFIX = "UNIT#"
 
@@ -94,6 +95,11 @@ def unit_sort_key(manifest: int, unit: int) -> str:
 
 def trigger_pk(identity: str) -> str:
     return f"TRIGGER#{identity}"
+
+
+def execution_pk(execution_id: str) -> str:
+    """Where the ledger says which run an execution (its ARN) is for."""
+    return f"EXECUTION#{execution_id}"
 
 
 # -- trigger identities --------------------------------------------------------------------

@@ -25,10 +25,12 @@ from typing import Any
 from stepburst.adapters.dynamodb import Table
 from stepburst.errors import ConditionFailedError
 from stepburst.layout import (
+    EXECUTION_SK,
     ITEM_PREFIX,
     RUN_SK,
     TRIGGER_SK,
     UNIT_PREFIX,
+    execution_pk,
     run_pk,
     trigger_pk,
     unit_sort_key,
@@ -53,6 +55,7 @@ DIGEST_FIELDS = (
     "rejects_key",
 )
 _REASON_LIMIT = 500
+_CAUSE_LIMIT = 4000
 BY_JOB_INDEX = "ByJob"
 
 
@@ -96,22 +99,76 @@ class Ledger:
 
     # -- triggers ---------------------------------------------------------------------------
 
-    def claim_trigger(self, trigger_id: str, run_id: str, details: Mapping[str, Any]) -> bool:
-        """Claim a trigger for ``run_id``; False if an earlier delivery already claimed it."""
+    def claim_trigger(
+        self, trigger_id: str, run_id: str, details: Mapping[str, Any], *, execution_id: str
+    ) -> bool:
+        """Claim a trigger for ``run_id``; False if another execution holds the claim.
+
+        The execution that holds a claim may claim it again (the state machine retried its
+        Plan), and a claim released by an execution that failed before its run started may be
+        taken by a redelivery.
+        """
         record = {
             "pk": trigger_pk(trigger_id),
             "sk": TRIGGER_SK,
             "status": TriggerStatus.CLAIMED,
             "run_id": run_id,
+            "execution_id": execution_id,
             "claimed_at": now_iso(),
             "expires_at": self._expires_at(),
             **details,
         }
         try:
-            self._table.put(record, condition="attribute_not_exists(pk)")
+            self._table.put(
+                record,
+                condition="attribute_not_exists(pk) OR execution_id = :me OR #status = :released",
+                names={"#status": "status"},
+                values={":me": execution_id, ":released": TriggerStatus.RELEASED},
+            )
+        except ConditionFailedError:
+            return False
+        self.link_execution(execution_id, run_id=run_id, trigger_id=trigger_id)
+        return True
+
+    def release_trigger(self, trigger_id: str, execution_id: str, cause: str) -> bool:
+        """Give up the claim ``execution_id`` holds, so that a redelivery can start the run."""
+        try:
+            self._table.update(
+                {"pk": trigger_pk(trigger_id), "sk": TRIGGER_SK},
+                update="SET #status = :released, released_at = :at, release_cause = :cause",
+                names={"#status": "status"},
+                values={
+                    ":released": TriggerStatus.RELEASED,
+                    ":at": now_iso(),
+                    ":cause": cause[:_CAUSE_LIMIT],
+                    ":me": execution_id,
+                    ":claimed": TriggerStatus.CLAIMED,
+                },
+                condition="execution_id = :me AND #status = :claimed",
+            )
         except ConditionFailedError:
             return False
         return True
+
+    # -- executions -------------------------------------------------------------------------
+
+    def link_execution(
+        self, execution_id: str, *, run_id: str, trigger_id: str | None = None
+    ) -> None:
+        """Which run (and trigger claim) an execution is for, so that whatever ends the
+        execution can be reconciled with the ledger."""
+        record = {
+            "pk": execution_pk(execution_id),
+            "sk": EXECUTION_SK,
+            "run_id": run_id,
+            "expires_at": self._expires_at(),
+        }
+        if trigger_id is not None:
+            record["trigger_id"] = trigger_id
+        self._table.put(record)
+
+    def execution_link(self, execution_id: str) -> dict[str, Any] | None:
+        return self._get(execution_pk(execution_id), EXECUTION_SK)
 
     def record_ignored_trigger(self, trigger_id: str, details: Mapping[str, Any]) -> None:
         record = {

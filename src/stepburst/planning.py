@@ -100,6 +100,15 @@ class Draft:
         return counts
 
 
+@dataclass(frozen=True, slots=True)
+class RunTarget:
+    """The run a trigger starts (``job`` None for a redrive) and the trigger claim it takes."""
+
+    run_id: str
+    job: str | None
+    claim: str | None
+
+
 def run_id_for(job: Job, when: datetime, identity: str) -> str:
     stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{job.name}-{stamp}-{short_hash(identity)}"
@@ -122,23 +131,53 @@ class Planner:
         if isinstance(trigger, RedriveStart):
             return self._plan_redrive(trigger, request)
         job = self.catalog.get(trigger.job)
+        target = self.run_for(request)
+        assert target is not None
         if isinstance(trigger, ManualStart):
             draft = self.preview(trigger)
-            run_id = run_id_for(job, _parse_time(request.started_at), request.execution_id)
-            return self._write_plan(draft, run_id, trigger, request)
+            self.ledger.link_execution(request.execution_id, run_id=target.run_id)
+            return self._write_plan(draft, target.run_id, trigger, request)
         if job.triggers.schedule is None:
             raise InvalidInputError("job", f"job {job.name!r} has no schedule")
+        if not self._claim(target, trigger.describe(), request):
+            return Plan(status=PlanStatus.DUPLICATE, run_id=target.run_id, job=job.name)
+        local_time = trigger.scheduled_time.astimezone(ZoneInfo(job.triggers.schedule.timezone))
+        draft = self._draft(job, trigger.input, job.params, scheduled=local_time)
+        return self._write_plan(draft, target.run_id, trigger, request)
+
+    def run_for(self, request: PlanRequest) -> RunTarget | None:
+        """The run a trigger starts and the claim it takes, without writing anything: what
+        Plan writes, and what a failed Plan must release. None for an upload no job takes."""
+        trigger = request.trigger
+        if isinstance(trigger, RedriveStart):
+            return RunTarget(run_id=trigger.redrive, job=None, claim=None)
+        if isinstance(trigger, UploadTrigger):
+            job = self.catalog.for_upload(trigger.key)
+            if job is None:
+                return None
+            run_id = run_id_for(job, trigger.time, trigger.identity)
+            return RunTarget(run_id=run_id, job=job.name, claim=trigger.identity)
+        job = self.catalog.get(trigger.job)
+        if isinstance(trigger, ManualStart):
+            run_id = run_id_for(job, _parse_time(request.started_at), request.execution_id)
+            return RunTarget(run_id=run_id, job=job.name, claim=None)
         # Scheduler may deliver one invocation twice: the scheduled time is the identity, so
         # both deliveries share one run id and one ledger claim.
         run_id = run_id_for(job, trigger.scheduled_time, f"{job.name}@{trigger.scheduled_time}")
-        if not self.ledger.claim_trigger(
-            schedule_identity(run_id), run_id, {"job": job.name, **trigger.describe()}
-        ):
+        return RunTarget(run_id=run_id, job=job.name, claim=schedule_identity(run_id))
+
+    def _claim(self, target: RunTarget, details: dict[str, Any], request: PlanRequest) -> bool:
+        assert target.claim is not None
+        claimed = self.ledger.claim_trigger(
+            target.claim,
+            target.run_id,
+            {"job": target.job, **details},
+            execution_id=request.execution_id,
+        )
+        if not claimed:
+            logger.info("duplicate delivery", extra={"run_id": target.run_id, **details})
             metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
-            return Plan(status=PlanStatus.DUPLICATE, run_id=run_id, job=job.name)
-        local_time = trigger.scheduled_time.astimezone(ZoneInfo(job.triggers.schedule.timezone))
-        draft = self._draft(job, trigger.input, job.params, scheduled=local_time)
-        return self._write_plan(draft, run_id, trigger, request)
+        return claimed
 
     def preview(self, start: ManualStart) -> Draft:
         """Validate a manual start and plan it, writing nothing: what ``start`` shows."""
@@ -171,10 +210,10 @@ class Planner:
             logger.info("upload matches no job", extra=details)
             metrics.add_metric(name="UploadsIgnored", unit="Count", value=1)
             return Plan(status=PlanStatus.IGNORED, reason=f"no job matches {trigger.key!r}")
-        run_id = run_id_for(job, trigger.time, trigger.identity)
-        if not self.ledger.claim_trigger(trigger.identity, run_id, details):
-            logger.info("duplicate delivery", extra={"run_id": run_id, **details})
-            metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+        target = self.run_for(request)
+        assert target is not None
+        run_id = target.run_id
+        if not self._claim(target, details, request):
             return Plan(status=PlanStatus.DUPLICATE, run_id=run_id, job=job.name)
         source = SourceObject(
             bucket=trigger.bucket,
@@ -222,6 +261,7 @@ class Planner:
                 "redriven_at": now_iso(),
             },
         )
+        self.ledger.link_execution(request.execution_id, run_id=run_id)
         logger.info("run redriven", extra={"run_id": run_id, "items": len(again)})
         return self._plan_state(
             job, run_id, key=key, redrive=redrive, units=units, items=len(again), params=params

@@ -28,6 +28,8 @@ class ItemStatus(StrEnum):
     """An item record's ``status`` in the ledger."""
 
     RUNNING = "RUNNING"
+    # An attempt failed and the unit will run again (RecoverUnit decided so).
+    RETRYING = "RETRYING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
@@ -38,6 +40,8 @@ class TriggerStatus(StrEnum):
 
     CLAIMED = "CLAIMED"
     IGNORED = "IGNORED"
+    # The claiming execution ended before its run could start: a redelivery may claim it.
+    RELEASED = "RELEASED"
 
 
 class PlanStatus(StrEnum):

@@ -172,8 +172,10 @@ class UnitRunner:
                 record.update(status=ItemStatus.SUCCEEDED, **details)
             record["finished_at"] = now_iso()
             record["duration_seconds"] = round(time.perf_counter() - began, 3)
+            # Written as each item ends, so a unit cut short (Lambda's timeout, a killed
+            # process) leaves its finished items SUCCEEDED and the next attempt skips them.
+            self.ledger.put_items(run_id, [record])
             outcomes.append(record)
-        self.ledger.put_items(run_id, outcomes)
         latest = {**existing, **{record["sk"]: record for record in outcomes}}
         self.ledger.put_unit_digest(
             run_id,
@@ -206,7 +208,12 @@ class UnitRunner:
         started_at: str,
     ) -> dict[str, Any]:
         history = list((previous or {}).get("history") or [])
-        if previous and previous.get("status"):
+        # RecoverUnit records each failed attempt with its class; an attempt it never saw
+        # (the state machine's last-resort path) is kept from the record itself.
+        recorded = bool(history) and history[-1].get("attempt") == (previous or {}).get(
+            "last_attempt"
+        )
+        if previous and previous.get("status") and not recorded:
             history.append(_previous_attempt(previous))
         return {
             "sk": item.sk,

@@ -329,7 +329,7 @@ def test_redrive_runs_only_the_failed_items_again(session: Session) -> None:
     assert status["status"] == "SUCCEEDED", status
     items = {item["value"]: item for item in session.json("items", run_id)}
     assert items["flaky-redrive"]["attempts"] == 2
-    assert items["flaky-redrive"]["history"][0]["status"] == "FAILED"
+    assert items["flaky-redrive"]["history"][0]["class"] == "application"
     assert items["ok-1"]["attempts"] == 1
     assert items["ok-3"]["attempts"] == 1
 

@@ -66,7 +66,9 @@ def child_events(engine: LocalEngine, arn: str) -> list[list[tuple[str, str | No
 
 
 def failure_exit_code(item: dict[str, Any]) -> int | None:
-    """The container exit code the state machine recorded with an item's failure."""
+    """The container exit code recorded with an item's failure."""
+    if isinstance(item.get("exit_code"), int | float):
+        return int(item["exit_code"])
     failure = item.get("failure")
     if isinstance(failure, str):
         failure = json.loads(failure)

@@ -414,7 +414,7 @@ def test_a_claimed_trigger_is_a_failed_condition_not_an_error(
     stub: Callable[[Any], Stubber],
 ) -> None:
     stub("dynamodb").add_client_error("put_item", "ConditionalCheckFailedException")
-    assert Ledger("ledger", 90).claim_trigger("t1", "run-1", {}) is False
+    assert Ledger("ledger", 90).claim_trigger("t1", "run-1", {}, execution_id="e") is False
 
 
 def test_a_write_whose_condition_fails_is_condition_failed(

@@ -81,14 +81,23 @@ class Table:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def put(self, record: Mapping[str, Any], *, condition: str | None = None) -> None:
+    def put(
+        self,
+        record: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        request: dict[str, Any] = {"TableName": self.name, "Item": marshal(record)}
+        if condition is not None:
+            request["ConditionExpression"] = condition
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if values:
+            request["ExpressionAttributeValues"] = marshal(values)
         with translated(f"writing to table {self.name}", _CODES):
-            if condition is None:
-                aws.client("dynamodb").put_item(TableName=self.name, Item=marshal(record))
-            else:
-                aws.client("dynamodb").put_item(
-                    TableName=self.name, Item=marshal(record), ConditionExpression=condition
-                )
+            aws.client("dynamodb").put_item(**request)
 
     def update(
         self,

@@ -205,6 +205,31 @@ class Output(_Spec):
     )
 
 
+class FailurePolicy(_Spec):
+    """How failures other than the job's own code are retried (see README, "Failure policy")."""
+
+    infrastructure_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=20,
+        description="Attempts of a unit through throttling, capacity, Spot or host loss, "
+        "image pulls and service errors, counted apart from retries.",
+    )
+    memory_cap_mb: int = Field(
+        default=30720,
+        ge=512,
+        le=122880,
+        description="An out-of-memory unit runs again with twice the memory, up to this.",
+    )
+    spot_fallback_after: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="After this many Spot capacity failures or interruptions, a unit "
+        "runs on on-demand capacity.",
+    )
+
+
 class Job(_Spec):
     """One job: what starts it, how its input is split, what runs on each item, where."""
 
@@ -215,7 +240,13 @@ class Job(_Spec):
     run: Run
     compute: Compute = Field(default_factory=Compute)
     estimate: Estimate = Field(default_factory=Estimate)
-    retries: int = Field(default=2, ge=0, le=10, description="Attempts after the first.")
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Attempts after the first when the job's own code fails an item.",
+    )
+    failure_policy: FailurePolicy = Field(default_factory=FailurePolicy)
     tolerated_failure_percent: float = Field(default=0, ge=0, le=100)
     max_concurrency: int = Field(default=100, ge=1, le=10000)
     output: Output
