@@ -12,6 +12,7 @@ Docker engine is present (``containers="docker"``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import importlib.util
@@ -20,6 +21,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -393,6 +395,9 @@ class ContainerRunner:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=str(self.image.workdir) if self.image.workdir else None,
+                # A group of its own, like a container's PID namespace: stopping the "container"
+                # ends every process it started, not only its entrypoint.
+                start_new_session=self.mode != "docker",
             )
         finally:
             log_handle.close()
@@ -417,11 +422,11 @@ class ContainerRunner:
                 reason = should_stop()
                 if reason is not None and run.stopped_by is None:
                     run.stopped_by = reason
-                    process.terminate()
+                    _signal_group(process, signal.SIGTERM)
                     try:
                         process.wait(timeout=2)
                     except subprocess.TimeoutExpired:
-                        process.kill()
+                        _signal_group(process, signal.SIGKILL)
         if run.exit_code is not None and run.exit_code < 0:
             run.exit_code = 128 - run.exit_code  # killed by a signal: 128 + signal, as Docker
         run.done.set()
@@ -531,14 +536,14 @@ class ContainerRunner:
         for run in runs:
             if run.process is not None and run.process.poll() is None:
                 run.stopped_by = run.stopped_by or "Engine stopped"
-                run.process.terminate()
+                _signal_group(run.process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for run in runs:
             if run.process is not None:
                 try:
                     run.process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    run.process.kill()
+                    _signal_group(run.process, signal.SIGKILL)
 
     def log_tail(self, ident: str, lines: int = 20) -> str:
         run = self.runs.get(ident)
@@ -559,3 +564,13 @@ def _name_values(pairs: Any) -> dict[str, str]:
     if not pairs:
         return {}
     return {str(pair["name"]): str(pair["value"]) for pair in pairs if "name" in pair}
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Signal a local container's whole process group (its entrypoint leads it); a Docker
+    client process is signalled alone, and Docker stops the container."""
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)

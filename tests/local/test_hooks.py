@@ -8,10 +8,12 @@ keeps the list complete.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -290,6 +292,47 @@ def test_ecs_tasks_run_stop_task_kills_the_process(stage: Stage) -> None:
     assert stopped["stopCode"] == "UserInitiated"
     assert stopped["stoppedReason"] == "enough"
     assert stopped["containers"][0]["exitCode"] == 143  # SIGTERM
+
+
+def test_stopping_a_task_ends_every_process_its_container_started(
+    stage: Stage, tmp_path: Path
+) -> None:
+    ecs = stage.cloud.client("ecs")
+    pidfile = tmp_path / "child.pid"
+    task = ecs.run_task(
+        cluster=stage.cluster,
+        taskDefinition=stage.task_definition,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": stage.subnets,
+                "securityGroups": [stage.security_group],
+            }
+        },
+        overrides={
+            "containerOverrides": [
+                {"name": "worker", "command": ["--sleep", "60", "--child", str(pidfile)]}
+            ]
+        },
+    )["tasks"][0]
+    child = int(
+        poll(lambda: pidfile.exists() and pidfile.read_text(), what="the child", timeout=20)
+    )
+
+    ecs.stop_task(cluster=stage.cluster, task=task["taskArn"], reason="enough")
+
+    _wait_container_exit(stage, task["taskArn"])
+    poll(lambda: not _alive(child), what=f"process {child} to end", timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has ended; only its parent (gone with the group) had to reap it.
+    status = Path(f"/proc/{pid}/stat")
+    return status.exists() and status.read_text().split()[2] != "Z"
 
 
 def _wait_task(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
