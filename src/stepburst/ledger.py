@@ -35,7 +35,7 @@ from stepburst.layout import (
     trigger_pk,
     unit_sort_key,
 )
-from stepburst.statuses import TriggerStatus
+from stepburst.statuses import ItemStatus, TriggerStatus
 
 # What a digest keeps of an item: enough to aggregate a run and name its failures.
 DIGEST_FIELDS = (
@@ -238,6 +238,25 @@ class Ledger:
         self._table.put_many(
             {"pk": run_pk(run_id), "run_id": run_id, "expires_at": expires_at, **r} for r in records
         )
+
+    def finish_item(self, run_id: str, record: Mapping[str, Any]) -> bool:
+        """Write an item's outcome unless the run was cancelled meanwhile (a cancel marks it
+        CANCELLED): a late worker never turns a cancelled item back. False if it was."""
+        try:
+            self._table.put(
+                {
+                    "pk": run_pk(run_id),
+                    "run_id": run_id,
+                    "expires_at": self._expires_at(),
+                    **record,
+                },
+                condition="attribute_not_exists(#status) OR #status <> :cancelled",
+                names={"#status": "status"},
+                values={":cancelled": ItemStatus.CANCELLED},
+            )
+        except ConditionFailedError:
+            return False
+        return True
 
     def iter_items(self, run_id: str) -> Iterator[dict[str, Any]]:
         return self._query_prefix(run_id, ITEM_PREFIX)

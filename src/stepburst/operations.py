@@ -187,6 +187,10 @@ class Operations:
         run = self.run(run_id)
         if run.get("status") not in TERMINAL_RUN_STATUSES:
             raise InvalidInputError("run", f"run {run_id!r} is still {run.get('status')}")
+        if run.get("status") == RunStatus.SUCCEEDED and not int(run.get("failed") or 0):
+            raise InvalidInputError(
+                "run", f"every item of run {run_id!r} succeeded: nothing to redrive"
+            )
         redrive = int(run.get("redrives", 0)) + 1
         name = f"redrive-{hashlib.sha256(run_id.encode()).hexdigest()[:20]}-{redrive}"
         started = self._start_execution({"redrive": run_id}, name, None)
@@ -260,8 +264,16 @@ class Operations:
     def cancel(self, run_id: str) -> dict[str, int]:
         """Stop the execution and every container it started; the run is CANCELLED."""
         run = self.run(run_id)
+        execution_status = self._execution_status(run)
+        if (
+            run.get("status") in TERMINAL_RUN_STATUSES
+            and execution_status != ExecutionStatus.RUNNING
+        ):
+            raise InvalidInputError(
+                "run", f"run {run_id!r} already ended {run.get('status')}: nothing to cancel"
+            )
         stopped = {"executions": 0, "ecs_tasks": 0, "batch_jobs": 0}
-        if self._execution_status(run) == ExecutionStatus.RUNNING:
+        if execution_status == ExecutionStatus.RUNNING:
             stepfunctions.stop_execution(
                 str(run["execution_id"]), error="Stepburst.Cancelled", cause="stepburst cancel"
             )
@@ -273,7 +285,7 @@ class Operations:
         running = [
             item
             for item in self.ledger.iter_items(run_id)
-            if item.get("status") == ItemStatus.RUNNING
+            if item.get("status") in (ItemStatus.RUNNING, ItemStatus.RETRYING)
         ]
         self.ledger.put_items(
             run_id,

@@ -174,7 +174,11 @@ class UnitRunner:
             record["duration_seconds"] = round(time.perf_counter() - began, 3)
             # Written as each item ends, so a unit cut short (Lambda's timeout, a killed
             # process) leaves its finished items SUCCEEDED and the next attempt skips them.
-            self.ledger.put_items(run_id, [record])
+            if not self.ledger.finish_item(run_id, record):
+                logger.info(
+                    "item cancelled meanwhile", extra={"run_id": run_id, "item": item.index}
+                )
+                record = {**record, "status": ItemStatus.CANCELLED}
             outcomes.append(record)
         latest = {**existing, **{record["sk"]: record for record in outcomes}}
         self.ledger.put_unit_digest(

@@ -298,6 +298,28 @@ def test_cancel_stops_the_running_containers(session: Session) -> None:
     assert "CANCELLED" in text
     described = session.engine.describe_execution(started["execution_arn"])
     assert described["status"] == "ABORTED"
+    (item,) = session.json("items", run_id)
+    assert item["status"] == "CANCELLED"
+
+    # Cancelling it again is refused, and changes nothing.
+    _, again = session.cli("cancel", run_id, check=2)
+    assert "already ended CANCELLED" in again
+    assert "Traceback" not in again
+
+
+def test_a_finished_run_cannot_be_cancelled_or_redriven_when_all_succeeded(
+    session: Session,
+) -> None:
+    started = session.json("start", "scenario-lambda", "--items", "ok-a,ok-b", "--apply")
+    run_id = started["run_id"]
+    assert session.wait_for_run(run_id)["status"] == "SUCCEEDED"
+
+    _, cancelled = session.cli("cancel", run_id, check=2)
+    assert "already ended SUCCEEDED: nothing to cancel" in cancelled
+    _, redriven = session.cli("redrive", run_id, check=2)
+    assert "nothing to redrive" in redriven
+    assert session.ledger_run(run_id)["status"] == "SUCCEEDED"
+    assert {item["status"] for item in session.json("items", run_id)} == {"SUCCEEDED"}
 
 
 def test_redrive_runs_only_the_failed_items_again(session: Session) -> None:

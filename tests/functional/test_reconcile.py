@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stepburst import components, storage
+from stepburst import components, storage, units
 
 from .conftest import Cloud
 from .handlers import invoke
@@ -99,3 +99,35 @@ def test_finalize_counts_an_item_only_the_state_machine_recorded(cloud: Cloud) -
     assert run is not None
     assert run["status"] == "FAILED"
     assert run["failed"] == 1
+
+
+def test_a_late_worker_never_turns_a_cancelled_item_back(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = upload(cloud, "incoming/yelp/late.jsonl", sample_lines(20))
+    plan = invoke("plan", plan_payload(event, "late"))
+    unit = storage.get_json(cloud.work_bucket, plan["manifest"]["key"])[0]
+    ledger = components.ledger()
+    process_range = units.process_jsonl_range
+
+    def cancelled_while_running(*args: Any, **kwargs: Any) -> Any:
+        # `stepburst cancel` lands while the item runs: it marks the running item CANCELLED.
+        (record,) = [r for r in ledger.iter_items(plan["run_id"]) if r["status"] == "RUNNING"]
+        ledger.put_items(plan["run_id"], [{**record, "status": "CANCELLED"}])
+        return process_range(*args, **kwargs)
+
+    monkeypatch.setattr(units, "process_jsonl_range", cancelled_while_running)
+
+    invoke(
+        "process_items",
+        {
+            "run_id": plan["run_id"],
+            "job": plan["job"],
+            "unit": unit,
+            "attempt": 1,
+            "route": "lambda",
+        },
+    )
+
+    (item,) = ledger.iter_items(plan["run_id"])
+    assert item["status"] == "CANCELLED"
