@@ -5,7 +5,7 @@ small ranges (several Lambda units each), while Lambda throttling and ECS capaci
 armed at random (a fixed seed). Every run is followed to its end; failed runs are redriven
 once. Then the outputs in S3 are read back and compared with the inputs:
 
-- records lost: input lines that are in neither an output part nor a rejects part (must be 0);
+- records lost: non-blank input lines in neither an output part nor a rejects part (must be 0);
 - duplicates: output records that appear more than once (must be 0);
 - the ledger's counts against S3 (records and rejects per run).
 
@@ -108,7 +108,9 @@ def audit(
         outputs, rejects = read_parts(engine, bucket, prefix) if prefix else ([], [])
         seen = Counter(orjson.loads(line)["business_id"] for line in outputs)
         figures["duplicates"] += sum(count - 1 for count in seen.values() if count > 1)
-        figures["lost"] += max(0, len(files[key]) - len(seen) - len(rejects))
+        # Blank lines are neither records nor rejects: the processor counts and skips them.
+        records_in = sum(1 for line in files[key] if line.strip())
+        figures["lost"] += max(0, records_in - len(seen) - len(rejects))
         figures["mismatched"] += int(int(run.get("records") or 0) != len(outputs))
     return dict(figures)
 
