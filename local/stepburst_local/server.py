@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
+import yaml
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -232,8 +233,10 @@ def _deploy_and_serve(
     try:
         try:
             engine.start()
-        except (TemplateError, DeployError) as error:
-            _complain(f"local up: the stack did not deploy: {error}")
+        # A template CloudFormation would refuse, or a custom resource that answered FAILED.
+        except (TemplateError, DeployError, yaml.YAMLError) as error:
+            reason = " ".join(str(error).split())
+            _complain(f"local up: the stack did not deploy: {reason}")
             return EXIT_FAILED
         try:
             endpoint = PublicEndpoint(reserved, host)

@@ -6,6 +6,7 @@ template, and every wait has a deadline, so a hang fails the test instead of sta
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from stepburst.stack import LOCAL_OUTPUTS_PARAMETER
+from stepburst_local.server import serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -209,3 +211,31 @@ def test_a_signal_while_deploying_stops_it(
     assert READY not in "".join(local_up.out)
     assert len(local_up.err) == 1, local_up.output
     assert local_up.err[0].startswith("stepburst: local up: stopped"), local_up.output
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        (
+            "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n"
+            "    Properties: {QueueName: !Ref Missing}\n",
+            "Missing",
+        ),
+        ("Resources: [\n", "while parsing"),
+    ],
+)
+def test_a_stack_that_does_not_deploy_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str, reason: str
+) -> None:
+    (tmp_path / "template.yaml").write_text(template, encoding="utf-8")
+    port = socket.socket()
+    with port:
+        port.bind(("127.0.0.1", 0))
+        free = port.getsockname()[1]
+    assert serve(tmp_path, port=free, out=io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("stepburst: local up: the stack did not deploy: "), err
+    assert reason in err
+    # Nothing is left listening.
+    assert refuses_connections(free)
