@@ -23,6 +23,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
+from tests.polling import Pending, poll
 
 from stepburst.stack import LOCAL_OUTPUTS_PARAMETER
 from stepburst_local.server import serve
@@ -78,13 +79,23 @@ class LocalUp:
     def output(self) -> str:
         return "".join(self.out) + "".join(self.err)
 
+    def printed(self, text: str) -> bool:
+        return any(text in line for line in self.out)
+
+    def exited(self) -> str | None:
+        """What it printed, if it has exited: a wait for it to do something has failed."""
+        code = self.process.poll()
+        return None if code is None else f"exited {code}: {self.output}"
+
     def wait_for(self, text: str, timeout: float) -> None:
         """Until ``text`` is printed; fails at once if the process ends first."""
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.out):
-            assert self.process.poll() is None, f"exited {self.process.returncode}: {self.output}"
-            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s: {self.output}"
-            time.sleep(0.05)
+        poll(
+            lambda: self.printed(text) or Pending(self.output),
+            what=f"`local up` prints {text!r}",
+            timeout=timeout,
+            interval=0.05,
+            fail_if=self.exited,
+        )
 
     def signal_and_wait(self, signum: signal.Signals) -> int:
         """Send ``signum``; the exit code, which must come within STOP_SECONDS."""
@@ -145,17 +156,27 @@ def refused_until_deployed(local_up: LocalUp) -> int:
     """
     ssm = client("ssm", f"http://127.0.0.1:{local_up.port}")
     refused = 0
-    deadline = time.monotonic() + READY_SECONDS
-    while not any(READY in line for line in local_up.out):
-        assert local_up.process.poll() is None, local_up.output
-        assert time.monotonic() < deadline, f"not ready after {READY_SECONDS} s"
+
+    def ready() -> bool | Pending:
+        nonlocal refused
+        if local_up.printed(READY):
+            return True
         try:
             ssm.get_parameter(Name=LOCAL_OUTPUTS_PARAMETER)
         except EndpointConnectionError:
             refused += 1
+            return Pending(f"{refused} knocks refused")
         except ClientError as error:
             pytest.fail(f"the port answered before the stack was deployed: {error}")
-        time.sleep(0.05)
+        return Pending("the stack answers; the ready line is still to come")
+
+    poll(
+        ready,
+        what="`local up` is ready",
+        timeout=READY_SECONDS,
+        interval=0.05,
+        fail_if=local_up.exited,
+    )
     return refused
 
 
