@@ -23,14 +23,14 @@ from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 import yaml
-from moto.moto_server.werkzeug_app import (
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+
+from stepburst_local.engine import DeployError, LocalEngine, TemplateError
+from stepburst_local.moto_internals import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
-
-from stepburst_local.engine import DeployError, LocalEngine, TemplateError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
