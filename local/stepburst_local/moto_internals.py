@@ -31,6 +31,11 @@ try:
     from moto.events.utils import EventTemplateParser
     from moto.moto_api import state_manager
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from moto.s3 import notifications as s3_notifications
     from moto.s3.models import S3Backend, s3_backends
     from moto.settings import moto_server_port
@@ -175,6 +180,7 @@ __all__ = [
     "CustomErrorName",
     "DefaultConfig",
     "DistributedIterationComponent",
+    "DomainDispatcherApplication",
     "EC2ContainerServiceBackend",
     "EC2ContainerServiceResponse",
     "Environment",
@@ -193,6 +199,7 @@ __all__ = [
     "LambdaSimpleBackend",
     "MapData",
     "MapRunFailedEventDetails",
+    "MotoRequestHandler",
     "ProgramError",
     "ProgramStopped",
     "ProgramTimedOut",
@@ -217,6 +224,7 @@ __all__ = [
     "batch_backends",
     "boto_client",
     "botocore_stubber",
+    "create_backend_app",
     "ecs_backends",
     "events_backends",
     "json_path",

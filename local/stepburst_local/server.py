@@ -2,27 +2,158 @@
 
 boto3 and the AWS CLI reach it with ``--endpoint-url`` (S3, DynamoDB, Step Functions, ECS,
 Batch, EventBridge ...). An upload to the input bucket starts a run exactly as on AWS.
+
+The port asked for answers only once the stack is deployed, so no client ever meets an empty
+AWS: it is reserved (bound) first, which makes a busy port fail at once, and listened on after
+the deploy. The engine itself deploys and runs behind a private endpoint of its own (an
+ephemeral port of 127.0.0.1, which the functions and containers use); both serve the same
+in-memory AWS. SIGINT and SIGTERM stop it at any time: before the stack is ready they unwind
+the deploy at once, after that they end the serving loop.
 """
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-from stepburst_local.engine import LocalEngine
+import yaml
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+
+from stepburst_local.engine import DeployError, LocalEngine, TemplateError
+from stepburst_local.moto_internals import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How often the serving loop looks at the stop event (a signal sets it at once).
+STOP_POLL_SECONDS = 0.5
+LISTEN_BACKLOG = 128
 
 
-def describe(engine: LocalEngine) -> str:
+class _Stopped(BaseException):
+    """A stop signal arrived before the stack was ready; unwinds the deploy.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way
+    swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM stop ``local up``; only the main thread can receive them.
+
+    The first one raises :class:`_Stopped` until :meth:`settle` is called (the stack is ready,
+    or the stop under way); every one sets ``stopping``.
+    """
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        self._interrupting = True
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def settle(self) -> None:
+        """From now on a signal only sets ``stopping``: the loop, or a cleanup, is not cut."""
+        self._interrupting = False
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping.set()
+        if self._interrupting:
+            self._interrupting = False  # a second signal must not cut the unwinding short
+            raise _Stopped(signum)
+
+
+class PublicEndpoint:
+    """The port that clients use: moto's server application on the reserved socket."""
+
+    def __init__(self, reserved: socket.socket, host: str) -> None:
+        reserved.listen(LISTEN_BACKLOG)
+        port = int(reserved.getsockname()[1])
+        self._server: BaseWSGIServer = make_server(
+            host,
+            port,
+            DomainDispatcherApplication(create_backend_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            fd=reserved.fileno(),
+        )
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        self.url = f"http://{shown}:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="stepburst-local-up", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and not yet listening: connections are refused.
+
+    Raises OSError (EADDRINUSE when something else holds the port).
+    """
+    family = select_address_family(host, port)
+    reserved = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As werkzeug does: a restart may reuse the port while the connections of the last
+        # run linger in TIME_WAIT. A port that something listens on still fails to bind.
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reserved.bind(get_sockaddr(host, port, family))
+    except BaseException:
+        reserved.close()
+        raise
+    return reserved
+
+
+def _port_problem(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"local up: port {port} on {host} is already in use: stop what serves there, "
+            "or choose another port with --port"
+        )
+    return f"local up: cannot serve on {host}:{port}: {error.strerror or error}"
+
+
+def _complain(message: str) -> None:
+    print(f"stepburst: {message}", file=sys.stderr, flush=True)
+
+
+def describe(engine: LocalEngine, endpoint: str) -> str:
     """What a user needs to use the running stack: endpoint, names, example commands."""
     outputs = engine.outputs
-    endpoint = engine.endpoint_url
     lines = [
         f"stepburst local engine on {endpoint}  (region {engine.region}, account "
         f"{engine.account_id}, any credentials)",
@@ -56,35 +187,72 @@ def serve(
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Run the stack until SIGINT/SIGTERM (or ``stop`` is set); 0 on a clean stop."""
+    """Run the stack until SIGINT/SIGTERM (or ``stop`` is set); 0 on a clean stop.
+
+    2 when the port cannot be had, 1 when the stack does not deploy, 128 + the signal when one
+    stopped it before the stack was ready.
+    """
     stream = out or sys.stdout
     stopping = stop or threading.Event()
-    previous: dict[signal.Signals, Any] = {}
+    with _StopSignals(stopping) as signals:
+        try:
+            try:
+                reserved = reserve_port(host, port)
+            except OSError as error:
+                _complain(_port_problem(host, port, error))
+                return EXIT_USAGE
+            with reserved:
+                return _deploy_and_serve(
+                    project,
+                    reserved,
+                    host=host,
+                    stream=stream,
+                    ready=ready,
+                    stopping=stopping,
+                    signals=signals,
+                )
+        except _Stopped as stopped:
+            _complain(f"local up: stopped by {stopped} before the stack was ready")
+            return 128 + stopped.signum
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
 
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, on_signal)
+def _deploy_and_serve(
+    project: Path,
+    reserved: socket.socket,
+    *,
+    host: str,
+    stream: TextIO,
+    ready: threading.Event | None,
+    stopping: threading.Event,
+    signals: _StopSignals,
+) -> int:
+    port = int(reserved.getsockname()[1])
+    print(f"deploying {project / 'template.yaml'} on the local engine ...", file=stream, flush=True)
+    engine = LocalEngine(project, quiet=True)
+    endpoint: PublicEndpoint | None = None
     try:
         try:
-            engine = LocalEngine(project, host=host, port=port, quiet=True)
             engine.start()
-        except OSError as error:
-            print(f"cannot serve on {host}:{port}: {error}", file=sys.stderr)
+        # A template CloudFormation would refuse, or a custom resource that answered FAILED.
+        except (TemplateError, DeployError, yaml.YAMLError) as error:
+            reason = " ".join(str(error).split())
+            _complain(f"local up: the stack did not deploy: {reason}")
             return EXIT_FAILED
         try:
-            print(describe(engine), file=stream, flush=True)
-            if ready is not None:
-                ready.set()
-            while not stopping.wait(0.5):
-                pass
-            print("stopping", file=stream, flush=True)
-        finally:
-            engine.stop()
+            endpoint = PublicEndpoint(reserved, host)
+        except OSError as error:  # taken meanwhile by another `local up` that bound it too
+            _complain(_port_problem(host, port, error))
+            return EXIT_USAGE
+        signals.settle()
+        print(describe(engine, endpoint.url), file=stream, flush=True)
+        if ready is not None:
+            ready.set()
+        while not stopping.wait(STOP_POLL_SECONDS):
+            pass
+        print("stopping", file=stream, flush=True)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        signals.settle()
+        if endpoint is not None:
+            endpoint.close()
+        engine.stop()
     return EXIT_OK

@@ -1,23 +1,30 @@
 """The ``stepburst`` command line, against a deployed stack or the local engine.
 
-    stepburst [--stack NAME | --local [--endpoint URL]] COMMAND ...
+    stepburst [--stack NAME | --local [--endpoint URL]] [--debug] COMMAND ...
 
-Exit codes: 0 success, 1 the run failed, 2 bad usage or input.
+Exit codes: 0 success, 1 the run failed, 2 bad usage or input, 3 AWS refused or failed the
+request, 4 AWS could not be reached, 5 an unexpected error (--debug shows its traceback),
+130 interrupted, 141 the output pipe closed. Every failure is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import socket
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from stepburst import operations
-from stepburst.errors import InvalidInputError, JobSpecError, StepburstError, UnknownJobError
+from stepburst.errors import AwsError, AwsUnavailableError, InvalidInputError, StepburstError
 from stepburst.jobs import JobCatalog
 from stepburst.operations import Operations, RunProgress
 from stepburst.stack import LOCAL_ENDPOINT, StackNotFoundError, from_cloudformation, from_local
@@ -27,6 +34,19 @@ from stepburst.triggers import ManualStart
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+EXIT_AWS_ERROR = 3
+EXIT_AWS_UNREACHABLE = 4
+EXIT_UNEXPECTED = 5
+# What a shell reports for a process that Ctrl-C or a closed pipe ended: 128 + the signal.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+AWS_SETUP_HINT = (
+    "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_REGION; "
+    "check the network and AWS_ENDPOINT_URL"
+)
+LOCAL_ENGINE_HINT = "start one with `stepburst local up`, or give its address with --endpoint"
+# How long `--local` waits for the engine's port to accept a connection before saying so.
+LOCAL_PROBE_SECONDS = 2.0
 BAR_WIDTH = 30
 # Entry-point group through which installed packages add commands.
 PLUGIN_COMMANDS = "stepburst.commands"
@@ -49,8 +69,31 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: TextIO) -
 
 
 def _operations(args: argparse.Namespace) -> Operations:
-    stack = from_local(args.endpoint) if args.local else from_cloudformation(args.stack)
+    if args.local:
+        # botocore retries a refused connection for half a minute: ask the port first, so a
+        # forgotten `stepburst local up` is said at once.
+        if not local_engine_listens(args.endpoint):
+            raise AwsUnavailableError(f"no local engine answers at {args.endpoint}")
+        stack = from_local(args.endpoint)
+    else:
+        stack = from_cloudformation(args.stack)
     return Operations(stack, Path(args.jobs_dir))
+
+
+def local_engine_listens(endpoint: str) -> bool:
+    """Whether something accepts connections where ``endpoint`` points."""
+    address = urlsplit(endpoint)
+    if address.hostname is None:
+        raise InvalidInputError("--endpoint", f"{endpoint!r} is not a URL like {LOCAL_ENDPOINT}")
+    try:
+        port = address.port or (443 if address.scheme == "https" else 80)
+    except ValueError as error:
+        raise InvalidInputError("--endpoint", f"{endpoint!r}: {error}") from error
+    try:
+        with socket.create_connection((address.hostname, port), timeout=LOCAL_PROBE_SECONDS):
+            return True
+    except OSError:
+        return False
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -103,7 +146,7 @@ def _manual_start(args: argparse.Namespace) -> ManualStart:
     if args.input:
         text = args.input
         if text.startswith("@"):
-            text = Path(text[1:]).read_text(encoding="utf-8")
+            text = operations.read_text_file(text[1:], "--input")
         try:
             given = json.loads(text)
         except ValueError as error:
@@ -132,8 +175,10 @@ def _manual_start(args: argparse.Namespace) -> ManualStart:
 
 
 def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
+    # The command line's own files first: a typo in a path needs no AWS to be reported.
+    manual_start = _manual_start(args)
     ops = _operations(args)
-    start = ops.prepare(_manual_start(args))
+    start = ops.prepare(manual_start)
     draft = ops.preview(start)
     cost = operations.draft_cost(draft)
     summary = {
@@ -345,6 +390,7 @@ def cmd_cost(args: argparse.Namespace, out: TextIO) -> int:
 # -- parser ------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, TextIO], int]
+DEBUG_HELP = "on an error, show its traceback too"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the local engine's endpoint (default: {LOCAL_ENDPOINT})",
     )
     parser.add_argument("--jobs-dir", default="jobs", help="the job files (default: jobs)")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, handler: Command, help_text: str, *, listing: bool = True) -> Any:
@@ -414,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("cost", cmd_cost, "estimated cost of a run").add_argument("run")
 
     _add_plugin_commands(commands)
+    for command in commands.choices.values():
+        # Also after the command, where it is natural to add it when rerunning one: a default
+        # of SUPPRESS leaves the global flag's value alone when it is not given here.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+        )
     return parser
 
 
@@ -428,24 +481,81 @@ def _add_plugin_commands(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run one command; its exit code. Whatever goes wrong is one line on stderr."""
     stream = out or sys.stdout
-    parser = build_parser()
+    args: argparse.Namespace | None = None
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_USAGE if exit_.code else EXIT_OK
-    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exit_:
+            sys.stdout.flush()  # --help, so that `stepburst --help | head` ends here too
+            return EXIT_USAGE if exit_.code else EXIT_OK
         handler: Command = args.handler
-        return handler(args, stream)
-    except InvalidInputError as error:
-        print(f"stepburst: invalid input: {error}", file=sys.stderr)
-    except (JobSpecError, UnknownJobError, UsageError, StackNotFoundError) as error:
-        print(f"stepburst: {error}", file=sys.stderr)
-    except operations.RunNotFoundError as error:
-        print(f"stepburst: {error}", file=sys.stderr)
+        code = handler(args, stream)
+        # A reader that went away (`| head -1`) shows here, not as Python's complaint at exit.
+        stream.flush()
+        return code
+    except BrokenPipeError:
+        _discard_output(stream)
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        print("stepburst: interrupted", file=sys.stderr)
-    return EXIT_USAGE
+        _complain("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # the edge: every failure becomes one line and an exit code
+        if args is not None and args.debug:
+            traceback.print_exception(error)
+        code, message = _failure(error, local=bool(args is not None and args.local))
+        _complain(message)
+        return code
+
+
+def _failure(error: Exception, *, local: bool) -> tuple[int, str]:
+    """The exit code and message for an error that ended a command."""
+    if isinstance(error, InvalidInputError):
+        return EXIT_USAGE, f"invalid input: {error}"
+    if isinstance(error, StackNotFoundError):
+        # Nothing answering is a setup problem; a stack that is not there is a wrong name.
+        unreachable = isinstance(error.__cause__, AwsUnavailableError)
+        return (EXIT_AWS_UNREACHABLE if unreachable else EXIT_USAGE), str(error)
+    if isinstance(error, AwsUnavailableError):
+        return (
+            EXIT_AWS_UNREACHABLE,
+            f"{error} (hint: {LOCAL_ENGINE_HINT if local else AWS_SETUP_HINT})",
+        )
+    if isinstance(error, AwsError):
+        text = str(error)
+        said = text if error.code in text else f"{error.code}: {text}"
+        return EXIT_AWS_ERROR, f"AWS refused or failed the request: {said}"
+    if isinstance(error, StepburstError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, OSError) and error.filename is not None:
+        # A path given on the command line that cannot be read or written.
+        return EXIT_USAGE, f"{error.filename}: {error.strerror}"
+    return EXIT_UNEXPECTED, (
+        f"unexpected error: {type(error).__name__}: {error} "
+        "(run again with --debug to see the traceback)"
+    )
+
+
+def _complain(message: str) -> None:
+    """One line on stderr, however many lines the message had."""
+    with contextlib.suppress(OSError):  # stderr is gone too: nothing is left to tell
+        print(f"stepburst: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+def _discard_output(stream: TextIO) -> None:
+    """Send what is still buffered for a closed pipe to /dev/null.
+
+    Python flushes stdout once more at exit; without this, that flush fails again and prints
+    "Exception ignored ... BrokenPipeError". https://docs.python.org/3/library/signal.html#note-on-sigpipe
+    """
+    try:
+        descriptor = stream.fileno()
+    except (OSError, ValueError):  # not a real file (a StringIO in tests)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,28 @@ def execution_name(prefix: str) -> str:
     return f"{prefix[:50]}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def read_items_file(path: str, stdin: Iterable[str]) -> list[str]:
-    lines = stdin if path == "-" else Path(path).read_text(encoding="utf-8").splitlines()
+def read_text_file(path: str, field: str) -> str:
+    """The text of a file named on the command line by ``field`` (e.g. ``--input``).
+
+    A file that cannot be read is bad input: the error names the field, the file and why.
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(field, f"{path} is not UTF-8 text") from error
+    except OSError as error:
+        raise InvalidInputError(field, f"cannot read {path}: {error.strerror}") from error
+
+
+def read_items_file(path: str, stdin: Iterable[str], field: str = "--items-file") -> list[str]:
+    """Work-item names, one a line, from a file or ``-`` (stdin); ``#`` starts a comment."""
+    if path == "-":
+        try:
+            lines = list(stdin)
+        except UnicodeDecodeError as error:
+            raise InvalidInputError(field, "standard input is not UTF-8 text") from error
+    else:
+        lines = read_text_file(path, field).splitlines()
     names = [line.split("#", 1)[0].strip() for line in lines]
     return [name for name in dict.fromkeys(names) if name]
 

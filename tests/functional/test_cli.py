@@ -50,6 +50,7 @@ def stack_outputs(cloud: Cloud) -> dict[str, str]:
 def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str]:
     """Run the CLI with --local, served by the in-process moto of the fixture."""
     monkeypatch.setattr(stack, "use_local_endpoint", lambda endpoint: None)
+    monkeypatch.setattr(cli, "local_engine_listens", lambda endpoint: True)
     out = io.StringIO()
     code = cli.main(["--local", "--jobs-dir", str(JOBS_DIR), *argv], out=out)
     return code, out.getvalue()
