@@ -87,20 +87,11 @@ class TaskError(BaseModel):
     cause: str = Field(alias="Cause", default="")
 
 
-class PlanFailedPayload(_Payload):
-    """The state machine's report that Plan failed after its retries."""
+class PlanFailedPayload(PlanPayload):
+    """The state machine's report that Plan failed after its retries: Plan's own payload (the
+    trigger from the execution's input) and the error it caught."""
 
-    trigger: Any
     error: TaskError
-    execution_id: str = Field(min_length=1)
-    started_at: str = Field(min_length=1)
-
-    def to_request(self) -> PlanRequest:
-        return PlanRequest(
-            trigger=parse_trigger(self.trigger),
-            execution_id=self.execution_id,
-            started_at=self.started_at,
-        )
 
 
 class ExecutionStatusDetail(BaseModel):

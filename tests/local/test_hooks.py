@@ -247,20 +247,7 @@ def test_ecs_capacity_fault_fails_sync_with_amazon_ecs_unknown_then_retries(
 
 def test_ecs_tasks_run_as_processes_and_stop_with_their_exit_code(stage: Stage) -> None:
     ecs = stage.cloud.client("ecs")
-    task = ecs.run_task(
-        cluster=stage.cluster,
-        taskDefinition=stage.task_definition,
-        launchType="FARGATE",
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": stage.subnets,
-                "securityGroups": [stage.security_group],
-            }
-        },
-        overrides={
-            "containerOverrides": [{"name": "worker", "command": ["--sleep", "0.5", "--exit", "7"]}]
-        },
-    )["tasks"][0]
+    task = _run_worker_task(stage, ["--sleep", "0.5", "--exit", "7"])
 
     running = ecs.describe_tasks(cluster=stage.cluster, tasks=[task["taskArn"]])["tasks"][0]
     assert running["lastStatus"] == "RUNNING"
@@ -274,18 +261,7 @@ def test_ecs_tasks_run_as_processes_and_stop_with_their_exit_code(stage: Stage) 
 
 def test_ecs_tasks_run_stop_task_kills_the_process(stage: Stage) -> None:
     ecs = stage.cloud.client("ecs")
-    task = ecs.run_task(
-        cluster=stage.cluster,
-        taskDefinition=stage.task_definition,
-        launchType="FARGATE",
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": stage.subnets,
-                "securityGroups": [stage.security_group],
-            }
-        },
-        overrides={"containerOverrides": [{"name": "worker", "command": ["--sleep", "60"]}]},
-    )["tasks"][0]
+    task = _run_worker_task(stage, ["--sleep", "60"])
     ecs.stop_task(cluster=stage.cluster, task=task["taskArn"], reason="enough")
 
     stopped = _wait_container_exit(stage, task["taskArn"])
@@ -299,22 +275,7 @@ def test_stopping_a_task_ends_every_process_its_container_started(
 ) -> None:
     ecs = stage.cloud.client("ecs")
     pidfile = tmp_path / "child.pid"
-    task = ecs.run_task(
-        cluster=stage.cluster,
-        taskDefinition=stage.task_definition,
-        launchType="FARGATE",
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": stage.subnets,
-                "securityGroups": [stage.security_group],
-            }
-        },
-        overrides={
-            "containerOverrides": [
-                {"name": "worker", "command": ["--sleep", "60", "--child", str(pidfile)]}
-            ]
-        },
-    )["tasks"][0]
+    task = _run_worker_task(stage, ["--sleep", "60", "--child", str(pidfile)])
     child = int(
         poll(lambda: pidfile.exists() and pidfile.read_text(), what="the child", timeout=20)
     )
@@ -333,6 +294,24 @@ def _alive(pid: int) -> bool:
     # A zombie has ended; only its parent (gone with the group) had to reap it.
     status = Path(f"/proc/{pid}/stat")
     return status.exists() and status.read_text().split()[2] != "Z"
+
+
+def _run_worker_task(stage: Stage, command: list[str]) -> dict[str, Any]:
+    """RunTask of the conformance worker on Fargate with ``command``."""
+    return dict(
+        stage.cloud.client("ecs").run_task(
+            cluster=stage.cluster,
+            taskDefinition=stage.task_definition,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": stage.subnets,
+                    "securityGroups": [stage.security_group],
+                }
+            },
+            overrides={"containerOverrides": [{"name": "worker", "command": command}]},
+        )["tasks"][0]
+    )
 
 
 def _wait_task(stage: Stage, arn: str, timeout: float = 20) -> dict[str, Any]:
