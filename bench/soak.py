@@ -80,17 +80,24 @@ def make_files(scratch: Path, uploads: int, lines: int, seed: int) -> dict[str, 
     return files
 
 
-def follow(engine: LocalEngine, arns: dict[str, str]) -> tuple[dict[str, dict[str, Any]], int]:
-    """Each upload's run at its end, after one redrive of those that failed."""
+def follow(
+    engine: LocalEngine, arns: dict[str, str]
+) -> tuple[dict[str, dict[str, Any]], Counter[str]]:
+    """Each upload's run at its end, after one redrive of those that failed; and the failed
+    items' classes before the redrive."""
     ledger = engine.ledger()
     runs: dict[str, dict[str, Any]] = {}
-    redriven = 0
+    redriven: Counter[str] = Counter()
     for key, arn in arns.items():
         link = ledger.execution_link(arn)
         run_id = str(link["run_id"]) if link else ""
         run = ledger.get_run(run_id) or {}
         if run.get("status") == "FAILED":
-            redriven += 1
+            redriven.update(
+                str(item.get("failure_class") or item.get("error"))
+                for item in ledger.iter_items(run_id)
+                if item.get("status") == "FAILED"
+            )
             engine.wait_for_execution(engine.start_execution({"redrive": run_id}), timeout=1800)
             run = ledger.get_run(run_id) or {}
         runs[key] = run
@@ -142,7 +149,7 @@ def main() -> int:
     print(f"soak: {args.uploads} concurrent uploads of {args.lines} lines, seed {args.seed}")
     print(f"  faults armed          {faults}")
     print(f"  first executions      {dict(statuses)}")
-    print(f"  redriven              {redriven}")
+    print(f"  failed items, by class {dict(redriven)} (redriven once)")
     print(f"  runs completed        {completed} of {args.uploads}")
     print(f"  records lost          {figures['lost']}")
     print(f"  duplicated records    {figures['duplicates']}")
