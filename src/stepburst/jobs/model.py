@@ -130,7 +130,8 @@ class Run(_Spec):
         pattern=FUNCTION_PATTERN,
         description=(
             "module:function, importable from jobs/. For jsonl splits it transforms one "
-            "record; for the other splits it runs one item: f(item, params)."
+            "record; for the other splits it runs one item: f(item, params), returning a "
+            "mapping (kept in the item's ledger record) or None."
         ),
     )
     command: str | None = Field(
