@@ -252,9 +252,11 @@ class UnitRunner:
                 S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
                 S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
                 if_match=source.etag,
+                max_reject_percent=job.split.jsonl.max_reject_percent if job.split.jsonl else None,
             )
             stats = result.stats
             return {
+                "compression": result.compression,
                 "lines": stats.lines,
                 "records": stats.records,
                 "rejects": stats.rejects,
