@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from stepburst import storage, workitems
+from stepburst import formats, storage, workitems
 from stepburst.errors import InvalidInputError
 from stepburst.jobs import Job, JobCatalog, check_for_stack
 from stepburst.layout import (
@@ -45,6 +45,9 @@ from stepburst.triggers import ManualStart, RedriveStart, Trigger, UploadTrigger
 
 # Objects up to this size are read once and split in memory instead of probing each boundary.
 WHOLE_READ_LIMIT = 32 * 1024 * 1024
+# How many bytes of JSON lines one byte of gzip holds, to estimate a gzip item's duration
+# (JSON text compresses 5 to 8 times; the larger figure routes to a container sooner).
+GZIP_EXPANSION = 8
 # Fixed cost of an item (start-up, S3 first byte, ledger writes), added to its estimate.
 ITEM_OVERHEAD_SECONDS = 1.0
 # A Lambda unit's payload must stay far below the 256 KiB state limit.
@@ -372,8 +375,18 @@ class Planner:
             def read(start: int, end: int) -> bytes:
                 return storage.read_range(obj, start, end)
 
-        target = max(1, int(job.split.jsonl.range_mb * 1_000_000))
         bytes_per_second = job.estimate.mb_per_second * 1_000_000
+        found = formats.identify(read(0, formats.SNIFF_BYTES))
+        if found is not formats.TEXT:
+            # Compressed bytes have no newlines to split at: one item reads the whole object
+            # (gzip) or fails on its first bytes (anything else), so it costs one start-up.
+            work = size * GZIP_EXPANSION if found is formats.GZIP else 0
+            seconds = round(ITEM_OVERHEAD_SECONDS + work / bytes_per_second, 3)
+            whole_object = JsonlRange(source=source, start=0, end=size)
+            return [
+                Item(index=0, sk=item_sort_key(0), estimated_seconds=seconds, jsonl=whole_object)
+            ]
+        target = max(1, int(job.split.jsonl.range_mb * 1_000_000))
         return [
             Item(
                 index=index,

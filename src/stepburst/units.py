@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.jobs import Job
 from stepburst.jsonl import process_jsonl_range
@@ -34,6 +36,8 @@ from stepburst.storage import S3Object
 
 # What an item's command leaves in the ledger: enough to see why it failed.
 OUTPUT_TAIL_BYTES = 4096
+# An item function's result lives in its ledger record, and DynamoDB items hold 400 KB.
+MAX_RESULT_BYTES = 64 * 1024
 
 ItemFunction = Callable[[str, Mapping[str, str]], Mapping[str, Any] | None]
 
@@ -52,6 +56,10 @@ class UnitResult:
             "skipped": self.skipped,
             "failed": self.failed,
         }
+
+
+class ItemResultError(StepburstError):
+    """An item function returned something its ledger record cannot keep."""
 
 
 class CommandFailedError(StepburstError):
@@ -248,9 +256,11 @@ class UnitRunner:
                 S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
                 S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
                 if_match=source.etag,
+                max_reject_percent=job.split.jsonl.max_reject_percent if job.split.jsonl else None,
             )
             stats = result.stats
             return {
+                "compression": result.compression,
                 "lines": stats.lines,
                 "records": stats.records,
                 "rejects": stats.rejects,
@@ -277,4 +287,34 @@ class UnitRunner:
         assert job.run.function is not None
         item_function: ItemFunction = import_function(job.run.function)
         returned = item_function(item.value, variables)
-        return {"result": dict(returned) if returned else None}
+        return {"result": item_result(job.run.function, returned)}
+
+
+def item_result(function: str, returned: object) -> dict[str, Any] | None:
+    """What an item function returned, as the ledger keeps it: a JSON object, or None.
+
+    Anything else fails the item with a cause that says what to return, rather than a
+    ``TypeError`` from deep inside ``dict()`` or a ledger write that refuses a value.
+    """
+    if returned is None:
+        return None
+    if not isinstance(returned, Mapping):
+        kind = type(returned).__name__
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ItemResultError(
+            f"{function}: the function returned {article} {kind}; return a mapping or None"
+        )
+    try:
+        encoded = orjson.dumps(dict(returned), option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise ItemResultError(
+            f"{function}: the function's result cannot be kept as JSON: {exc}"
+        ) from exc
+    if len(encoded) > MAX_RESULT_BYTES:
+        raise ItemResultError(
+            f"{function}: the function's result is {len(encoded)} bytes as JSON, over "
+            f"{MAX_RESULT_BYTES}; write it to OUTPUT_BUCKET under OUTPUT_PREFIX and return "
+            "its key"
+        )
+    result: dict[str, Any] = orjson.loads(encoded)
+    return result or None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
 import pytest
 
 from stepburst.errors import SourceChangedError
-from stepburst.jsonl import process_jsonl_range
+from stepburst.jsonl import TooManyRejectsError, process_jsonl_range
 from stepburst.records import TransformLoadError
 from stepburst.splitting import newline_aligned_ranges
 from stepburst.storage import S3Object, head_object, object_exists, read_range
@@ -140,3 +141,64 @@ def test_an_unknown_transform_fails_before_reading(s3: Any) -> None:
             S3Object(BUCKET, "out/x-rejects.jsonl"),
         )
     assert not object_exists(S3Object(BUCKET, "out/x.jsonl"))
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_a_gzip_object_gives_the_bytes_of_the_plain_one(s3: Any, crlf: bool) -> None:
+    data = generated_file(5, count=800, crlf=crlf)
+    written: dict[str, tuple[bytes, bytes]] = {}
+    results = {}
+    for name, body in (("plain", data), ("gzip", gzip.compress(data, mtime=0))):
+        source = upload(s3, f"in/{name}-{crlf}.jsonl", body)
+        output = S3Object(BUCKET, f"out/{name}-{crlf}/part-0.jsonl")
+        rejects = S3Object(BUCKET, f"out/{name}-{crlf}/rejects/part-0.jsonl")
+        results[name] = process_jsonl_range(source, 0, len(body), EXAMPLE, output, rejects)
+        written[name] = (
+            s3.get_object(Bucket=BUCKET, Key=output.key)["Body"].read(),
+            s3.get_object(Bucket=BUCKET, Key=rejects.key)["Body"].read(),
+        )
+    assert written["gzip"] == written["plain"]
+    assert results["gzip"].stats == results["plain"].stats
+    assert (results["plain"].compression, results["gzip"].compression) == (None, "gzip")
+    expected, _ = reference_review_scores(data)
+    assert [json.loads(line) for line in written["gzip"][0].splitlines()] == expected
+
+
+def test_a_range_over_the_reject_bound_keeps_only_its_rejects(s3: Any) -> None:
+    body = b'{"stars": 1, "review_count": 2}\n' + b"nope\n" * 3 + b"\n" * 5
+    source = upload(s3, "in/mostly-bad.jsonl", body)
+    output = S3Object(BUCKET, "out/mostly-bad/part-0.jsonl")
+    rejects = S3Object(BUCKET, "out/mostly-bad/rejects/part-0.jsonl")
+    s3.put_object(Bucket=BUCKET, Key=output.key, Body=b"left by an earlier attempt\n")
+
+    at_the_bound = process_jsonl_range(
+        source, 0, len(body), EXAMPLE, output, rejects, max_reject_percent=75
+    )
+    assert (at_the_bound.stats.rejects, at_the_bound.stats.blank_lines) == (3, 5)
+    assert object_exists(output)
+
+    with pytest.raises(TooManyRejectsError) as raised:
+        process_jsonl_range(source, 0, len(body), EXAMPLE, output, rejects, max_reject_percent=74)
+    assert str(raised.value) == (
+        "3 of 4 lines rejected (75.0%), over the job's max_reject_percent of 74 "
+        "(invalid_json: 3); the rejects are in "
+        "s3://stepburst-jsonl-test/out/mostly-bad/rejects/part-0.jsonl"
+    )
+    assert not object_exists(output)
+    assert [r["error"] for r in lines_of(s3, rejects.key)] == ["invalid_json"] * 3
+
+
+def test_a_range_after_the_first_is_never_taken_for_binary(s3: Any) -> None:
+    # Only an object's first bytes say what it is: a later range starting with a byte that a
+    # signature starts with is lines like any other.
+    body = b'{"stars": 1, "review_count": 2}\n' + b"PK\x03\x04 not json\n"
+    source = upload(s3, "in/later.jsonl", body)
+    result = process_jsonl_range(
+        source,
+        32,
+        len(body),
+        EXAMPLE,
+        S3Object(BUCKET, "out/later/part-1.jsonl"),
+        S3Object(BUCKET, "out/later/rejects/part-1.jsonl"),
+    )
+    assert (result.stats.lines, result.stats.rejects) == (1, 1)

@@ -40,6 +40,15 @@ def test_defaults_fill_in() -> None:
     assert job.retries == 2
     assert job.triggers.manual is True
     assert job.params_open is False
+    assert job.split.jsonl is not None
+    assert job.split.jsonl.max_reject_percent == 50
+
+
+def test_shipped_jsonl_jobs_take_plain_and_gzip_uploads() -> None:
+    catalog = JobCatalog.from_directory(REPO / "jobs")
+    for key in ("incoming/yelp/a.jsonl", "incoming/yelp/a.jsonl.gz"):
+        assert catalog.for_upload(key).name == "yelp-business-scores"  # type: ignore[union-attr]
+    assert catalog.for_upload("incoming/yelp/a.gz") is None
 
 
 @pytest.mark.parametrize(
@@ -49,6 +58,11 @@ def test_defaults_fill_in() -> None:
         ({"split": {}}, "split", "non-empty"),
         ({"split": {"jsonl": {}, "items": {}}}, "split", "too many properties"),
         ({"split": {"jsonl": {"range_mb": 0}}}, "split.jsonl.range_mb", "minimum"),
+        (
+            {"split": {"jsonl": {"max_reject_percent": 101}}},
+            "split.jsonl.max_reject_percent",
+            "maximum",
+        ),
         ({"run": {"function": "no_colon"}}, "run.function", "does not match"),
         ({"compute": {"platform": "ec2"}}, "compute.platform", "is not one of"),
         ({"compute": {"cpu": 1000}}, "compute.cpu", "is not one of"),

@@ -26,6 +26,9 @@ DEFAULT_LAMBDA_MAX_SECONDS = 450
 # bench/jsonl_throughput.py measures the processor at ~260 MB/s on one core with the example
 # job; a 1,769 MB Lambda has about one vCPU and shares it with S3 I/O, so plan on far less.
 DEFAULT_JSONL_MB_PER_SECOND = 100.0
+# A range that is mostly rejects is the wrong file or the wrong transform, not bad records: it
+# fails instead of ending quietly with no output. Above any real job's share of bad lines.
+DEFAULT_MAX_REJECT_PERCENT = 50.0
 
 
 class _Spec(BaseModel):
@@ -78,6 +81,15 @@ class JsonlSplit(_Spec):
     """Split a line-delimited JSON object into newline-aligned byte ranges."""
 
     range_mb: float = Field(default=64, gt=0, le=51200, description="Target range size in MB.")
+    max_reject_percent: float = Field(
+        default=DEFAULT_MAX_REJECT_PERCENT,
+        ge=0,
+        le=100,
+        description=(
+            "An item whose rejected lines are more than this share of its non-blank lines "
+            "fails (its rejects are kept); 100 turns the bound off."
+        ),
+    )
 
 
 class ItemsSplit(_Spec):
@@ -130,7 +142,8 @@ class Run(_Spec):
         pattern=FUNCTION_PATTERN,
         description=(
             "module:function, importable from jobs/. For jsonl splits it transforms one "
-            "record; for the other splits it runs one item: f(item, params)."
+            "record; for the other splits it runs one item: f(item, params), returning a "
+            "mapping (kept in the item's ledger record) or None."
         ),
     )
     command: str | None = Field(
