@@ -25,6 +25,7 @@ try:
     from moto.core.exceptions import JsonRESTError
     from moto.core.models import botocore_stubber
     from moto.core.responses import ActionResult
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.events.models import Rule, events_backends
@@ -181,6 +182,7 @@ __all__ = [
     "DefaultConfig",
     "DistributedIterationComponent",
     "DomainDispatcherApplication",
+    "DynamoDBBackend",
     "EC2ContainerServiceBackend",
     "EC2ContainerServiceResponse",
     "Environment",

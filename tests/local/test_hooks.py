@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from local_stage import FUNCTION_ARN, Stage, task_failures
 from tests.polling import Pending, failed_execution, poll
 
@@ -968,3 +969,90 @@ def test_s3_eventbridge_event_once_for_multipart_and_copy(stage: Stage) -> None:
         for e in stage.cloud.iter_executions(machine)
     )
     assert reasons == ["CompleteMultipartUpload", "CopyObject"]
+
+
+# -- DynamoDB ----------------------------------------------------------------------------------
+
+
+def test_dynamodb_atomic_items_reads_beside_writes_and_counts_every_add(stage: Stage) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    ddb.create_table(
+        TableName="concurrent",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    errors: list[str] = []
+    claims: list[str] = []
+    writing = threading.Event()
+    writing.set()
+
+    def write(writer: int) -> None:
+        for index in range(60):
+            try:
+                # A new sort key in a partition being read, and a new partition.
+                ddb.put_item(
+                    TableName="concurrent",
+                    Item={"pk": {"S": "run"}, "sk": {"S": f"{writer}-{index:03d}"}},
+                )
+                ddb.put_item(
+                    TableName="concurrent",
+                    Item={"pk": {"S": f"run-{writer}-{index}"}, "sk": {"S": "run"}},
+                )
+                ddb.update_item(
+                    TableName="concurrent",
+                    Key={"pk": {"S": "counter"}, "sk": {"S": "counter"}},
+                    UpdateExpression="ADD done :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+                ddb.put_item(
+                    TableName="concurrent",
+                    Item={"pk": {"S": "claim"}, "sk": {"S": str(index)}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+                claims.append(str(index))
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    errors.append(str(error))
+            except Exception as error:  # what a 500 becomes in-process
+                errors.append(repr(error))
+
+    def read() -> None:
+        while writing.is_set():
+            try:
+                ddb.query(
+                    TableName="concurrent",
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={":pk": {"S": "run"}},
+                )
+                ddb.scan(TableName="concurrent", Limit=20)
+            except Exception as error:
+                errors.append(repr(error))
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, as a loaded machine does
+    try:
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+        readers = [threading.Thread(target=read) for _ in range(2)]
+        for thread in writers + readers:
+            thread.start()
+        for thread in writers:
+            thread.join(timeout=120)
+        writing.clear()
+        for thread in readers:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+    assert errors == []
+    counter = ddb.get_item(
+        TableName="concurrent", Key={"pk": {"S": "counter"}, "sk": {"S": "counter"}}
+    )
+    assert counter["Item"]["done"]["N"] == str(3 * 60)
+    assert sorted(claims, key=int) == [str(index) for index in range(60)]  # one winner each

@@ -1,7 +1,7 @@
 """The engine's adaptations of moto (pinned at 5.2.5), one module per integration.
 
-moto's Step Functions interpreter, Lambda, ECS, Batch, S3 and EventBridge get close to AWS
-but not all the way. Each :class:`~stepburst_local.patching.Hook` says why it exists and
+moto's Step Functions interpreter, Lambda, ECS, Batch, S3, EventBridge and DynamoDB get close
+to AWS but not all the way. Each :class:`~stepburst_local.patching.Hook` says why it exists and
 which upstream issue it covers, declares its patches (checked before any is applied, see
 :mod:`stepburst_local.patching`), and has a conformance test in ``tests/local/test_hooks.py``
 (``test_<hook name>``) that pins the AWS behaviour it restores.
@@ -17,6 +17,7 @@ module              hooks
 ``distributed_map`` JSONL ItemReader, the Distributed Map run, ResultWriter, inline Map loop
 ``quotas``          payload size, history length
 ``events``          S3 -> EventBridge events, EventBridge -> Step Functions targets
+``dynamodb``        atomic item operations, reads beside concurrent writes
 =================== ==========================================================================
 
 Hooks are installed once per process (:func:`install`) and are inert until an engine binds
@@ -34,6 +35,7 @@ from stepburst_local.patches import (
     batch,
     clients,
     distributed_map,
+    dynamodb,
     ecs,
     events,
     interpreter,
@@ -43,11 +45,18 @@ from stepburst_local.patches import (
 from stepburst_local.patching import Hook, apply_hooks
 
 # Order matters where two hooks patch one target: ecs_sync wraps service_casing's normaliser.
-HOOKS: dict[str, Hook] = {
-    hook.name: hook
-    for module in (clients, interpreter, lambda_, ecs, batch, distributed_map, quotas, events)
-    for hook in module.HOOKS
-}
+_MODULES = (
+    clients,
+    interpreter,
+    lambda_,
+    ecs,
+    batch,
+    distributed_map,
+    quotas,
+    events,
+    dynamodb,
+)
+HOOKS: dict[str, Hook] = {hook.name: hook for module in _MODULES for hook in module.HOOKS}
 
 _lock = threading.Lock()
 _installed = False
