@@ -40,7 +40,11 @@ try:
     from moto.s3 import notifications as s3_notifications
     from moto.s3.models import S3Backend, s3_backends
     from moto.settings import moto_server_port
-    from moto.stepfunctions.exceptions import ValidationException
+    from moto.stepfunctions.exceptions import (
+        InvalidToken,
+        ResourceNotFound,
+        ValidationException,
+    )
     from moto.stepfunctions.parser import quotas
     from moto.stepfunctions.parser.api import (
         ExecutionFailedEventDetails,
@@ -131,6 +135,7 @@ try:
         StepFunctionsParserBackend,
         stepfunctions_parser_backends,
     )
+    from moto.stepfunctions.responses import StepFunctionResponse
 except ImportError as error:  # pragma: no cover - only after an upgrade of moto
     raise ImportError(
         f"moto {moto.__version__} moved {error.name}, which the local engine uses: "
@@ -194,6 +199,7 @@ __all__ = [
     "FailureEvent",
     "FailureEventException",
     "HistoryEventType",
+    "InvalidToken",
     "ItemData",
     "IterationWorker",
     "Job",
@@ -206,6 +212,7 @@ __all__ = [
     "ProgramStopped",
     "ProgramTimedOut",
     "ResourceCondition",
+    "ResourceNotFound",
     "ResourceOutputTransformerJson",
     "ResultWriter",
     "ResultWriterResourceEvalS3",
@@ -218,6 +225,7 @@ __all__ = [
     "StateTaskServiceLambda",
     "StatesErrorName",
     "StatesErrorNameType",
+    "StepFunctionResponse",
     "StepFunctionsParserBackend",
     "TaskFailedEventDetails",
     "ThreadedMotoServer",

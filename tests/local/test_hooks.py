@@ -13,9 +13,11 @@ import re
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from local_stage import FUNCTION_ARN, Stage, task_failures
@@ -969,6 +971,157 @@ def test_s3_eventbridge_event_once_for_multipart_and_copy(stage: Stage) -> None:
         for e in stage.cloud.iter_executions(machine)
     )
     assert reasons == ["CompleteMultipartUpload", "CopyObject"]
+
+
+# -- Step Functions API ------------------------------------------------------------------------
+
+
+def test_execution_name_is_a_fresh_uuid_when_none_is_given(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Wait", "Seconds": 100, "End": True}))
+    sfn = stage.cloud.client("stepfunctions")
+
+    arns = [sfn.start_execution(stateMachineArn=machine)["executionArn"] for _ in range(3)]
+
+    names = [arn.rsplit(":", 1)[1] for arn in arns]
+    assert len(set(names)) == 3
+    for name in names:
+        assert str(uuid.UUID(name)) == name
+    listed = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]}
+    assert listed == set(arns)
+    for arn in arns:
+        sfn.stop_execution(executionArn=arn)
+
+
+def test_stop_reason_reaches_the_aborted_event_and_the_history(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Wait", "Seconds": 1000, "End": True}))
+    arn = stage.cloud.start_state_machine(machine, {})
+    poll(
+        lambda: any(e["type"] == "WaitStateEntered" for e in stage.cloud.history(arn)),
+        what="the execution waiting",
+        timeout=10,
+    )
+
+    stopped = stage.cloud.client("stepfunctions").stop_execution(
+        executionArn=arn, error="UserCancelled", cause="stopped from the conformance test"
+    )
+
+    assert stopped["stopDate"] is not None
+    assert stage.cloud.wait_for_execution(arn)["status"] == "ABORTED"
+    aborted = next(e for e in stage.cloud.history(arn) if e["type"] == "ExecutionAborted")
+    assert aborted["executionAbortedEventDetails"] == {
+        "error": "UserCancelled",
+        "cause": "stopped from the conformance test",
+    }
+
+
+def test_stop_reason_stops_an_execution_the_moment_it_started(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Wait", "Seconds": 1000, "End": True}))
+    sfn = stage.cloud.client("stepfunctions")
+
+    arns = []
+    for _ in range(20):
+        arn = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        sfn.stop_execution(executionArn=arn)  # before its interpreter thread set itself up
+        arns.append(arn)
+
+    assert {stage.cloud.wait_for_execution(arn)["status"] for arn in arns} == {"ABORTED"}
+
+
+def _labelled_map(**fields: Any) -> dict[str, Any]:
+    """A Distributed Map labelled Fan over ``$.items``, whose items with ``bad`` fail."""
+    state: dict[str, Any] = {
+        "Type": "Map",
+        "Label": "Fan",
+        "ItemsPath": "$.items",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Check",
+            "States": {
+                "Check": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.bad", "BooleanEquals": True, "Next": "Bad"}],
+                    "Default": "Good",
+                },
+                "Good": {"Type": "Pass", "End": True},
+                "Bad": {"Type": "Fail", "Error": "BadItem", "Cause": "bad on purpose"},
+            },
+        },
+        "End": True,
+        **fields,
+    }
+    return state
+
+
+def test_map_run_api_lists_describes_and_pages_the_children_like_aws(stage: Stage) -> None:
+    machine = stage.state_machine(_one(_labelled_map(ToleratedFailurePercentage=50)))
+    items = [{"n": n, "bad": n == 2} for n in range(4)]
+    arn = stage.cloud.start_state_machine(machine, {"items": items})
+    assert stage.cloud.wait_for_execution(arn)["status"] == "SUCCEEDED"
+    # Through the endpoint the AWS CLI uses (moto answered ListExecutions with a 500).
+    sfn = boto3.client(
+        "stepfunctions", endpoint_url=stage.cloud.endpoint_url, region_name="us-east-1"
+    )
+
+    (run,) = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+    map_run_arn = run["mapRunArn"]
+    assert run["stateMachineArn"] == f"{machine}/Fan"
+    described = sfn.describe_map_run(mapRunArn=map_run_arn)
+    assert described["status"] == "SUCCEEDED"
+    assert described["executionCounts"]["succeeded"] == 3
+    assert described["executionCounts"]["failed"] == 1
+    children = sfn.list_executions(mapRunArn=map_run_arn)["executions"]
+    assert len(children) == 4
+    prefix = map_run_arn.replace(":mapRun:", ":execution:").rsplit(":", 1)[0]
+    for child in children:
+        assert child["executionArn"] == f"{prefix}:{child['name']}"
+        assert child["stateMachineArn"] == f"{machine}/Fan"
+        assert child["mapRunArn"] == map_run_arn
+        assert child["itemCount"] == 1
+        assert child["stopDate"] >= child["startDate"]
+    starts = [child["startDate"] for child in children]
+    assert starts == sorted(starts, reverse=True)  # the most recent first
+    (failed,) = sfn.list_executions(mapRunArn=map_run_arn, statusFilter="FAILED")["executions"]
+    assert failed["status"] == "FAILED"
+    first = sfn.list_executions(mapRunArn=map_run_arn, maxResults=3)
+    rest = sfn.list_executions(mapRunArn=map_run_arn, nextToken=first["nextToken"])
+    assert len(first["executions"]) == 3
+    assert "nextToken" not in rest
+    paged = [c["executionArn"] for c in first["executions"] + rest["executions"]]
+    assert paged == [child["executionArn"] for child in children]
+
+
+def test_map_run_api_counts_the_items_of_a_batched_child(stage: Stage) -> None:
+    state = _labelled_map(ItemBatcher={"MaxItemsPerBatch": 2})
+    state["ItemProcessor"]["States"] = {"Good": {"Type": "Pass", "End": True}}
+    state["ItemProcessor"]["StartAt"] = "Good"
+    machine = stage.state_machine(_one(state))
+    arn = stage.cloud.start_state_machine(machine, {"items": [{"n": n} for n in range(5)]})
+    stage.cloud.wait_for_execution(arn)
+    sfn = stage.cloud.client("stepfunctions")
+
+    (run,) = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+    children = sfn.list_executions(mapRunArn=run["mapRunArn"])["executions"]
+
+    assert sorted(child["itemCount"] for child in children) == [1, 2, 2]
+
+
+def test_map_run_api_answers_errors_like_aws(stage: Stage) -> None:
+    sfn = boto3.client(
+        "stepfunctions", endpoint_url=stage.cloud.endpoint_url, region_name="us-east-1"
+    )
+    unknown = "arn:aws:states:us-east-1:123456789012:mapRun:nowhere/Fan:0000"
+    machine = stage.state_machine(_one({"Type": "Pass", "End": True}))
+
+    with pytest.raises(ClientError) as described:
+        sfn.describe_map_run(mapRunArn=unknown)
+    with pytest.raises(ClientError) as listed:
+        sfn.list_executions(mapRunArn=unknown)
+    with pytest.raises(ClientError) as both:
+        sfn.list_executions(mapRunArn=unknown, stateMachineArn=machine)
+
+    assert described.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert listed.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert both.value.response["Error"]["Code"] == "ValidationException"
 
 
 # -- DynamoDB ----------------------------------------------------------------------------------

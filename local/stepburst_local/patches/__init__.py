@@ -17,6 +17,7 @@ module              hooks
 ``distributed_map`` JSONL ItemReader, the Distributed Map run, ResultWriter, inline Map loop
 ``quotas``          payload size, history length
 ``events``          S3 -> EventBridge events, EventBridge -> Step Functions targets
+``executions``      nameless starts, StopExecution's reason, Map Run listings
 ``dynamodb``        atomic item operations, reads beside concurrent writes
 =================== ==========================================================================
 
@@ -38,13 +39,15 @@ from stepburst_local.patches import (
     dynamodb,
     ecs,
     events,
+    executions,
     interpreter,
     lambda_,
     quotas,
 )
 from stepburst_local.patching import Hook, apply_hooks
 
-# Order matters where two hooks patch one target: ecs_sync wraps service_casing's normaliser.
+# Order matters where two hooks patch one target: ecs_sync wraps service_casing's normaliser,
+# execution_name wraps payload_quota's start.
 _MODULES = (
     clients,
     interpreter,
@@ -54,6 +57,7 @@ _MODULES = (
     distributed_map,
     quotas,
     events,
+    executions,
     dynamodb,
 )
 HOOKS: dict[str, Hook] = {hook.name: hook for module in _MODULES for hook in module.HOOKS}
