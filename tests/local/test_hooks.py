@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from local_stage import FUNCTION_ARN, Stage, task_failures
+from local_stage import FUNCTION_ARN, RECORDER_ARN, Stage, recorded, task_failures
 from tests.polling import Pending, failed_execution, poll
 
 from stepburst_local import binding, patches
@@ -971,6 +971,85 @@ def test_s3_eventbridge_event_once_for_multipart_and_copy(stage: Stage) -> None:
         for e in stage.cloud.iter_executions(machine)
     )
     assert reasons == ["CompleteMultipartUpload", "CopyObject"]
+
+
+def _recordings(stage: Stage, key: str, count: int, timeout: float = 15) -> list[Any]:
+    """Wait until the recorder function has received ``count`` events under ``key``."""
+
+    def received() -> list[Any] | Pending:
+        events = recorded(stage.cloud, key)
+        return events if len(events) >= count else Pending(len(events))
+
+    return poll(received, what=f"{count} event(s) recorded as {key}", timeout=timeout)
+
+
+def test_eventbridge_lambda_target_invokes_the_function_with_the_event(stage: Stage) -> None:
+    events = stage.cloud.client("events")
+    events.put_rule(Name="to-function", EventPattern=json.dumps({"source": ["conformance.orders"]}))
+    events.put_targets(Rule="to-function", Targets=[{"Id": "fn", "Arn": RECORDER_ARN}])
+
+    answer = events.put_events(
+        Entries=[
+            {
+                "Source": "conformance.orders",
+                "DetailType": "Order Placed",
+                "Detail": json.dumps({"order": 7}),
+            }
+        ]
+    )
+
+    assert answer["FailedEntryCount"] == 0
+    event_id = answer["Entries"][0]["EventId"]
+    (event,) = _recordings(stage, event_id, 1)
+    assert event["id"] == event_id
+    assert event["source"] == "conformance.orders"
+    assert event["detail-type"] == "Order Placed"
+    assert event["detail"] == {"order": 7}
+    # As EventBridge delivers it: an ISO time, no ingestion time.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+    assert "ingestion-time" not in event
+
+
+def test_eventbridge_lambda_target_retries_a_failing_function_without_failing_the_publisher(
+    stage: Stage,
+) -> None:
+    events = stage.cloud.client("events")
+    events.put_rule(
+        Name="to-failing-function", EventPattern=json.dumps({"source": ["conformance.retry"]})
+    )
+    events.put_targets(
+        Rule="to-failing-function",
+        Targets=[
+            {
+                "Id": "fn",
+                "Arn": RECORDER_ARN,
+                "InputTransformer": {
+                    "InputPathsMap": {"order": "$.detail.order"},
+                    "InputTemplate": (
+                        '{"record_as": "retried-<order>", "order": <order>, "fail_attempts": 2}'
+                    ),
+                },
+            }
+        ],
+    )
+
+    answer = events.put_events(
+        Entries=[
+            {
+                "Source": "conformance.retry",
+                "DetailType": "Order Placed",
+                "Detail": json.dumps({"order": 8}),
+            }
+        ]
+    )
+
+    # The function fails twice; the publisher never knows, Lambda runs it two more times
+    # (after 60 s and 120 s, scaled by the stage's time_scale of 0.01).
+    assert answer["FailedEntryCount"] == 0
+    attempts = _recordings(stage, "retried-8", 3)
+    assert [attempt["order"] for attempt in attempts] == [8, 8, 8]
+    time.sleep(1.5)  # longer than any further retry would wait
+    assert len(recorded(stage.cloud, "retried-8")) == 3
 
 
 # -- Step Functions API ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ module              hooks
 ``batch``           batch:submitJob(.sync), jobs run as processes
 ``distributed_map`` JSONL ItemReader, the Distributed Map run, ResultWriter, inline Map loop
 ``quotas``          payload size, history length
-``events``          S3 -> EventBridge events, EventBridge -> Step Functions targets
+``events``          S3 -> EventBridge events, EventBridge -> Step Functions and Lambda targets
 ``executions``      nameless starts, StopExecution's reason, Map Run listings
 ``dynamodb``        atomic item operations, reads beside concurrent writes
 =================== ==========================================================================
@@ -47,7 +47,8 @@ from stepburst_local.patches import (
 from stepburst_local.patching import Hook, apply_hooks
 
 # Order matters where two hooks patch one target: ecs_sync wraps service_casing's normaliser,
-# execution_name wraps payload_quota's start.
+# execution_name wraps payload_quota's start, eventbridge_lambda_target wraps
+# eventbridge_states_target's delivery.
 _MODULES = (
     clients,
     interpreter,
