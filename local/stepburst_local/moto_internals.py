@@ -130,6 +130,7 @@ try:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.models import (
         StepFunctionsParserBackend,
@@ -182,6 +183,7 @@ __all__ = [
     "EXTRACT_JSON_IMPORTERS",
     "ActionResult",
     "AmazonStateLanguageParser",
+    "BaseExecutionWorkerCommunication",
     "BatchSimpleBackend",
     "CustomErrorName",
     "DefaultConfig",

@@ -1073,6 +1073,9 @@ def test_execution_name_is_a_fresh_uuid_when_none_is_given(stage: Stage) -> None
 
 def test_stop_reason_reaches_the_aborted_event_and_the_history(stage: Stage) -> None:
     machine = stage.state_machine(_one({"Type": "Wait", "Seconds": 1000, "End": True}))
+    url = _status_queue(
+        stage, "status-aborted", {"stateMachineArn": [machine], "status": ["ABORTED"]}
+    )
     arn = stage.cloud.start_state_machine(machine, {})
     poll(
         lambda: any(e["type"] == "WaitStateEntered" for e in stage.cloud.history(arn)),
@@ -1091,6 +1094,11 @@ def test_stop_reason_reaches_the_aborted_event_and_the_history(stage: Stage) -> 
         "error": "UserCancelled",
         "cause": "stopped from the conformance test",
     }
+    (event,) = _queued(stage, url, 1)
+    assert (event["detail"]["error"], event["detail"]["cause"]) == (
+        "UserCancelled",
+        "stopped from the conformance test",
+    )
 
 
 def test_stop_reason_stops_an_execution_the_moment_it_started(stage: Stage) -> None:
@@ -1201,6 +1209,211 @@ def test_map_run_api_answers_errors_like_aws(stage: Stage) -> None:
     assert described.value.response["Error"]["Code"] == "ResourceNotFound"
     assert listed.value.response["Error"]["Code"] == "ResourceNotFound"
     assert both.value.response["Error"]["Code"] == "ValidationException"
+
+
+# -- Step Functions status-change events -------------------------------------------------------
+
+
+def _status_queue(stage: Stage, name: str, detail: dict[str, Any]) -> str:
+    """A queue that receives the status-change events a rule with ``detail`` matches."""
+    sqs = stage.cloud.client("sqs")
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": detail,
+    }
+    events = stage.cloud.client("events")
+    events.put_rule(Name=f"{name}-rule", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=f"{name}-rule", Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+def _queued(stage: Stage, url: str, count: int) -> list[dict[str, Any]]:
+    """Wait for ``count`` events on the queue; then check that no other arrives."""
+    sqs = stage.cloud.client("sqs")
+    got: list[dict[str, Any]] = []
+
+    def receive() -> list[dict[str, Any]] | Pending:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            got.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return got if len(got) >= count else Pending([e["detail"]["status"] for e in got])
+
+    if count:
+        poll(receive, what=f"{count} status change event(s)", timeout=15, interval=0.05)
+    receive()
+    assert len(got) == count, [event["detail"]["status"] for event in got]
+    return got
+
+
+def _by_status(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {event["detail"]["status"]: event for event in events}
+
+
+def _millis(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_execution_status_events_mark_the_start_and_the_end_of_an_execution(
+    stage: Stage,
+) -> None:
+    machine = stage.state_machine(_one({"Type": "Pass", "Result": {"done": True}, "End": True}))
+    url = _status_queue(stage, "status-succeeded", {"stateMachineArn": [machine]})
+
+    arn = stage.cloud.start_state_machine(machine, {"job": "a"}, name="status-one")
+    described = stage.cloud.wait_for_execution(arn)
+
+    events = _by_status(_queued(stage, url, 2))
+    assert set(events) == {"RUNNING", "SUCCEEDED"}
+    for event in events.values():
+        assert event["source"] == "aws.states"
+        assert event["detail-type"] == "Step Functions Execution Status Change"
+        assert (event["account"], event["region"]) == ("123456789012", "us-east-1")
+        assert event["resources"] == [arn]
+        assert event["time"].endswith("Z")
+        detail = event["detail"]
+        assert set(detail) == {
+            "executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate",
+            "input", "inputDetails", "output", "outputDetails", "error", "cause",
+            "redriveCount", "redriveDate", "redriveStatus", "redriveStatusReason",
+        }  # fmt: skip
+        assert (detail["executionArn"], detail["stateMachineArn"]) == (arn, machine)
+        assert detail["name"] == "status-one"
+        assert json.loads(detail["input"]) == {"job": "a"}
+        assert detail["inputDetails"] == {"included": True}
+        assert detail["startDate"] == _millis(described["startDate"])
+        assert (detail["error"], detail["cause"]) == (None, None)
+    running, succeeded = events["RUNNING"]["detail"], events["SUCCEEDED"]["detail"]
+    assert (running["stopDate"], running["output"], running["outputDetails"]) == (None, None, None)
+    assert succeeded["stopDate"] == _millis(described["stopDate"])
+    assert json.loads(succeeded["output"]) == {"done": True}
+    assert succeeded["outputDetails"] == {"included": True}
+
+
+def test_execution_status_events_carry_the_error_of_a_failed_execution(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Fail", "Error": "Boom", "Cause": "bad input"}))
+    url = _status_queue(
+        stage, "status-failed", {"stateMachineArn": [machine], "status": ["FAILED"]}
+    )
+
+    arn = stage.cloud.start_state_machine(machine, {})
+    stage.cloud.wait_for_execution(arn)
+
+    (failed,) = _queued(stage, url, 1)
+    assert failed["detail"]["executionArn"] == arn
+    assert (failed["detail"]["error"], failed["detail"]["cause"]) == ("Boom", "bad input")
+    assert failed["detail"]["output"] is None
+    assert failed["detail"]["redriveStatus"] == "REDRIVABLE"
+
+
+def test_execution_status_events_for_a_timed_out_execution(stage: Stage) -> None:
+    definition = {**_one({"Type": "Wait", "Seconds": 1000, "End": True}), "TimeoutSeconds": 1}
+    machine = stage.state_machine(definition)
+    url = _status_queue(stage, "status-timed-out", {"stateMachineArn": [machine]})
+
+    arn = stage.cloud.start_state_machine(machine, {})
+    assert stage.cloud.wait_for_execution(arn, timeout=20)["status"] == "TIMED_OUT"
+
+    events = _by_status(_queued(stage, url, 2))
+    assert set(events) == {"RUNNING", "TIMED_OUT"}
+    assert events["TIMED_OUT"]["detail"]["stopDate"] is not None
+
+
+def test_execution_status_events_reach_a_lambda_target(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Fail", "Error": "Boom", "Cause": "bad"}))
+    pattern = {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": [machine], "status": ["FAILED", "TIMED_OUT", "ABORTED"]},
+    }
+    events = stage.cloud.client("events")
+    events.put_rule(Name="ended-to-function", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="ended-to-function", Targets=[{"Id": "fn", "Arn": RECORDER_ARN}])
+
+    arn = stage.cloud.start_state_machine(machine, {"run": 1})
+    stage.cloud.wait_for_execution(arn)
+
+    def ended_event() -> dict[str, Any] | None:
+        s3 = stage.cloud.client("s3")
+        for entry in s3.list_objects_v2(Bucket="conformance-received").get("Contents", []):
+            body = json.loads(
+                s3.get_object(Bucket="conformance-received", Key=entry["Key"])["Body"].read()
+            )
+            if body.get("detail", {}).get("executionArn") == arn:
+                return dict(body)
+        return None
+
+    event = poll(ended_event, what="the FAILED event at the function", timeout=15)
+    assert event["detail"]["status"] == "FAILED"
+    assert json.loads(event["detail"]["input"]) == {"run": 1}
+
+
+def test_execution_status_events_for_distributed_map_children_of_type_standard(
+    stage: Stage,
+) -> None:
+    def fan(label: str, execution_type: str) -> dict[str, Any]:
+        return {
+            "Type": "Map",
+            "Label": label,
+            "ItemsPath": "$.items",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
+                "StartAt": "Echo",
+                "States": {"Echo": {"Type": "Pass", "End": True}},
+            },
+            "ResultPath": None,
+        }
+
+    definition = {
+        "StartAt": "Standard",
+        "States": {
+            "Standard": {**fan("Standard", "STANDARD"), "Next": "Express"},
+            "Express": {**fan("Express", "EXPRESS"), "End": True},
+        },
+    }
+    machine = stage.state_machine(definition)
+    standard_url = _status_queue(
+        stage, "status-standard-children", {"stateMachineArn": [f"{machine}/Standard"]}
+    )
+    express_url = _status_queue(
+        stage, "status-express-children", {"stateMachineArn": [f"{machine}/Express"]}
+    )
+
+    arn = stage.cloud.start_state_machine(machine, {"items": [{"n": 1}, {"n": 2}, {"n": 3}]})
+    assert stage.cloud.wait_for_execution(arn)["status"] == "SUCCEEDED"
+
+    events = _queued(stage, standard_url, 6)
+    sfn = stage.cloud.client("stepfunctions")
+    (standard_run, _) = sorted(
+        sfn.list_map_runs(executionArn=arn)["mapRuns"], key=lambda run: run["stateMachineArn"]
+    )[::-1]
+    children = sfn.list_executions(mapRunArn=standard_run["mapRunArn"])["executions"]
+    ended = {e["detail"]["executionArn"]: e["detail"] for e in events if e["detail"]["stopDate"]}
+    assert set(ended) == {child["executionArn"] for child in children}
+    assert sorted(json.loads(detail["output"])["n"] for detail in ended.values()) == [1, 2, 3]
+    assert sorted(e["detail"]["status"] for e in events) == ["RUNNING"] * 3 + ["SUCCEEDED"] * 3
+    _queued(stage, express_url, 0)  # EXPRESS children send none
+
+
+def test_execution_status_events_none_for_an_express_state_machine(stage: Stage) -> None:
+    machine = stage.cloud.client("stepfunctions").create_state_machine(
+        name="express-conformance",
+        definition=json.dumps(_one({"Type": "Pass", "End": True})),
+        roleArn="arn:aws:iam::123456789012:role/conformance",
+        type="EXPRESS",
+    )["stateMachineArn"]
+    url = _status_queue(stage, "status-express", {"stateMachineArn": [machine]})
+
+    arn = stage.cloud.start_state_machine(machine, {})
+    stage.cloud.wait_for_execution(arn)
+
+    _queued(stage, url, 0)
 
 
 # -- DynamoDB ----------------------------------------------------------------------------------

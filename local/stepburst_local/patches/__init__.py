@@ -17,6 +17,7 @@ module              hooks
 ``distributed_map`` JSONL ItemReader, the Distributed Map run, ResultWriter, inline Map loop
 ``quotas``          payload size, history length
 ``events``          S3 -> EventBridge events, EventBridge -> Step Functions and Lambda targets
+``status_events``   Step Functions execution status-change events
 ``executions``      nameless starts, StopExecution's reason, Map Run listings
 ``dynamodb``        atomic item operations, reads beside concurrent writes
 =================== ==========================================================================
@@ -43,6 +44,7 @@ from stepburst_local.patches import (
     interpreter,
     lambda_,
     quotas,
+    status_events,
 )
 from stepburst_local.patching import Hook, apply_hooks
 
@@ -58,6 +60,7 @@ _MODULES = (
     distributed_map,
     quotas,
     events,
+    status_events,
     executions,
     dynamodb,
 )

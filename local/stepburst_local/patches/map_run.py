@@ -36,6 +36,7 @@ from stepburst_local.moto_internals import (
 )
 from stepburst_local.patches.failures import map_run_failed
 from stepburst_local.patches.quotas import PAYLOAD_LIMIT_BYTES, count_history, new_history
+from stepburst_local.patches.status_events import send_child_status
 
 LOG = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class DistributedMapRun:
         *,
         batcher: ItemBatcher | None,
         max_workers: int,
+        express_children: bool = False,
     ) -> None:
         self.component = component
         self.env = env
@@ -82,6 +84,7 @@ class DistributedMapRun:
         self.record = eval_input.map_run_record
         self.batcher = batcher
         self.max_workers = max_workers
+        self.express_children = express_children
         self.tolerated_count = int(eval_input.tolerated_failure_count or 0)
         self.tolerated_percentage = float(eval_input.tolerated_failure_percentage or 0.0)
         self.total = 0
@@ -220,6 +223,7 @@ class DistributedMapRun:
             child.input = frame.states.get_input()
             with self.lock:
                 self.running[index] = child
+            self._send_status(child)
             program.eval(frame)
             _record_outcome(child, frame)
         except FailureEventException as failure:
@@ -259,6 +263,26 @@ class DistributedMapRun:
                 self.failed += 1
                 if self.exceeded():
                     self.halted = True
+        self._send_status(child)
+
+    def _send_status(self, child: ChildRun) -> None:
+        if self.express_children:
+            return
+        details = self.env.aws_execution_details
+        send_child_status(
+            account_id=details.account,
+            region=details.region,
+            execution_arn=self.child_execution_arn(child),
+            state_machine_arn=self.record.map_state_machine_arn,
+            name=child.name,
+            status=child.status,
+            start=child.start,
+            stop=child.stop,
+            input_value=child.input,
+            output_value=child.output,
+            error=child.error,
+            cause=child.cause,
+        )
 
     def _skipped(self, index: int, item: Any) -> None:
         """An item a halted run never starts; ResultWriter reports it PENDING."""
