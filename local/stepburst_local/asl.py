@@ -7,7 +7,8 @@ hooks (:mod:`stepburst_local.patches`):
 * ``ItemBatcher`` (not in the grammar) is removed and kept aside; the Distributed Map hook
   groups items into ``{"Items": [...], "BatchInput": ...}`` like AWS.
 * ``ProcessorConfig.ExecutionType: EXPRESS`` becomes ``STANDARD`` (children run the same
-  states; Express-only semantics are not emulated).
+  states; Express-only semantics are not emulated, except that they send no status-change
+  events).
 * An integer ``ToleratedFailurePercentage`` literal becomes a float (the grammar only takes
   decimals).
 * ``ItemReader.ReaderConfig.InputType: JSONL`` becomes ``JSON`` (the parser knows CSV and
@@ -40,6 +41,8 @@ class Adaptation:
     batchers: dict[str, ItemBatcher] = field(default_factory=dict)
     json_lines: set[str] = field(default_factory=set)
     """The Map states whose ItemReader reads JSON Lines."""
+    express_children: set[str] = field(default_factory=set)
+    """The Distributed Map states whose children are EXPRESS in the deployed definition."""
     changes: list[str] = field(default_factory=list)
 
 
@@ -82,6 +85,7 @@ def _adapt_map(name: str, state: dict[str, Any], adaptation: Adaptation, where: 
     config = state.get("ItemProcessor", {}).get("ProcessorConfig", {})
     if config.get("ExecutionType") == "EXPRESS":
         config["ExecutionType"] = "STANDARD"
+        adaptation.express_children.add(name)
         adaptation.changes.append(f"{where}: EXPRESS children run as STANDARD")
     reader_config = (state.get("ItemReader") or {}).get("ReaderConfig") or {}
     if reader_config.get("InputType") == "JSONL":

@@ -25,6 +25,7 @@ try:
     from moto.core.exceptions import JsonRESTError
     from moto.core.models import botocore_stubber
     from moto.core.responses import ActionResult
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.events.models import Rule, events_backends
@@ -39,7 +40,11 @@ try:
     from moto.s3 import notifications as s3_notifications
     from moto.s3.models import S3Backend, s3_backends
     from moto.settings import moto_server_port
-    from moto.stepfunctions.exceptions import ValidationException
+    from moto.stepfunctions.exceptions import (
+        InvalidToken,
+        ResourceNotFound,
+        ValidationException,
+    )
     from moto.stepfunctions.parser import quotas
     from moto.stepfunctions.parser.api import (
         ExecutionFailedEventDetails,
@@ -125,11 +130,13 @@ try:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.models import (
         StepFunctionsParserBackend,
         stepfunctions_parser_backends,
     )
+    from moto.stepfunctions.responses import StepFunctionResponse
 except ImportError as error:  # pragma: no cover - only after an upgrade of moto
     raise ImportError(
         f"moto {moto.__version__} moved {error.name}, which the local engine uses: "
@@ -176,11 +183,13 @@ __all__ = [
     "EXTRACT_JSON_IMPORTERS",
     "ActionResult",
     "AmazonStateLanguageParser",
+    "BaseExecutionWorkerCommunication",
     "BatchSimpleBackend",
     "CustomErrorName",
     "DefaultConfig",
     "DistributedIterationComponent",
     "DomainDispatcherApplication",
+    "DynamoDBBackend",
     "EC2ContainerServiceBackend",
     "EC2ContainerServiceResponse",
     "Environment",
@@ -192,6 +201,7 @@ __all__ = [
     "FailureEvent",
     "FailureEventException",
     "HistoryEventType",
+    "InvalidToken",
     "ItemData",
     "IterationWorker",
     "Job",
@@ -204,6 +214,7 @@ __all__ = [
     "ProgramStopped",
     "ProgramTimedOut",
     "ResourceCondition",
+    "ResourceNotFound",
     "ResourceOutputTransformerJson",
     "ResultWriter",
     "ResultWriterResourceEvalS3",
@@ -216,6 +227,7 @@ __all__ = [
     "StateTaskServiceLambda",
     "StatesErrorName",
     "StatesErrorNameType",
+    "StepFunctionResponse",
     "StepFunctionsParserBackend",
     "TaskFailedEventDetails",
     "ThreadedMotoServer",

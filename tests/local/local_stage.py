@@ -14,9 +14,12 @@ from stepburst_local.cloud import LocalCloud
 from stepburst_local.compute import ContainerImage, FunctionSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+RECORDER = Path(__file__).resolve().parent / "recorder"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:conformance-fn"
+RECORDER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:conformance-recorder"
+RECORD_BUCKET = "conformance-received"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/conformance"
 
 
@@ -71,6 +74,16 @@ class Stage:
             "JobDefinition": self.job_definition,
             "ContainerOverrides": {"Command": command},
         }
+
+
+def recorded(cloud: LocalCloud, key: str) -> list[Any]:
+    """The events the recorder function received under ``key``, in the order it got them."""
+    s3 = cloud.client("s3")
+    listed = s3.list_objects_v2(Bucket=RECORD_BUCKET, Prefix=f"received/{key}/")
+    return [
+        json.loads(s3.get_object(Bucket=RECORD_BUCKET, Key=entry["Key"])["Body"].read())
+        for entry in sorted(listed.get("Contents", []), key=lambda entry: entry["Key"])
+    ]
 
 
 def task_failures(history: list[dict[str, Any]]) -> list[str]:
@@ -132,6 +145,7 @@ def create_stage(cloud: LocalCloud) -> Stage:
         },
     )["jobDefinitionArn"]
     cloud.client("s3").create_bucket(Bucket="conformance")
+    cloud.client("s3").create_bucket(Bucket=RECORD_BUCKET)
     cloud.register_functions(
         [
             FunctionSpec(
@@ -143,7 +157,16 @@ def create_stage(cloud: LocalCloud) -> Stage:
                 environment={"MARKER": "from-template"},
                 timeout_seconds=1.0,
                 memory_mb=512,
-            )
+            ),
+            FunctionSpec(
+                logical_id="RecorderFunction",
+                name="conformance-recorder",
+                arn=RECORDER_ARN,
+                code_dir=RECORDER,
+                handler="app.lambda_handler",
+                environment={"RECORD_BUCKET": RECORD_BUCKET},
+                timeout_seconds=10.0,
+            ),
         ]
     )
     cloud.configure_containers(

@@ -68,6 +68,20 @@ Resources:
               Other: !Select [1, !Split [",", "a,b,c"]]
           MAYBE: !If [IsProd, prod-only, !Ref "AWS::NoValue"]
           BOTH: !If [Both, both, neither]
+      Events:
+        Ended:
+          Type: EventBridgeRule
+          Properties:
+            Pattern:
+              source: [aws.states]
+              detail:
+                stateMachineArn: [!Ref Machine]
+            RetryPolicy:
+              MaximumRetryAttempts: 3
+        Queued:
+          Type: SQS
+          Properties:
+            Queue: arn:aws:sqs:us-east-1:123456789012:elsewhere
   FnLogs:
     Type: AWS::Logs::LogGroup
     Properties:
@@ -168,6 +182,18 @@ def test_sam_implicit_resources(template: dict[str, Any]) -> None:
     assert props["Targets"][0]["RoleArn"].endswith(
         ":role/" + stack.resources["MachineUploadRole"].name
     )
+    # A function's EventBridgeRule event: a rule whose target is the function.
+    ended = stack.properties("FnEnded")
+    assert stack.resources["FnEnded"].type == "AWS::Events::Rule"
+    assert ended["EventPattern"]["detail"]["stateMachineArn"] == [stack.resources["Machine"].ref]
+    assert ended["Targets"] == [
+        {
+            "Arn": stack.resources["Fn"].attributes["Arn"],
+            "Id": "FnEndedLambdaTarget",
+            "RetryPolicy": {"MaximumRetryAttempts": 3},
+        }
+    ]
+    assert "FnQueued" not in stack.resources  # not a rule: nothing made of it here
 
 
 def test_definition_substitutions() -> None:

@@ -13,11 +13,14 @@ import re
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
-from local_stage import FUNCTION_ARN, Stage, task_failures
+from botocore.exceptions import ClientError
+from local_stage import FUNCTION_ARN, RECORDER_ARN, Stage, recorded, task_failures
 from tests.polling import Pending, failed_execution, poll
 
 from stepburst_local import binding, patches
@@ -968,3 +971,533 @@ def test_s3_eventbridge_event_once_for_multipart_and_copy(stage: Stage) -> None:
         for e in stage.cloud.iter_executions(machine)
     )
     assert reasons == ["CompleteMultipartUpload", "CopyObject"]
+
+
+def _recordings(stage: Stage, key: str, count: int, timeout: float = 15) -> list[Any]:
+    """Wait until the recorder function has received ``count`` events under ``key``."""
+
+    def received() -> list[Any] | Pending:
+        events = recorded(stage.cloud, key)
+        return events if len(events) >= count else Pending(len(events))
+
+    return poll(received, what=f"{count} event(s) recorded as {key}", timeout=timeout)
+
+
+def test_eventbridge_lambda_target_invokes_the_function_with_the_event(stage: Stage) -> None:
+    events = stage.cloud.client("events")
+    events.put_rule(Name="to-function", EventPattern=json.dumps({"source": ["conformance.orders"]}))
+    events.put_targets(Rule="to-function", Targets=[{"Id": "fn", "Arn": RECORDER_ARN}])
+
+    answer = events.put_events(
+        Entries=[
+            {
+                "Source": "conformance.orders",
+                "DetailType": "Order Placed",
+                "Detail": json.dumps({"order": 7}),
+            }
+        ]
+    )
+
+    assert answer["FailedEntryCount"] == 0
+    event_id = answer["Entries"][0]["EventId"]
+    (event,) = _recordings(stage, event_id, 1)
+    assert event["id"] == event_id
+    assert event["source"] == "conformance.orders"
+    assert event["detail-type"] == "Order Placed"
+    assert event["detail"] == {"order": 7}
+    # As EventBridge delivers it: an ISO time, no ingestion time.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+    assert "ingestion-time" not in event
+
+
+def test_eventbridge_lambda_target_retries_a_failing_function_without_failing_the_publisher(
+    stage: Stage,
+) -> None:
+    events = stage.cloud.client("events")
+    events.put_rule(
+        Name="to-failing-function", EventPattern=json.dumps({"source": ["conformance.retry"]})
+    )
+    events.put_targets(
+        Rule="to-failing-function",
+        Targets=[
+            {
+                "Id": "fn",
+                "Arn": RECORDER_ARN,
+                "InputTransformer": {
+                    "InputPathsMap": {"order": "$.detail.order"},
+                    "InputTemplate": (
+                        '{"record_as": "retried-<order>", "order": <order>, "fail_attempts": 2}'
+                    ),
+                },
+            }
+        ],
+    )
+
+    answer = events.put_events(
+        Entries=[
+            {
+                "Source": "conformance.retry",
+                "DetailType": "Order Placed",
+                "Detail": json.dumps({"order": 8}),
+            }
+        ]
+    )
+
+    # The function fails twice; the publisher never knows, Lambda runs it two more times
+    # (after 60 s and 120 s, scaled by the stage's time_scale of 0.01).
+    assert answer["FailedEntryCount"] == 0
+    attempts = _recordings(stage, "retried-8", 3)
+    assert [attempt["order"] for attempt in attempts] == [8, 8, 8]
+    time.sleep(1.5)  # longer than any further retry would wait
+    assert len(recorded(stage.cloud, "retried-8")) == 3
+
+
+# -- Step Functions API ------------------------------------------------------------------------
+
+
+def test_execution_name_is_a_fresh_uuid_when_none_is_given(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Wait", "Seconds": 100, "End": True}))
+    sfn = stage.cloud.client("stepfunctions")
+
+    arns = [sfn.start_execution(stateMachineArn=machine)["executionArn"] for _ in range(3)]
+
+    names = [arn.rsplit(":", 1)[1] for arn in arns]
+    assert len(set(names)) == 3
+    for name in names:
+        assert str(uuid.UUID(name)) == name
+    listed = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]}
+    assert listed == set(arns)
+    for arn in arns:
+        sfn.stop_execution(executionArn=arn)
+
+
+def test_stop_reason_reaches_the_aborted_event_and_the_history(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Wait", "Seconds": 1000, "End": True}))
+    url = _status_queue(
+        stage, "status-aborted", {"stateMachineArn": [machine], "status": ["ABORTED"]}
+    )
+    arn = stage.cloud.start_state_machine(machine, {})
+    poll(
+        lambda: any(e["type"] == "WaitStateEntered" for e in stage.cloud.history(arn)),
+        what="the execution waiting",
+        timeout=10,
+    )
+
+    stopped = stage.cloud.client("stepfunctions").stop_execution(
+        executionArn=arn, error="UserCancelled", cause="stopped from the conformance test"
+    )
+
+    assert stopped["stopDate"] is not None
+    assert stage.cloud.wait_for_execution(arn)["status"] == "ABORTED"
+    aborted = next(e for e in stage.cloud.history(arn) if e["type"] == "ExecutionAborted")
+    assert aborted["executionAbortedEventDetails"] == {
+        "error": "UserCancelled",
+        "cause": "stopped from the conformance test",
+    }
+    (event,) = _queued(stage, url, 1)
+    assert (event["detail"]["error"], event["detail"]["cause"]) == (
+        "UserCancelled",
+        "stopped from the conformance test",
+    )
+
+
+def test_stop_reason_stops_an_execution_the_moment_it_started(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Wait", "Seconds": 1000, "End": True}))
+    sfn = stage.cloud.client("stepfunctions")
+
+    arns = []
+    for _ in range(20):
+        arn = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        sfn.stop_execution(executionArn=arn)  # before its interpreter thread set itself up
+        arns.append(arn)
+
+    assert {stage.cloud.wait_for_execution(arn)["status"] for arn in arns} == {"ABORTED"}
+
+
+def _labelled_map(**fields: Any) -> dict[str, Any]:
+    """A Distributed Map labelled Fan over ``$.items``, whose items with ``bad`` fail."""
+    state: dict[str, Any] = {
+        "Type": "Map",
+        "Label": "Fan",
+        "ItemsPath": "$.items",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Check",
+            "States": {
+                "Check": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.bad", "BooleanEquals": True, "Next": "Bad"}],
+                    "Default": "Good",
+                },
+                "Good": {"Type": "Pass", "End": True},
+                "Bad": {"Type": "Fail", "Error": "BadItem", "Cause": "bad on purpose"},
+            },
+        },
+        "End": True,
+        **fields,
+    }
+    return state
+
+
+def test_map_run_api_lists_describes_and_pages_the_children_like_aws(stage: Stage) -> None:
+    machine = stage.state_machine(_one(_labelled_map(ToleratedFailurePercentage=50)))
+    items = [{"n": n, "bad": n == 2} for n in range(4)]
+    arn = stage.cloud.start_state_machine(machine, {"items": items})
+    assert stage.cloud.wait_for_execution(arn)["status"] == "SUCCEEDED"
+    # Through the endpoint the AWS CLI uses (moto answered ListExecutions with a 500).
+    sfn = boto3.client(
+        "stepfunctions", endpoint_url=stage.cloud.endpoint_url, region_name="us-east-1"
+    )
+
+    (run,) = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+    map_run_arn = run["mapRunArn"]
+    assert run["stateMachineArn"] == f"{machine}/Fan"
+    described = sfn.describe_map_run(mapRunArn=map_run_arn)
+    assert described["status"] == "SUCCEEDED"
+    assert described["executionCounts"]["succeeded"] == 3
+    assert described["executionCounts"]["failed"] == 1
+    children = sfn.list_executions(mapRunArn=map_run_arn)["executions"]
+    assert len(children) == 4
+    prefix = map_run_arn.replace(":mapRun:", ":execution:").rsplit(":", 1)[0]
+    for child in children:
+        assert child["executionArn"] == f"{prefix}:{child['name']}"
+        assert child["stateMachineArn"] == f"{machine}/Fan"
+        assert child["mapRunArn"] == map_run_arn
+        assert child["itemCount"] == 1
+        assert child["stopDate"] >= child["startDate"]
+    starts = [child["startDate"] for child in children]
+    assert starts == sorted(starts, reverse=True)  # the most recent first
+    (failed,) = sfn.list_executions(mapRunArn=map_run_arn, statusFilter="FAILED")["executions"]
+    assert failed["status"] == "FAILED"
+    first = sfn.list_executions(mapRunArn=map_run_arn, maxResults=3)
+    rest = sfn.list_executions(mapRunArn=map_run_arn, nextToken=first["nextToken"])
+    assert len(first["executions"]) == 3
+    assert "nextToken" not in rest
+    paged = [c["executionArn"] for c in first["executions"] + rest["executions"]]
+    assert paged == [child["executionArn"] for child in children]
+
+
+def test_map_run_api_counts_the_items_of_a_batched_child(stage: Stage) -> None:
+    state = _labelled_map(ItemBatcher={"MaxItemsPerBatch": 2})
+    state["ItemProcessor"]["States"] = {"Good": {"Type": "Pass", "End": True}}
+    state["ItemProcessor"]["StartAt"] = "Good"
+    machine = stage.state_machine(_one(state))
+    arn = stage.cloud.start_state_machine(machine, {"items": [{"n": n} for n in range(5)]})
+    stage.cloud.wait_for_execution(arn)
+    sfn = stage.cloud.client("stepfunctions")
+
+    (run,) = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+    children = sfn.list_executions(mapRunArn=run["mapRunArn"])["executions"]
+
+    assert sorted(child["itemCount"] for child in children) == [1, 2, 2]
+
+
+def test_map_run_api_answers_errors_like_aws(stage: Stage) -> None:
+    sfn = boto3.client(
+        "stepfunctions", endpoint_url=stage.cloud.endpoint_url, region_name="us-east-1"
+    )
+    unknown = "arn:aws:states:us-east-1:123456789012:mapRun:nowhere/Fan:0000"
+    machine = stage.state_machine(_one({"Type": "Pass", "End": True}))
+
+    with pytest.raises(ClientError) as described:
+        sfn.describe_map_run(mapRunArn=unknown)
+    with pytest.raises(ClientError) as listed:
+        sfn.list_executions(mapRunArn=unknown)
+    with pytest.raises(ClientError) as both:
+        sfn.list_executions(mapRunArn=unknown, stateMachineArn=machine)
+
+    assert described.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert listed.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert both.value.response["Error"]["Code"] == "ValidationException"
+
+
+# -- Step Functions status-change events -------------------------------------------------------
+
+
+def _status_queue(stage: Stage, name: str, detail: dict[str, Any]) -> str:
+    """A queue that receives the status-change events a rule with ``detail`` matches."""
+    sqs = stage.cloud.client("sqs")
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": detail,
+    }
+    events = stage.cloud.client("events")
+    events.put_rule(Name=f"{name}-rule", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=f"{name}-rule", Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+def _queued(stage: Stage, url: str, count: int) -> list[dict[str, Any]]:
+    """Wait for ``count`` events on the queue; then check that no other arrives."""
+    sqs = stage.cloud.client("sqs")
+    got: list[dict[str, Any]] = []
+
+    def receive() -> list[dict[str, Any]] | Pending:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            got.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return got if len(got) >= count else Pending([e["detail"]["status"] for e in got])
+
+    if count:
+        poll(receive, what=f"{count} status change event(s)", timeout=15, interval=0.05)
+    receive()
+    assert len(got) == count, [event["detail"]["status"] for event in got]
+    return got
+
+
+def _by_status(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {event["detail"]["status"]: event for event in events}
+
+
+def _millis(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_execution_status_events_mark_the_start_and_the_end_of_an_execution(
+    stage: Stage,
+) -> None:
+    machine = stage.state_machine(_one({"Type": "Pass", "Result": {"done": True}, "End": True}))
+    url = _status_queue(stage, "status-succeeded", {"stateMachineArn": [machine]})
+
+    arn = stage.cloud.start_state_machine(machine, {"job": "a"}, name="status-one")
+    described = stage.cloud.wait_for_execution(arn)
+
+    events = _by_status(_queued(stage, url, 2))
+    assert set(events) == {"RUNNING", "SUCCEEDED"}
+    for event in events.values():
+        assert event["source"] == "aws.states"
+        assert event["detail-type"] == "Step Functions Execution Status Change"
+        assert (event["account"], event["region"]) == ("123456789012", "us-east-1")
+        assert event["resources"] == [arn]
+        assert event["time"].endswith("Z")
+        detail = event["detail"]
+        assert set(detail) == {
+            "executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate",
+            "input", "inputDetails", "output", "outputDetails", "error", "cause",
+            "redriveCount", "redriveDate", "redriveStatus", "redriveStatusReason",
+        }  # fmt: skip
+        assert (detail["executionArn"], detail["stateMachineArn"]) == (arn, machine)
+        assert detail["name"] == "status-one"
+        assert json.loads(detail["input"]) == {"job": "a"}
+        assert detail["inputDetails"] == {"included": True}
+        assert detail["startDate"] == _millis(described["startDate"])
+        assert (detail["error"], detail["cause"]) == (None, None)
+    running, succeeded = events["RUNNING"]["detail"], events["SUCCEEDED"]["detail"]
+    assert (running["stopDate"], running["output"], running["outputDetails"]) == (None, None, None)
+    assert succeeded["stopDate"] == _millis(described["stopDate"])
+    assert json.loads(succeeded["output"]) == {"done": True}
+    assert succeeded["outputDetails"] == {"included": True}
+
+
+def test_execution_status_events_carry_the_error_of_a_failed_execution(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Fail", "Error": "Boom", "Cause": "bad input"}))
+    url = _status_queue(
+        stage, "status-failed", {"stateMachineArn": [machine], "status": ["FAILED"]}
+    )
+
+    arn = stage.cloud.start_state_machine(machine, {})
+    stage.cloud.wait_for_execution(arn)
+
+    (failed,) = _queued(stage, url, 1)
+    assert failed["detail"]["executionArn"] == arn
+    assert (failed["detail"]["error"], failed["detail"]["cause"]) == ("Boom", "bad input")
+    assert failed["detail"]["output"] is None
+    assert failed["detail"]["redriveStatus"] == "REDRIVABLE"
+
+
+def test_execution_status_events_for_a_timed_out_execution(stage: Stage) -> None:
+    definition = {**_one({"Type": "Wait", "Seconds": 1000, "End": True}), "TimeoutSeconds": 1}
+    machine = stage.state_machine(definition)
+    url = _status_queue(stage, "status-timed-out", {"stateMachineArn": [machine]})
+
+    arn = stage.cloud.start_state_machine(machine, {})
+    assert stage.cloud.wait_for_execution(arn, timeout=20)["status"] == "TIMED_OUT"
+
+    events = _by_status(_queued(stage, url, 2))
+    assert set(events) == {"RUNNING", "TIMED_OUT"}
+    assert events["TIMED_OUT"]["detail"]["stopDate"] is not None
+
+
+def test_execution_status_events_reach_a_lambda_target(stage: Stage) -> None:
+    machine = stage.state_machine(_one({"Type": "Fail", "Error": "Boom", "Cause": "bad"}))
+    pattern = {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": [machine], "status": ["FAILED", "TIMED_OUT", "ABORTED"]},
+    }
+    events = stage.cloud.client("events")
+    events.put_rule(Name="ended-to-function", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="ended-to-function", Targets=[{"Id": "fn", "Arn": RECORDER_ARN}])
+
+    arn = stage.cloud.start_state_machine(machine, {"run": 1})
+    stage.cloud.wait_for_execution(arn)
+
+    def ended_event() -> dict[str, Any] | None:
+        s3 = stage.cloud.client("s3")
+        for entry in s3.list_objects_v2(Bucket="conformance-received").get("Contents", []):
+            body = json.loads(
+                s3.get_object(Bucket="conformance-received", Key=entry["Key"])["Body"].read()
+            )
+            if body.get("detail", {}).get("executionArn") == arn:
+                return dict(body)
+        return None
+
+    event = poll(ended_event, what="the FAILED event at the function", timeout=15)
+    assert event["detail"]["status"] == "FAILED"
+    assert json.loads(event["detail"]["input"]) == {"run": 1}
+
+
+def test_execution_status_events_for_distributed_map_children_of_type_standard(
+    stage: Stage,
+) -> None:
+    def fan(label: str, execution_type: str) -> dict[str, Any]:
+        return {
+            "Type": "Map",
+            "Label": label,
+            "ItemsPath": "$.items",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
+                "StartAt": "Echo",
+                "States": {"Echo": {"Type": "Pass", "End": True}},
+            },
+            "ResultPath": None,
+        }
+
+    definition = {
+        "StartAt": "Standard",
+        "States": {
+            "Standard": {**fan("Standard", "STANDARD"), "Next": "Express"},
+            "Express": {**fan("Express", "EXPRESS"), "End": True},
+        },
+    }
+    machine = stage.state_machine(definition)
+    standard_url = _status_queue(
+        stage, "status-standard-children", {"stateMachineArn": [f"{machine}/Standard"]}
+    )
+    express_url = _status_queue(
+        stage, "status-express-children", {"stateMachineArn": [f"{machine}/Express"]}
+    )
+
+    arn = stage.cloud.start_state_machine(machine, {"items": [{"n": 1}, {"n": 2}, {"n": 3}]})
+    assert stage.cloud.wait_for_execution(arn)["status"] == "SUCCEEDED"
+
+    events = _queued(stage, standard_url, 6)
+    sfn = stage.cloud.client("stepfunctions")
+    (standard_run, _) = sorted(
+        sfn.list_map_runs(executionArn=arn)["mapRuns"], key=lambda run: run["stateMachineArn"]
+    )[::-1]
+    children = sfn.list_executions(mapRunArn=standard_run["mapRunArn"])["executions"]
+    ended = {e["detail"]["executionArn"]: e["detail"] for e in events if e["detail"]["stopDate"]}
+    assert set(ended) == {child["executionArn"] for child in children}
+    assert sorted(json.loads(detail["output"])["n"] for detail in ended.values()) == [1, 2, 3]
+    assert sorted(e["detail"]["status"] for e in events) == ["RUNNING"] * 3 + ["SUCCEEDED"] * 3
+    _queued(stage, express_url, 0)  # EXPRESS children send none
+
+
+def test_execution_status_events_none_for_an_express_state_machine(stage: Stage) -> None:
+    machine = stage.cloud.client("stepfunctions").create_state_machine(
+        name="express-conformance",
+        definition=json.dumps(_one({"Type": "Pass", "End": True})),
+        roleArn="arn:aws:iam::123456789012:role/conformance",
+        type="EXPRESS",
+    )["stateMachineArn"]
+    url = _status_queue(stage, "status-express", {"stateMachineArn": [machine]})
+
+    arn = stage.cloud.start_state_machine(machine, {})
+    stage.cloud.wait_for_execution(arn)
+
+    _queued(stage, url, 0)
+
+
+# -- DynamoDB ----------------------------------------------------------------------------------
+
+
+def test_dynamodb_atomic_items_reads_beside_writes_and_counts_every_add(stage: Stage) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    ddb.create_table(
+        TableName="concurrent",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    errors: list[str] = []
+    claims: list[str] = []
+    writing = threading.Event()
+    writing.set()
+
+    def write(writer: int) -> None:
+        for index in range(60):
+            try:
+                # A new sort key in a partition being read, and a new partition.
+                ddb.put_item(
+                    TableName="concurrent",
+                    Item={"pk": {"S": "run"}, "sk": {"S": f"{writer}-{index:03d}"}},
+                )
+                ddb.put_item(
+                    TableName="concurrent",
+                    Item={"pk": {"S": f"run-{writer}-{index}"}, "sk": {"S": "run"}},
+                )
+                ddb.update_item(
+                    TableName="concurrent",
+                    Key={"pk": {"S": "counter"}, "sk": {"S": "counter"}},
+                    UpdateExpression="ADD done :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+                ddb.put_item(
+                    TableName="concurrent",
+                    Item={"pk": {"S": "claim"}, "sk": {"S": str(index)}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+                claims.append(str(index))
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    errors.append(str(error))
+            except Exception as error:  # what a 500 becomes in-process
+                errors.append(repr(error))
+
+    def read() -> None:
+        while writing.is_set():
+            try:
+                ddb.query(
+                    TableName="concurrent",
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={":pk": {"S": "run"}},
+                )
+                ddb.scan(TableName="concurrent", Limit=20)
+            except Exception as error:
+                errors.append(repr(error))
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, as a loaded machine does
+    try:
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+        readers = [threading.Thread(target=read) for _ in range(2)]
+        for thread in writers + readers:
+            thread.start()
+        for thread in writers:
+            thread.join(timeout=120)
+        writing.clear()
+        for thread in readers:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+    assert errors == []
+    counter = ddb.get_item(
+        TableName="concurrent", Key={"pk": {"S": "counter"}, "sk": {"S": "counter"}}
+    )
+    assert counter["Item"]["done"]["N"] == str(3 * 60)
+    assert sorted(claims, key=int) == [str(index) for index in range(60)]  # one winner each

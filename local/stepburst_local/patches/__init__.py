@@ -1,7 +1,7 @@
 """The engine's adaptations of moto (pinned at 5.2.5), one module per integration.
 
-moto's Step Functions interpreter, Lambda, ECS, Batch, S3 and EventBridge get close to AWS
-but not all the way. Each :class:`~stepburst_local.patching.Hook` says why it exists and
+moto's Step Functions interpreter, Lambda, ECS, Batch, S3, EventBridge and DynamoDB get close
+to AWS but not all the way. Each :class:`~stepburst_local.patching.Hook` says why it exists and
 which upstream issue it covers, declares its patches (checked before any is applied, see
 :mod:`stepburst_local.patching`), and has a conformance test in ``tests/local/test_hooks.py``
 (``test_<hook name>``) that pins the AWS behaviour it restores.
@@ -16,7 +16,10 @@ module              hooks
 ``batch``           batch:submitJob(.sync), jobs run as processes
 ``distributed_map`` JSONL ItemReader, the Distributed Map run, ResultWriter, inline Map loop
 ``quotas``          payload size, history length
-``events``          S3 -> EventBridge events, EventBridge -> Step Functions targets
+``events``          S3 -> EventBridge events, EventBridge -> Step Functions and Lambda targets
+``status_events``   Step Functions execution status-change events
+``executions``      nameless starts, StopExecution's reason, Map Run listings
+``dynamodb``        atomic item operations, reads beside concurrent writes
 =================== ==========================================================================
 
 Hooks are installed once per process (:func:`install`) and are inert until an engine binds
@@ -34,20 +37,34 @@ from stepburst_local.patches import (
     batch,
     clients,
     distributed_map,
+    dynamodb,
     ecs,
     events,
+    executions,
     interpreter,
     lambda_,
     quotas,
+    status_events,
 )
 from stepburst_local.patching import Hook, apply_hooks
 
-# Order matters where two hooks patch one target: ecs_sync wraps service_casing's normaliser.
-HOOKS: dict[str, Hook] = {
-    hook.name: hook
-    for module in (clients, interpreter, lambda_, ecs, batch, distributed_map, quotas, events)
-    for hook in module.HOOKS
-}
+# Order matters where two hooks patch one target: ecs_sync wraps service_casing's normaliser,
+# execution_name wraps payload_quota's start, eventbridge_lambda_target wraps
+# eventbridge_states_target's delivery.
+_MODULES = (
+    clients,
+    interpreter,
+    lambda_,
+    ecs,
+    batch,
+    distributed_map,
+    quotas,
+    events,
+    status_events,
+    executions,
+    dynamodb,
+)
+HOOKS: dict[str, Hook] = {hook.name: hook for module in _MODULES for hook in module.HOOKS}
 
 _lock = threading.Lock()
 _installed = False

@@ -21,7 +21,11 @@ from stepburst_local.moto_internals import (
 )
 from stepburst_local.patches.clients import client
 from stepburst_local.patches.failures import map_run_failed
-from stepburst_local.patches.interpreter import item_batcher, reads_json_lines
+from stepburst_local.patches.interpreter import (
+    item_batcher,
+    reads_json_lines,
+    runs_express_children,
+)
 from stepburst_local.patches.map_run import ChildRun, DistributedMapRun
 from stepburst_local.patching import Hook, patch
 
@@ -76,7 +80,12 @@ def _map_run(self: Any, env: Any, eval_input: Any) -> None:
     """Replaces moto's Map Run with :class:`DistributedMapRun` (moto's is the list of gaps
     above: nothing of it is kept)."""
     run = DistributedMapRun(
-        self, env, eval_input, batcher=item_batcher(self), max_workers=map_workers()
+        self,
+        env,
+        eval_input,
+        batcher=item_batcher(self),
+        max_workers=map_workers(),
+        express_children=runs_express_children(self),
     )
     run.run()
 

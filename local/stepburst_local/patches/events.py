@@ -1,4 +1,5 @@
-"""Triggers: S3 -> EventBridge events as S3 sends them, EventBridge -> Step Functions targets."""
+"""Triggers: S3 -> EventBridge events as S3 sends them, EventBridge -> Step Functions and
+Lambda targets."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from stepburst_local.moto_internals import (
     s3_notifications,
     stepfunctions_parser_backends,
 )
+from stepburst_local.patches.lambda_ import invoke_asynchronously
 from stepburst_local.patching import Hook, patch
 
 LOG = logging.getLogger(__name__)
@@ -118,15 +120,26 @@ def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, ke
             reason=_S3_REASONS.get(event_name, event_name.rsplit(":", 1)[-1]),
             detail_type=s3_notifications._detail_type(event_name),
         )
-        bus = events_backends[account_id][bucket.region_name].event_buses.get("default")
+    except Exception:  # delivery is asynchronous on AWS: an upload never fails on it
+        LOG.exception("S3 -> EventBridge event could not be built")
+        return
+    send_to_default_bus(account_id, bucket.region_name, event)
+
+
+def send_to_default_bus(account_id: str, region: str, event: dict[str, Any]) -> None:
+    """Deliver an AWS service's event to the rules of the account's default event bus, where
+    AWS services send their events. Never raises: on AWS the service that emitted the event
+    does not learn how its delivery went."""
+    try:
+        bus = events_backends[account_id][region].event_buses.get("default")
         if bus is None:
             return
         rules: list[Any] = list(bus.rules.values())
         for rule in rules:
-            # moto's own target transformers need fields S3 events do not have.
+            # moto's own target transformers need fields service events do not have.
             rule.send_to_targets(event, transform_input=False)
-    except Exception:  # delivery is asynchronous on AWS: an upload never fails on it
-        LOG.exception("S3 -> EventBridge delivery failed")
+    except Exception:
+        LOG.exception("delivery of a %s event failed", event.get("source"))
 
 
 _s3_state = threading.local()
@@ -159,37 +172,105 @@ eventbridge_states_target = Hook(
 
 
 @patch(eventbridge_states_target, Rule, "send_to_targets")
-def _send_to_targets(
+def _send_to_state_machines(
     original: Callable[..., None],
     self: Any,
     original_event: dict[str, Any],
     transform_input: bool = True,
 ) -> None:
+    _send_own_targets(original, self, original_event, transform_input, ":states:", _start)
+
+
+def _start(target: dict[str, Any], event: dict[str, Any]) -> None:
+    arn = str(target["Arn"])
+    parts = arn.split(":")
+    backend = stepfunctions_parser_backends[parts[4]][parts[3]]
+    name = str(event.get("id") or uuid.uuid4())
+    payload = _target_input(target, event)
+    backend.start_execution(arn, name=name, execution_input=json.dumps(payload))
+
+
+eventbridge_lambda_target = Hook(
+    "eventbridge_lambda_target",
+    why="moto's EventBridge cannot target a Lambda function (NotImplementedError, which fails "
+    "a PutEvents and is swallowed by S3). A matching rule invokes its Lambda targets "
+    "asynchronously (the Event invocation type) with the (transformed) event on the engine's "
+    "Lambda runtime; a failing function is retried twice, as Lambda retries asynchronous "
+    "invocations, and never fails the publisher.",
+    upstream="no upstream issue found",
+)
+
+
+@patch(eventbridge_lambda_target, Rule, "send_to_targets")
+def _send_to_functions(
+    original: Callable[..., None],
+    self: Any,
+    original_event: dict[str, Any],
+    transform_input: bool = True,
+) -> None:
+    _send_own_targets(original, self, original_event, transform_input, ":lambda:", _invoke)
+
+
+def _invoke(target: dict[str, Any], event: dict[str, Any]) -> None:
+    # EventBridge invokes Lambda with the Event invocation type:
     # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html
-    if getattr(self, "state", "ENABLED") != "ENABLED":
+    payload = json.dumps(_target_input(target, event)).encode()
+    if not invoke_asynchronously(str(target["Arn"]), payload):
+        LOG.warning("no engine runs %s: the event is dropped", target["Arn"])
+
+
+def _send_own_targets(  # noqa: PLR0917 - moto's arguments and the target kind
+    original: Callable[..., None],
+    rule: Any,
+    event: dict[str, Any],
+    transform_input: bool,
+    service: str,
+    deliver: Callable[[dict[str, Any], dict[str, Any]], None],
+) -> None:
+    """Deliver ``event`` to the rule's targets of one service (``:states:``, ``:lambda:``);
+    moto delivers to the others."""
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html
+    if getattr(rule, "state", "ENABLED") != "ENABLED":
         return
-    if not self.event_pattern.matches_event(original_event):
+    if not rule.event_pattern.matches_event(event):
         return
     others = []
-    for target in self.targets:
-        arn = str(target.get("Arn", ""))
-        if ":states:" not in arn:
+    delivered = _as_delivered(event)
+    for target in rule.targets:
+        if service not in str(target.get("Arn", "")):
             others.append(target)
             continue
-        payload = _target_input(target, original_event)
-        parts = arn.split(":")
-        backend = stepfunctions_parser_backends[parts[4]][parts[3]]
-        name = str(original_event.get("id") or uuid.uuid4())
         # EventBridge never reports a target's failure to the publisher (on AWS it retries,
         # then dead-letters); the put that triggered this must not fail either.
         try:
-            backend.start_execution(arn, name=name, execution_input=json.dumps(payload))
+            deliver(target, delivered)
         except Exception as error:
-            LOG.exception("EventBridge could not start %s: %s", arn, error)
+            LOG.exception("EventBridge could not deliver to %s: %s", target.get("Arn"), error)
     if others:
-        clone = copy.copy(self)
+        clone = copy.copy(rule)
         clone.targets = others
-        original(clone, original_event, transform_input)
+        original(clone, _as_moto_event(event), transform_input)
+
+
+def _as_moto_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as moto's own target delivery expects it (an epoch ``time``, as its
+    PutEvents builds events); service events carry an ISO time."""
+    if not isinstance(event.get("time"), str):
+        return event
+    moment = datetime.datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+    return {**event, "time": moment.timestamp(), "ingestion-time": time.time()}
+
+
+def _as_delivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge hands it to a target: moto's PutEvents gives it an epoch
+    ``time`` and an ``ingestion-time`` that targets on AWS never see."""
+    if not isinstance(event.get("time"), int | float) and "ingestion-time" not in event:
+        return event
+    delivered = {key: value for key, value in event.items() if key != "ingestion-time"}
+    if isinstance(delivered.get("time"), int | float):
+        moment = datetime.datetime.fromtimestamp(delivered["time"], tz=datetime.UTC)
+        delivered["time"] = moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return delivered
 
 
 def _target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
@@ -209,4 +290,4 @@ def _target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
     return event
 
 
-HOOKS = (s3_eventbridge_event, eventbridge_states_target)
+HOOKS = (s3_eventbridge_event, eventbridge_states_target, eventbridge_lambda_target)

@@ -176,11 +176,17 @@ definition_adaptation = Hook(
 
 _batchers: weakref.WeakKeyDictionary[Any, ItemBatcher] = weakref.WeakKeyDictionary()
 _json_lines_transformers: weakref.WeakSet[Any] = weakref.WeakSet()
+_express_components: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def item_batcher(iteration_component: Any) -> ItemBatcher | None:
     """The ItemBatcher the adaptation took out of a Distributed Map (None if it had none)."""
     return _batchers.get(iteration_component)
+
+
+def runs_express_children(iteration_component: Any) -> bool:
+    """Whether a Distributed Map's children are EXPRESS in the deployed definition."""
+    return iteration_component in _express_components
 
 
 def reads_json_lines(transformer: Any) -> bool:
@@ -210,6 +216,8 @@ def _restore_map_fields(states: Any, adaptation: Adaptation) -> None:
             component = state.iteration_component
             if name in adaptation.batchers:
                 _batchers[component] = adaptation.batchers[name]
+            if name in adaptation.express_children:
+                _express_components.add(component)
             reader = state.item_reader
             if name in adaptation.json_lines and reader is not None:
                 _json_lines_transformers.add(reader.resource_output_transformer)

@@ -36,6 +36,7 @@ from stepburst_local.moto_internals import (
 )
 from stepburst_local.patches.failures import map_run_failed
 from stepburst_local.patches.quotas import PAYLOAD_LIMIT_BYTES, count_history, new_history
+from stepburst_local.patches.status_events import send_child_status
 
 LOG = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class DistributedMapRun:
         *,
         batcher: ItemBatcher | None,
         max_workers: int,
+        express_children: bool = False,
     ) -> None:
         self.component = component
         self.env = env
@@ -82,10 +84,13 @@ class DistributedMapRun:
         self.record = eval_input.map_run_record
         self.batcher = batcher
         self.max_workers = max_workers
+        self.express_children = express_children
         self.tolerated_count = int(eval_input.tolerated_failure_count or 0)
         self.tolerated_percentage = float(eval_input.tolerated_failure_percentage or 0.0)
         self.total = 0
         self.children: list[ChildRun] = []
+        """The children that ended (and, PENDING, those a halted run never started)."""
+        self.running: dict[int, ChildRun] = {}
         self.failed = 0
         self.halted = False
         self.lock = threading.Lock()
@@ -95,6 +100,26 @@ class DistributedMapRun:
     def of(cls, record: Any) -> DistributedMapRun | None:
         """The run of a Map Run record (moto's), if this engine ran it."""
         return cls._of_record.get(record)
+
+    def started_children(self) -> list[ChildRun]:
+        """The child executions that started: running or ended (not those left PENDING)."""
+        with self.lock:
+            ended = [child for child in self.children if child.status != "PENDING"]
+            return [*ended, *self.running.values()]
+
+    def child_execution_arn(self, child: ChildRun) -> str:
+        """``arn:...:execution:<state machine>/<label>:<child name>``, beside the Map Run's
+        ``arn:...:mapRun:<state machine>/<label>:<id>``."""
+        prefix = self.record.map_run_arn.replace(":mapRun:", ":execution:").rsplit(":", 1)[0]
+        return f"{prefix}:{child.name}"
+
+    def item_count(self, child: ChildRun) -> int:
+        """The items a child processed: its batch's, or one."""
+        if self.batcher is not None and isinstance(child.input, dict):
+            items = child.input.get("Items")
+            if isinstance(items, list):
+                return len(items)
+        return 1
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -196,6 +221,9 @@ class DistributedMapRun:
             if selector is not None:
                 frame.states.reset(input_value=_apply(frame, selector, state_input))
             child.input = frame.states.get_input()
+            with self.lock:
+                self.running[index] = child
+            self._send_status(child)
             program.eval(frame)
             _record_outcome(child, frame)
         except FailureEventException as failure:
@@ -229,11 +257,32 @@ class DistributedMapRun:
             else:
                 counter.failed.count()
         with self.lock:
+            self.running.pop(child.index, None)
             self.children.append(child)
             if child.status != "SUCCEEDED":
                 self.failed += 1
                 if self.exceeded():
                     self.halted = True
+        self._send_status(child)
+
+    def _send_status(self, child: ChildRun) -> None:
+        if self.express_children:
+            return
+        details = self.env.aws_execution_details
+        send_child_status(
+            account_id=details.account,
+            region=details.region,
+            execution_arn=self.child_execution_arn(child),
+            state_machine_arn=self.record.map_state_machine_arn,
+            name=child.name,
+            status=child.status,
+            start=child.start,
+            stop=child.stop,
+            input_value=child.input,
+            output_value=child.output,
+            error=child.error,
+            cause=child.cause,
+        )
 
     def _skipped(self, index: int, item: Any) -> None:
         """An item a halted run never starts; ResultWriter reports it PENDING."""
@@ -290,12 +339,8 @@ class DistributedMapRun:
 
     def _result_entry(self, child: ChildRun) -> dict[str, Any]:
         record = self.record
-        execution_arn = (
-            record.map_run_arn.replace(":mapRun:", ":execution:").rsplit(":", 1)[0]
-            + f":{child.name}"
-        )
         entry: dict[str, Any] = {
-            "ExecutionArn": execution_arn,
+            "ExecutionArn": self.child_execution_arn(child),
             "Input": to_json_str(child.input),
             "InputDetails": {"Included": True},
             "Name": child.name,
