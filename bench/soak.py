@@ -93,6 +93,7 @@ def follow(
         run_id = str(link["run_id"]) if link else ""
         run = ledger.get_run(run_id) or {}
         if run.get("status") == "FAILED":
+            redriven[f"run: {str(run.get('cause'))[:120]}"] += 1
             redriven.update(
                 str(item.get("failure_class") or item.get("error"))
                 for item in ledger.iter_items(run_id)
