@@ -24,7 +24,13 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from stepburst import operations
-from stepburst.errors import AwsError, AwsUnavailableError, InvalidInputError, StepburstError
+from stepburst.errors import (
+    AwsError,
+    AwsUnavailableError,
+    ConnectionDroppedError,
+    InvalidInputError,
+    StepburstError,
+)
 from stepburst.jobs import JobCatalog
 from stepburst.operations import Operations, RunProgress
 from stepburst.stack import LOCAL_ENDPOINT, StackNotFoundError, from_cloudformation, from_local
@@ -522,6 +528,8 @@ def _failure(error: Exception, *, local: bool) -> tuple[int, str]:
             EXIT_AWS_UNREACHABLE,
             f"{error} (hint: {LOCAL_ENGINE_HINT if local else AWS_SETUP_HINT})",
         )
+    if isinstance(error, ConnectionDroppedError):
+        return EXIT_AWS_ERROR, f"{error}; try again"
     if isinstance(error, AwsError):
         text = str(error)
         said = text if error.code in text else f"{error.code}: {text}"

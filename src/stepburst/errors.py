@@ -38,6 +38,12 @@ class ItemsFailedError(StepburstError):
     """One or more items of a unit failed; each failure is already in the ledger."""
 
 
+class ConnectionDroppedError(StepburstError):
+    """The connection to AWS dropped mid-request, after botocore's own retries. The request
+    may or may not have reached AWS; trying again later is safe for the calls stepburst makes
+    (its writes are idempotent), so the state machine retries it with backoff."""
+
+
 class SourceChangedError(StepburstError):
     """The input object changed while a run was reading it (ETag mismatch)."""
 
@@ -103,4 +109,4 @@ class ConditionFailedError(AwsError):
 # tests/unit/test_error_names.py holds statemachines/*.asl.json to this tuple, both ways.
 # ItemsFailedError is not here: it reaches RecoverUnit like every unit failure, and
 # stepburst.failures classifies it by name as an application failure.
-STATE_MACHINE_ERRORS: tuple[type[StepburstError], ...] = (ThrottledError,)
+STATE_MACHINE_ERRORS: tuple[type[StepburstError], ...] = (ThrottledError, ConnectionDroppedError)

@@ -48,6 +48,7 @@ _THROTTLING = frozenset(
         "Lambda.SdkClientException",
         "ThrottledError",
         "AwsUnavailableError",
+        "ConnectionDroppedError",
         "ECS.AmazonECSException",
         "ECS.ServerException",
         "ECS.ThrottlingException",

@@ -489,3 +489,14 @@ def test_an_upload_that_is_refused_is_access_denied(
     stub("s3").add_client_error("put_object", "AccessDenied")
     with pytest.raises(AccessDeniedError, match=r"s3://bucket/incoming/b\.jsonl"):
         storage.put_file("bucket", "incoming/b.jsonl", source)
+
+
+def test_a_connection_dropped_mid_request_is_its_own_retryable_error() -> None:
+    from botocore.exceptions import ConnectionClosedError
+
+    from stepburst.adapters.translation import translated
+    from stepburst.errors import ConnectionDroppedError
+
+    with pytest.raises(ConnectionDroppedError, match="dropped") as raised, translated("reading X"):
+        raise ConnectionClosedError(endpoint_url="http://127.0.0.1:4566")
+    assert isinstance(raised.value.__cause__, ConnectionClosedError)

@@ -11,15 +11,23 @@ from contextlib import contextmanager
 
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 
 from stepburst.aws import error_code
-from stepburst.errors import AccessDeniedError, AwsError, AwsUnavailableError, ThrottledError
+from stepburst.errors import (
+    AccessDeniedError,
+    AwsError,
+    AwsUnavailableError,
+    ConnectionDroppedError,
+    ThrottledError,
+)
 
 # Raised before any request reached AWS: the caller's setup is at fault, not the request.
 UNREACHABLE: tuple[type[Exception], ...] = (
@@ -29,8 +37,11 @@ UNREACHABLE: tuple[type[Exception], ...] = (
     EndpointConnectionError,
     ConnectTimeoutError,
 )
+# The connection dropped mid-request, after botocore's own retries: AWS is there, but the
+# request may be tried again later.
+DROPPED: tuple[type[Exception], ...] = (ConnectionClosedError, ReadTimeoutError)
 # Every botocore failure an adapter translates.
-FAILURES: tuple[type[Exception], ...] = (ClientError, *UNREACHABLE)
+FAILURES: tuple[type[Exception], ...] = (ClientError, *UNREACHABLE, *DROPPED)
 # botocore's own throttling codes (botocore.retries.standard), less LimitExceededException,
 # which Step Functions, CloudFormation and Scheduler use for quotas that waiting does not lift.
 THROTTLING_CODES = frozenset(
@@ -72,11 +83,13 @@ Codes = Mapping[str, ErrorFactory]
 def domain_error(error: Exception, doing: str, codes: Codes | None = None) -> Exception:
     """The domain error for ``error``, raised while ``doing`` (e.g. "starting execution X").
 
-    ``error`` is a ``ClientError`` or one of :data:`UNREACHABLE`; anything else is returned
-    unchanged, so a caller never hides a bug behind a domain error.
+    ``error`` is a ``ClientError``, or one of :data:`UNREACHABLE` or :data:`DROPPED`; anything
+    else is returned unchanged, so a caller never hides a bug behind a domain error.
     """
     if isinstance(error, UNREACHABLE):
         return AwsUnavailableError(f"{doing}: AWS cannot be reached: {error}")
+    if isinstance(error, DROPPED):
+        return ConnectionDroppedError(f"{doing}: the connection to AWS dropped: {error}")
     if not isinstance(error, ClientError):
         return error
     code = error_code(error)
