@@ -141,7 +141,8 @@ class Finalizer:
                 "succeeded": tally.succeeded,
                 "failed": tally.failed,
                 "summary_key": summary_key(str(summary["output_prefix"])),
-                "cause": tally.cause,
+                # An empty cause replaces an earlier attempt's (a redrive that succeeded).
+                "cause": tally.cause or "",
                 "item_routes": tally.routes,
                 **tally.totals,
             },
