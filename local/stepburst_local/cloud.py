@@ -268,6 +268,7 @@ class LocalCloud:
             log_dir=self.log_dir,
             mode=self.containers,
             python_path=python_path or [],
+            faults=self.faults,
         )
 
     # binding.Bindings -------------------------------------------------------------------------

@@ -37,6 +37,8 @@ from typing import Any
 from stepburst_local.faults import Faults
 
 LOG = logging.getLogger(__name__)
+# What ECS says of a Fargate Spot task it reclaimed ("Amazon ECS stopped task error codes").
+SPOT_INTERRUPTED = "Your Spot Task was interrupted."
 
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
 
@@ -344,6 +346,7 @@ class ContainerRunner:
         log_dir: Path,
         mode: str = "process",
         python_path: Sequence[Path] = (),
+        faults: Faults | None = None,
     ) -> None:
         if mode not in ("process", "docker"):
             raise ValueError("containers must be 'process' or 'docker'")
@@ -354,6 +357,7 @@ class ContainerRunner:
         self.log_dir = log_dir
         self.mode = mode
         self.python_path = [str(path) for path in python_path]
+        self.faults = faults or Faults()
         self.runs: dict[str, ContainerRun] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -473,8 +477,14 @@ class ContainerRunner:
                 return str(task.stopped_reason or "Task stopped by user")
             return None
 
+        interrupted = self.faults.take_ecs_spot_interruption()
+
         def supervise() -> None:
-            self._supervise(run, env, should_stop)
+            if interrupted:
+                run.stopped_by = SPOT_INTERRUPTED
+                run.done.set()
+            else:
+                self._supervise(run, env, should_stop)
             stopped = datetime.datetime.now(tz=datetime.UTC)
             container.exitCode = run.exit_code
             container.last_status = "STOPPED"
@@ -482,6 +492,9 @@ class ContainerRunner:
             if run.stopped_by is None:
                 task.stopped_reason = ESSENTIAL_CONTAINER_EXITED
                 task.stop_code = "EssentialContainerExited"
+            elif interrupted:
+                task.stopped_reason = SPOT_INTERRUPTED
+                task.stop_code = "SpotInterruption"
             else:
                 task.stopped_reason = run.stopped_by
                 task.stop_code = "UserInitiated"

@@ -22,6 +22,7 @@ class Faults:
         self._lock = threading.Lock()
         self._lambda_throttles: Counter[str] = Counter()
         self._ecs_capacity: list[str] = []
+        self._ecs_spot_interruptions = 0
         self.fired: Counter[str] = Counter()
         """How many times each kind of fault fired (``lambda_throttle``, ``ecs_capacity``)."""
 
@@ -38,10 +39,18 @@ class Faults:
         with self._lock:
             self._ecs_capacity.extend([reason] * times)
 
+    def ecs_spot_interruption(self, *, times: int = 1) -> None:
+        """The next ``times`` ECS tasks are placed, then reclaimed by Fargate Spot before their
+        container starts: the task stops with ``StopCode`` ``SpotInterruption`` and no exit
+        code, as AWS reports it ("Amazon ECS stopped task error codes")."""
+        with self._lock:
+            self._ecs_spot_interruptions += times
+
     def clear(self) -> None:
         with self._lock:
             self._lambda_throttles.clear()
             self._ecs_capacity.clear()
+            self._ecs_spot_interruptions = 0
 
     def take_lambda_throttle(self, *names: str) -> bool:
         with self._lock:
@@ -51,6 +60,14 @@ class Faults:
                     self.fired["lambda_throttle"] += 1
                     return True
             return False
+
+    def take_ecs_spot_interruption(self) -> bool:
+        with self._lock:
+            if self._ecs_spot_interruptions <= 0:
+                return False
+            self._ecs_spot_interruptions -= 1
+            self.fired["ecs_spot_interruption"] += 1
+            return True
 
     def take_ecs_capacity(self) -> str | None:
         with self._lock:

@@ -222,3 +222,23 @@ def _capacity_providers(engine: LocalEngine, arn: str) -> list[list[str]]:
                 strategy = parameters.get("CapacityProviderStrategy") or []
                 asked.append([entry["CapacityProvider"] for entry in strategy])
     return asked
+
+
+def test_a_spot_interruption_before_the_worker_started_is_retried_then_on_demand(
+    engine: LocalEngine,
+) -> None:
+    # The unit's first two tasks are reclaimed before their container starts.
+    engine.faults.ecs_spot_interruption(times=2)
+
+    run = run_job(engine, "scenario-retries", ["ok-1"], timeout=120)
+
+    assert run.status == "SUCCEEDED", run.execution.get("cause")
+    assert run.record["status"] == "SUCCEEDED"
+    assert engine.faults.fired["ecs_spot_interruption"] == 2
+    item = run.item(0)
+    assert item["status"] == "SUCCEEDED"
+    assert _classes(item) == ["spot_interruption", "spot_interruption"]
+    assert item["history"][0]["stop_reason"] == "Your Spot Task was interrupted."
+    assert "exit_code" not in item["history"][0]
+    # After spot_fallback_after (2) losses, the third attempt ran on on-demand Fargate.
+    assert _capacity_providers(engine, run.arn) == [["FARGATE_SPOT"], ["FARGATE_SPOT"], ["FARGATE"]]
