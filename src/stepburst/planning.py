@@ -204,17 +204,16 @@ class Planner:
         return Draft(job=job, items=items, units=build_units(job, items), params=params)
 
     def _plan_upload(self, trigger: UploadTrigger, request: PlanRequest) -> Plan:
-        job = self.catalog.for_upload(trigger.key)
+        target = self.run_for(request)
         details = trigger.describe()
-        if job is None:
+        if target is None or target.job is None:
             self.ledger.record_ignored_trigger(
                 trigger.identity, {**details, "execution_id": request.execution_id}
             )
             logger.info("upload matches no job", extra=details)
             metrics.add_metric(name="UploadsIgnored", unit="Count", value=1)
             return Plan(status=PlanStatus.IGNORED, reason=f"no job matches {trigger.key!r}")
-        target = self.run_for(request)
-        assert target is not None
+        job = self.catalog.get(target.job)
         run_id = target.run_id
         if not self._claim(target, details, request):
             return Plan(status=PlanStatus.DUPLICATE, run_id=run_id, job=job.name)

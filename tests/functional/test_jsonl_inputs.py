@@ -27,27 +27,9 @@ from .test_coordinator import (
     sample_lines,
     upload,
 )
+from .test_job_kinds import run_units
 
 pytestmark = pytest.mark.functional
-
-
-def run_units(plan: dict[str, Any]) -> list[Any]:
-    """Every unit once, on Lambda; a unit whose items failed gives its ItemsFailedError."""
-    outcomes: list[Any] = []
-    for unit in storage.get_json(plan["manifest"]["bucket"], plan["manifest"]["key"]):
-        payload = {
-            "run_id": plan["run_id"],
-            "job": plan["job"],
-            "unit": unit,
-            "attempt": 1,
-            "route": "lambda",
-            "params": plan.get("params", {}),
-        }
-        try:
-            outcomes.append(invoke("process_items", payload))
-        except ItemsFailedError as failure:
-            outcomes.append(failure)
-    return outcomes
 
 
 def finalize(plan: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stepburst import aws
 from stepburst.adapters.translation import Codes, translated
@@ -57,33 +57,29 @@ def schedule_names(group: str, prefix: str) -> list[str]:
         return [schedule["Name"] for page in pages for schedule in page["Schedules"]]
 
 
+def _settings(schedule: Schedule) -> dict[str, Any]:
+    """Every setting of a schedule, as CreateSchedule and UpdateSchedule both take them."""
+    return {
+        "Name": schedule.name,
+        "GroupName": schedule.group,
+        "ScheduleExpression": schedule.expression,
+        "ScheduleExpressionTimezone": schedule.timezone,
+        "State": "ENABLED" if schedule.enabled else "DISABLED",
+        "FlexibleTimeWindow": _EXACT,
+        "Description": schedule.description,
+        "Target": schedule.target(),
+    }
+
+
 def create_schedule(schedule: Schedule) -> None:
     with translated(f"creating schedule {schedule.name}", _CODES):
-        aws.client("scheduler").create_schedule(
-            Name=schedule.name,
-            GroupName=schedule.group,
-            ScheduleExpression=schedule.expression,
-            ScheduleExpressionTimezone=schedule.timezone,
-            State="ENABLED" if schedule.enabled else "DISABLED",
-            FlexibleTimeWindow=_EXACT,
-            Description=schedule.description,
-            Target=schedule.target(),
-        )
+        aws.client("scheduler").create_schedule(**_settings(schedule))
 
 
 def update_schedule(schedule: Schedule) -> None:
     """Replace every setting of an existing schedule (UpdateSchedule sets them all)."""
     with translated(f"updating schedule {schedule.name}", _CODES):
-        aws.client("scheduler").update_schedule(
-            Name=schedule.name,
-            GroupName=schedule.group,
-            ScheduleExpression=schedule.expression,
-            ScheduleExpressionTimezone=schedule.timezone,
-            State="ENABLED" if schedule.enabled else "DISABLED",
-            FlexibleTimeWindow=_EXACT,
-            Description=schedule.description,
-            Target=schedule.target(),
-        )
+        aws.client("scheduler").update_schedule(**_settings(schedule))
 
 
 def delete_schedule(name: str, group: str) -> None:
