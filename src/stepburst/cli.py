@@ -18,6 +18,8 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from datetime import time as clock_time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
@@ -369,6 +371,35 @@ def cmd_redrive(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_schedule_fire(args: argparse.Namespace, out: TextIO) -> int:
+    day = _parse_day(args.date)
+    at = _parse_clock_time(args.at) if args.at else None
+    started = _operations(args).fire_schedule(args.job, day, at)
+    if args.json:
+        _print_json({"run_id": started.run_id, "execution_arn": started.execution_arn}, out)
+    elif started.execution_arn:
+        out.write(f"fired {args.job}'s schedule for {day}: run {started.run_id}\n")
+    else:
+        out.write(f"{args.job}'s schedule for {day} was fired before: run {started.run_id}\n")
+    return EXIT_OK
+
+
+def _parse_day(text: str) -> date:
+    for layout in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, layout).date()
+        except ValueError:
+            continue
+    raise InvalidInputError("--date", f"{text!r} is not a date (YYYY-MM-DD or YYYYMMDD)")
+
+
+def _parse_clock_time(text: str) -> clock_time:
+    try:
+        return clock_time.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError("--at", f"{text!r} is not a time of day (HH:MM)") from None
+
+
 def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
     ops = _operations(args)
     if args.download is None:
@@ -466,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("cost", cmd_cost, "estimated cost of a run").add_argument("run")
 
+    _add_schedule_command(commands)
     _add_plugin_commands(commands)
     for command in commands.choices.values():
         # Also after the command, where it is natural to add it when rerunning one: a default
@@ -474,6 +506,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
         )
     return parser
+
+
+def _add_schedule_command(commands: Any) -> None:
+    schedule = commands.add_parser("schedule", help="a job's schedule")
+    schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
+    fire = schedule_commands.add_parser(
+        "fire", help="start the run a job's schedule starts for a day, now"
+    )
+    fire.add_argument("job", help="a job with a schedule")
+    fire.add_argument("--date", required=True, help="the scheduled day in the schedule's time zone")
+    fire.add_argument("--at", help="HH:MM, when the schedule fires more than once that day")
+    fire.add_argument("--json", action="store_true", help="print JSON")
+    fire.set_defaults(handler=cmd_schedule_fire)
 
 
 def _add_plugin_commands(commands: Any) -> None:
