@@ -14,12 +14,23 @@ from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_USAGE = 2
+# The seed systems' workloads `stepburst demo NAME` runs (stepburst_local.workloads; named here
+# so that `--help` does not load the engine).
+WORKLOAD_NAMES = ("ztf",)
 INSTALL_HINT = "the local engine needs its extra: pip install 'stepburst[local]'"
 
 
 def register(commands: Any) -> None:
     """Add ``demo`` and ``local up`` to the ``stepburst`` subparsers."""
-    demo = commands.add_parser("demo", help="run the main job end to end on the local engine")
+    demo = commands.add_parser(
+        "demo", help="run the main job, or a seed system's workload, end to end locally"
+    )
+    demo.add_argument(
+        "workload",
+        nargs="?",
+        choices=WORKLOAD_NAMES,
+        help="a seed system's workload (default: the JSONL job on upload)",
+    )
     demo.add_argument("--project", default=".", help="the project directory")
     demo.set_defaults(handler=_demo)
 
@@ -51,8 +62,11 @@ def _engine_missing(error: ModuleNotFoundError) -> int:
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from stepburst_local.demo import run_demo
+        from stepburst_local.workloads import run_workload
     except ModuleNotFoundError as error:
         return _engine_missing(error)
+    if args.workload:
+        return run_workload(args.workload, Path(args.project))
     return run_demo(Path(args.project))
 
 

@@ -9,7 +9,10 @@ download resumed rather than restarted, and an alert reads back with an AVRO rea
 from __future__ import annotations
 
 import io
+import json
 import os
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +51,30 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int
     return tarball, members
 
 
+def _cli(engine: LocalEngine, *argv: str) -> str:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stepburst.cli",
+            "--local",
+            "--endpoint",
+            engine.endpoint_url,
+            "--jobs-dir",
+            str(ROOT / "jobs"),
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
 def _finished_run(engine: LocalEngine, execution_arn: str) -> dict[str, Any]:
     description = engine.wait_for_execution(execution_arn, timeout=600)
     assert description["status"] == "SUCCEEDED", description
@@ -67,14 +94,18 @@ def test_a_nights_tarball_is_unpacked_once_with_a_resumed_download(
     tarball, members = night
     with FileServer(tarball.parent) as server:
         server.drop_next_response_after(tarball.stat().st_size // 3)
-        arn = engine.start_execution(
-            {
-                "job": "ztf-alerts-daily",
-                "input": {"date": DAY},
-                "params": {"URL_TEMPLATE": server.url + "/ztf_public_{date}.tar.gz"},
-            }
+        started = _cli(
+            engine,
+            "start",
+            "ztf-alerts-daily",
+            "--date",
+            DAY,
+            "--param",
+            f"URL_TEMPLATE={server.url}/ztf_public_{{date}}.tar.gz",
+            "--apply",
+            "--json",
         )
-        run = _finished_run(engine, arn)
+        run = _finished_run(engine, str(json.loads(started)["execution_arn"]))
         requests = server.requests
     assert run["status"] == "SUCCEEDED"
     # One download, resumed once from where the connection dropped.
