@@ -31,6 +31,7 @@ from stepburst_local.moto_internals import (
     MotoRequestHandler,
     create_backend_app,
 )
+from stepburst_local.schedules import EngineClock, ScheduleFirer
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -178,6 +179,13 @@ def describe(engine: LocalEngine, endpoint: str) -> str:
     return "\n".join(lines)
 
 
+def _clock_line(clock: EngineClock) -> str:
+    now = clock.now().isoformat(timespec="seconds")
+    if clock.speed == 1:
+        return f"Schedules fire on the engine's clock, now {now}."
+    return f"Schedules fire on the engine's clock, now {now}, running {clock.speed:g} times faster."
+
+
 def serve(
     project: Path,
     *,
@@ -186,6 +194,7 @@ def serve(
     out: TextIO | None = None,
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    clock: EngineClock | None = None,
 ) -> int:
     """Run the stack until SIGINT/SIGTERM (or ``stop`` is set); 0 on a clean stop.
 
@@ -210,6 +219,7 @@ def serve(
                     ready=ready,
                     stopping=stopping,
                     signals=signals,
+                    clock=clock or EngineClock(),
                 )
         except _Stopped as stopped:
             _complain(f"local up: stopped by {stopped} before the stack was ready")
@@ -225,11 +235,13 @@ def _deploy_and_serve(
     ready: threading.Event | None,
     stopping: threading.Event,
     signals: _StopSignals,
+    clock: EngineClock,
 ) -> int:
     port = int(reserved.getsockname()[1])
     print(f"deploying {project / 'template.yaml'} on the local engine ...", file=stream, flush=True)
     engine = LocalEngine(project, quiet=True)
     endpoint: PublicEndpoint | None = None
+    firer: ScheduleFirer | None = None
     try:
         try:
             engine.start()
@@ -243,8 +255,12 @@ def _deploy_and_serve(
         except OSError as error:  # taken meanwhile by another `local up` that bound it too
             _complain(_port_problem(host, port, error))
             return EXIT_USAGE
+        clock.begin()
+        firer = ScheduleFirer(engine.client, clock=clock)
+        firer.start()
         signals.settle()
         print(describe(engine, endpoint.url), file=stream, flush=True)
+        print(_clock_line(clock), file=stream, flush=True)
         if ready is not None:
             ready.set()
         while not stopping.wait(STOP_POLL_SECONDS):
@@ -252,6 +268,8 @@ def _deploy_and_serve(
         print("stopping", file=stream, flush=True)
     finally:
         signals.settle()
+        if firer is not None:
+            firer.stop()
         if endpoint is not None:
             endpoint.close()
         engine.stop()

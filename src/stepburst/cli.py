@@ -18,12 +18,14 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from datetime import time as clock_time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from stepburst import operations
+from stepburst import operations, syncing
 from stepburst.errors import (
     AwsError,
     AwsUnavailableError,
@@ -369,6 +371,66 @@ def cmd_redrive(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
+    source, target = args.source, args.target
+    if source.startswith("s3://") == target.startswith("s3://"):
+        raise InvalidInputError("sync", "give one local directory and one s3://bucket/prefix")
+    if source.startswith("s3://"):
+        if args.zip_each:
+            raise InvalidInputError("--zip-each", "zips what goes up: give a local source")
+        bucket, prefix = syncing.parse_s3_uri(source)
+        result = syncing.sync_down(
+            bucket, prefix, Path(target), threads=args.threads, unzip=args.unzip
+        )
+    else:
+        if args.unzip:
+            raise InvalidInputError("--unzip", "unzips what comes down: give an s3:// source")
+        bucket, prefix = syncing.parse_s3_uri(target)
+        result = syncing.sync_up(
+            Path(source), bucket, prefix, threads=args.threads, zip_each=args.zip_each
+        )
+    if args.json:
+        _print_json(result.as_dict(), out)
+    else:
+        counts = result.as_dict()
+        out.write(
+            f"copied {counts['copied']} ({counts['bytes']:,} bytes), "
+            f"skipped {counts['skipped']} unchanged"
+            + (f", unzipped {counts['unzipped']}" if counts["unzipped"] else "")
+            + "\n"
+        )
+    return EXIT_OK
+
+
+def cmd_schedule_fire(args: argparse.Namespace, out: TextIO) -> int:
+    day = _parse_day(args.date)
+    at = _parse_clock_time(args.at) if args.at else None
+    started = _operations(args).fire_schedule(args.job, day, at)
+    if args.json:
+        _print_json({"run_id": started.run_id, "execution_arn": started.execution_arn}, out)
+    elif started.execution_arn:
+        out.write(f"fired {args.job}'s schedule for {day}: run {started.run_id}\n")
+    else:
+        out.write(f"{args.job}'s schedule for {day} was fired before: run {started.run_id}\n")
+    return EXIT_OK
+
+
+def _parse_day(text: str) -> date:
+    for layout in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, layout).date()
+        except ValueError:
+            continue
+    raise InvalidInputError("--date", f"{text!r} is not a date (YYYY-MM-DD or YYYYMMDD)")
+
+
+def _parse_clock_time(text: str) -> clock_time:
+    try:
+        return clock_time.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError("--at", f"{text!r} is not a time of day (HH:MM)") from None
+
+
 def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
     ops = _operations(args)
     if args.download is None:
@@ -466,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("cost", cmd_cost, "estimated cost of a run").add_argument("run")
 
+    _add_schedule_command(commands)
+
+    _add_sync_command(add)
+
     _add_plugin_commands(commands)
     for command in commands.choices.values():
         # Also after the command, where it is natural to add it when rerunning one: a default
@@ -474,6 +540,32 @@ def build_parser() -> argparse.ArgumentParser:
             "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
         )
     return parser
+
+
+def _add_sync_command(add: Callable[..., Any]) -> None:
+    sync = add("sync", cmd_sync, "copy a local directory to or from S3, skipping unchanged files")
+    sync.add_argument("source", help="a local directory or s3://bucket/prefix/")
+    sync.add_argument("target", help="an s3://bucket/prefix/ or a local directory")
+    sync.add_argument("--threads", type=int, default=10, help="parallel transfers (default 10)")
+    sync.add_argument(
+        "--zip-each",
+        metavar="PATTERN",
+        help="upload each file or directory matching PATTERN (e.g. 'Dam*/Period*') as one zip",
+    )
+    sync.add_argument("--unzip", action="store_true", help="unzip each .zip downloaded")
+
+
+def _add_schedule_command(commands: Any) -> None:
+    schedule = commands.add_parser("schedule", help="a job's schedule")
+    schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
+    fire = schedule_commands.add_parser(
+        "fire", help="start the run a job's schedule starts for a day, now"
+    )
+    fire.add_argument("job", help="a job with a schedule")
+    fire.add_argument("--date", required=True, help="the scheduled day in the schedule's time zone")
+    fire.add_argument("--at", help="HH:MM, when the schedule fires more than once that day")
+    fire.add_argument("--json", action="store_true", help="print JSON")
+    fire.set_defaults(handler=cmd_schedule_fire)
 
 
 def _add_plugin_commands(commands: Any) -> None:

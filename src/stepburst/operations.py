@@ -14,18 +14,24 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
-from stepburst import costs, storage
+from stepburst import costs, firing, storage
 from stepburst.adapters import batch, ecs, stepfunctions
-from stepburst.errors import ExecutionNotFoundError, InvalidInputError, StepburstError
+from stepburst.errors import (
+    ExecutionAlreadyExistsError,
+    ExecutionNotFoundError,
+    InvalidInputError,
+    StepburstError,
+)
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import ecs_started_by, is_batch_job_of_run, upload_identity
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest import Unit
-from stepburst.planning import Draft, Planner, run_id_for
+from stepburst.planning import Draft, Planner, run_id_for, schedule_run_id
 from stepburst.stack import Stack
 from stepburst.statuses import TERMINAL_RUN_STATUSES, ExecutionStatus, ItemStatus, RunStatus
 from stepburst.triggers import ManualStart
@@ -214,6 +220,18 @@ class Operations:
         redrive = int(run.get("redrives", 0)) + 1
         name = f"redrive-{hashlib.sha256(run_id.encode()).hexdigest()[:20]}-{redrive}"
         started = self._start_execution({"redrive": run_id}, name, None)
+        return Started(run_id=run_id, execution_arn=started.execution_arn)
+
+    def fire_schedule(self, job_name: str, day: date, at: clock_time | None = None) -> Started:
+        """Start the run ``job_name``'s schedule starts for its fire time on ``day``."""
+        job = self.catalog.get(job_name)
+        fired = firing.firing(job, firing.scheduled_time_for(job, day, at))
+        run_id = schedule_run_id(job, fired.scheduled_time)
+        try:
+            started = self._start_execution(fired.document, fired.execution_name, None)
+        except ExecutionAlreadyExistsError:
+            # Fired before for this time: the name is taken, and so is the run.
+            return Started(run_id=run_id, execution_arn="")
         return Started(run_id=run_id, execution_arn=started.execution_arn)
 
     def _start_execution(self, document: dict[str, Any], name: str, job: str | None) -> Started:

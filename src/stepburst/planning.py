@@ -117,6 +117,11 @@ def run_id_for(job: Job, when: datetime, identity: str) -> str:
     return f"{job.name}-{stamp}-{short_hash(identity)}"
 
 
+def schedule_run_id(job: Job, scheduled_time: datetime) -> str:
+    """The run of one scheduled time: every delivery of it, and every firing by hand."""
+    return run_id_for(job, scheduled_time, f"{job.name}@{scheduled_time.astimezone(UTC)}")
+
+
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -166,7 +171,7 @@ class Planner:
             return RunTarget(run_id=run_id, job=job.name, claim=None)
         # Scheduler may deliver one invocation twice: the scheduled time is the identity, so
         # both deliveries share one run id and one ledger claim.
-        run_id = run_id_for(job, trigger.scheduled_time, f"{job.name}@{trigger.scheduled_time}")
+        run_id = schedule_run_id(job, trigger.scheduled_time)
         return RunTarget(run_id=run_id, job=job.name, claim=schedule_identity(run_id))
 
     def _claim(self, target: RunTarget, details: dict[str, Any], request: PlanRequest) -> bool:

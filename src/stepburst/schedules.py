@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from stepburst.adapters import scheduler
 from stepburst.adapters.scheduler import Schedule
@@ -50,16 +51,22 @@ def schedule_name(job: Job) -> str:
     return SCHEDULE_PREFIX + job.name
 
 
+def schedule_document(job: Job, scheduled_time: str) -> dict[str, Any]:
+    """The execution input a job's schedule sends for one scheduled time."""
+    schedule = job.triggers.schedule
+    assert schedule is not None
+    return {
+        "source": SCHEDULE_SOURCE,
+        "job": job.name,
+        "scheduled_time": scheduled_time,
+        "input": schedule.input,
+    }
+
+
 def job_schedule(job: Job, target: Target) -> Schedule:
     """The Scheduler schedule of a job that declares one."""
     schedule = job.triggers.schedule
     assert schedule is not None
-    document = {
-        "source": SCHEDULE_SOURCE,
-        "job": job.name,
-        "scheduled_time": SCHEDULED_TIME,
-        "input": schedule.input,
-    }
     return Schedule(
         name=schedule_name(job),
         group=target.group,
@@ -69,7 +76,7 @@ def job_schedule(job: Job, target: Target) -> Schedule:
         description=f"stepburst job {job.name}"[:512],
         state_machine_arn=target.state_machine_arn,
         role_arn=target.role_arn,
-        input=json.dumps(document),
+        input=json.dumps(schedule_document(job, SCHEDULED_TIME)),
         max_event_age_seconds=MAX_EVENT_AGE_SECONDS,
         max_retry_attempts=MAX_RETRY_ATTEMPTS,
     )

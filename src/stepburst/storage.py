@@ -606,3 +606,53 @@ def iter_objects(bucket: str, prefix: str) -> Iterator[ListedObject]:
                 yield ListedObject(key=str(entry["Key"]), size=int(entry["Size"]))
     except FAILURES as exc:
         raise _translate(exc, S3Object(bucket, prefix or "/")) from exc
+
+
+# -- what `stepburst sync` needs: listing with dates, a content digest kept on the object ----
+
+# The SHA-256 of an object's content, kept as user metadata by `stepburst sync`: with SSE-KMS
+# an ETag is not the content's MD5, so it cannot tell whether a local file changed.
+CONTENT_DIGEST_METADATA = "stepburst-sha256"
+
+
+@dataclass(frozen=True, slots=True)
+class DatedObject:
+    key: str
+    size: int
+    last_modified: float  # seconds since the epoch
+
+
+def iter_dated_objects(bucket: str, prefix: str) -> Iterator[DatedObject]:
+    """Every object under ``prefix`` with its size and last-modified time, in key order."""
+    pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    try:
+        for page in pages:
+            for entry in page.get("Contents", []):
+                yield DatedObject(
+                    key=str(entry["Key"]),
+                    size=int(entry["Size"]),
+                    last_modified=entry["LastModified"].timestamp(),
+                )
+    except FAILURES as exc:
+        raise _translate(exc, S3Object(bucket, prefix or "/")) from exc
+
+
+def content_digest(obj: S3Object) -> str | None:
+    """The content digest ``put_file_with_digest`` kept on the object, if it has one."""
+    try:
+        response = client("s3").head_object(**obj._location())
+    except FAILURES as exc:
+        raise _translate(exc, obj) from exc
+    digest = response.get("Metadata", {}).get(CONTENT_DIGEST_METADATA)
+    return str(digest) if digest else None
+
+
+def put_file_with_digest(bucket: str, key: str, path: Path, digest: str) -> None:
+    """Upload a local file (multipart when large), keeping its content digest as metadata."""
+    target = S3Object(bucket, key)
+    try:
+        client("s3").upload_file(
+            str(path), bucket, key, ExtraArgs={"Metadata": {CONTENT_DIGEST_METADATA: digest}}
+        )
+    except FAILURES as exc:
+        raise _translate(exc, target) from exc

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import boto3
 import pytest
 from tests.polling import Pending, poll
 
+from stepburst_local.schedules import EngineClock
 from stepburst_local.server import serve
 
 pytestmark = pytest.mark.e2e
@@ -24,9 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_local_up_serves_the_stack_until_stopped(tmp_path: Path) -> None:
     out, ready, stop = io.StringIO(), threading.Event(), threading.Event()
+    # A clock that is hours from any schedule's time: nothing fires during the test.
+    clock = EngineClock(start=datetime(2026, 1, 1, tzinfo=UTC), speed=60)
     result: list[int] = []
     server = threading.Thread(
-        target=lambda: result.append(serve(ROOT, port=0, out=out, ready=ready, stop=stop)),
+        target=lambda: result.append(
+            serve(ROOT, port=0, out=out, ready=ready, stop=stop, clock=clock)
+        ),
         daemon=True,
     )
     server.start()
@@ -41,6 +47,8 @@ def test_local_up_serves_the_stack_until_stopped(tmp_path: Path) -> None:
         assert bucket, printed
         assert table, printed
         assert machine, printed
+        assert "Schedules fire on the engine's clock, now 2026-01-01T00:0" in printed
+        assert "running 60 times faster" in printed
         session = boto3.session.Session(
             aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
         )

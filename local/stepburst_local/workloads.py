@@ -1,0 +1,163 @@
+"""``stepburst demo NAME``: one seed system's workload end to end on the local engine.
+
+Each demo starts the engine on the project's template, generates its workload's data (nothing
+here reaches the internet), starts the job as its users would, follows the run to its end and
+prints what it produced, where, and how to look at it. ``stepburst demo`` alone runs the JSONL
+demo (``demo.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from stepburst_local.engine import LocalEngine
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+RUN_TIMEOUT_SECONDS = 300.0
+
+Say = Callable[[str], None]
+
+
+class _Discard(io.TextIOBase):
+    """Where the functions' own prints go during a demo (they are in the engine's logs)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    seed_system: str
+    job: str
+    run: Callable[[LocalEngine, Path, Say], bool]
+
+
+def _finished(engine: LocalEngine, execution_arn: str) -> tuple[str, dict[str, Any] | None]:
+    described = engine.wait_for_execution(execution_arn, timeout=RUN_TIMEOUT_SECONDS)
+    link = engine.ledger().execution_link(execution_arn)
+    if link is None:
+        return str(described["status"]), None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        run = engine.ledger().get_run(str(link["run_id"]))
+        if run is not None and run.get("status") != "RUNNING":
+            return str(described["status"]), run
+        time.sleep(0.1)
+    return str(described["status"]), engine.ledger().get_run(str(link["run_id"]))
+
+
+# -- ZTF daily alerts -----------------------------------------------------------------------
+
+ZTF_DAY = "20260308"
+ZTF_MEMBERS = 600
+ZTF_LARGE_MEMBER_BYTES = 12 * 1024 * 1024
+
+
+def _ztf(engine: LocalEngine, scratch: Path, say: Say) -> bool:
+    import fastavro
+
+    from stepburst_local.http_files import FileServer
+    from stepburst_local.ztf_alerts import load_schema, write_alert_tarball
+
+    jobs_dir = engine.resolved_jobs_dir
+    tarball = scratch / f"ztf_public_{ZTF_DAY}.tar.gz"
+    members = write_alert_tarball(
+        tarball, jobs_dir, ZTF_DAY, ZTF_MEMBERS, large_member_bytes=ZTF_LARGE_MEMBER_BYTES
+    )
+    size = tarball.stat().st_size / 1_000_000
+    with FileServer(scratch) as server:
+        url = server.url + "/ztf_public_{date}.tar.gz"
+        say(f"serving a generated night: {len(members):,} alert packets, {size:.1f} MB, at {url}")
+        # As on the real site, the connection may drop; the download resumes.
+        server.drop_next_response_after(tarball.stat().st_size // 2)
+        say(
+            f"start ztf-alerts-daily --date {ZTF_DAY} --param URL_TEMPLATE=…  "
+            "(daily at 06:00 Los Angeles time when deployed)"
+        )
+        arn = engine.start_execution(
+            {"job": "ztf-alerts-daily", "input": {"date": ZTF_DAY}, "params": {"URL_TEMPLATE": url}}
+        )
+        status, run = _finished(engine, arn)
+    if run is None:
+        say(f"the execution ended {status} without a run")
+        return False
+    say(f"run {run['run_id']}: {run.get('status')}")
+    items = list(engine.ledger().iter_items(str(run["run_id"])))
+    result = next((item.get("result") for item in items if item.get("result")), None)
+    if run.get("status") != "SUCCEEDED" or not result:
+        say(f"  cause: {run.get('cause') or [item.get('cause') for item in items]}")
+        return False
+    bucket = engine.outputs["OutputBucketName"]
+    say(
+        f"  unpacked {result['members']:,} members, {result['bytes']:,} bytes "
+        f"(download resumed {result.get('resumed', 0)} time(s))"
+    )
+    say(f"  alerts at s3://{bucket}/{result['prefix']}")
+    first = sorted(members)[0]
+    body = (
+        engine.client("s3")
+        .get_object(Bucket=bucket, Key=f"{result['prefix']}{first}")["Body"]
+        .read()
+    )
+    (alert,) = list(fastavro.reader(io.BytesIO(body), reader_schema=load_schema(jobs_dir)))
+    assert isinstance(alert, dict)
+    candidate = alert["candidate"]
+    say(
+        f"  {first}: {alert['objectId']} ra {candidate['ra']:.5f} dec {candidate['dec']:.5f} "
+        f"magpsf {candidate['magpsf']:.2f} with {len(alert['prv_candidates'] or [])} earlier "
+        "detection(s)"
+    )
+    say('  read one yourself: python -c "import fastavro,sys; print(next(fastavro.reader(')
+    say("    open(sys.argv[1],'rb'))))\" ALERT.avro")
+    return True
+
+
+WORKLOADS: dict[str, Workload] = {
+    workload.name: workload
+    for workload in (Workload("ztf", "ZTF daily alerts", "ztf-alerts-daily", _ztf),)
+}
+
+
+@contextlib.contextmanager
+def _engine(project: Path) -> Iterator[LocalEngine]:
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(_Discard()),
+        LocalEngine(project, time_scale=0.01, quiet=True) as engine,
+    ):
+        warnings.simplefilter("ignore")  # the functions' own warnings are for their logs
+        yield engine
+
+
+def run_workload(name: str, project: Path, *, out: TextIO | None = None) -> int:
+    """Run the demo of one seed workload; 0 when its run succeeds and its outputs check out."""
+    stream = out or sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    workload = WORKLOADS[name]
+    began = time.monotonic()
+    say(f"stepburst demo {name}: {workload.seed_system} as the job {workload.job}")
+    with (
+        tempfile.TemporaryDirectory(prefix=f"stepburst-demo-{name}-") as scratch,
+        _engine(project) as engine,
+    ):
+        say(f"  engine up in {time.monotonic() - began:.1f} s on {engine.endpoint_url}")
+        ok = workload.run(engine, Path(scratch), say)
+    say(
+        f"done in {time.monotonic() - began:.1f} s. The outputs lived in the in-memory S3; "
+        "`stepburst local up` keeps a stack running to look around with the CLI."
+    )
+    return EXIT_OK if ok else EXIT_FAILED
