@@ -174,6 +174,9 @@ class Combine(Run):
     to combine too; :mod:`stepburst.combining` says which of them it can run.
     """
 
+    # One way to run, and optionally where.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     function: str | None = Field(
         default=None,
         pattern=FUNCTION_PATTERN,
