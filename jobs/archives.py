@@ -23,7 +23,8 @@ def unpack_tarball(day: str, params: Mapping[str, str]) -> dict[str, Any]:
     if not url.startswith(("https://", "http://")):
         raise ValueError(f"URL_TEMPLATE must give an http(s) URL, not {url!r}")
     bucket = params["OUTPUT_BUCKET"]
-    prefix = f"{params['OUTPUT_PREFIX']}{day}/"
+    # The job's output key names the day's folder (ztf/alerts/date=<day>/).
+    prefix = params["OUTPUT_PREFIX"]
     members = 0
     total = 0
     request = urllib.request.Request(url, headers={"User-Agent": "stepburst"})
