@@ -201,7 +201,8 @@ def _member_path(name: str) -> str:
 def unpack_tarball(day: str, params: Mapping[str, str]) -> dict[str, Any]:
     url = params["URL_TEMPLATE"].format(date=day)
     bucket = params["OUTPUT_BUCKET"]
-    prefix = f"{params['OUTPUT_PREFIX']}{day}/"
+    # The job's output key names the day's folder (ztf/alerts/date=<day>/).
+    prefix = params["OUTPUT_PREFIX"]
     members = 0
     total = 0
     with (

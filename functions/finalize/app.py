@@ -17,4 +17,4 @@ FINALIZER = finalizer()
 @metrics.log_metrics
 @event_parser(model=FinalizePayload)
 def lambda_handler(event: FinalizePayload, context: LambdaContext) -> dict[str, Any]:
-    return FINALIZER.finalize(event.plan, event.fanout).to_state()
+    return FINALIZER.finalize(event.plan, event.fanout, event.combine).to_state()

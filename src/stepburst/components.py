@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from stepburst.combining import Combiner
 from stepburst.finalizing import Finalizer
 from stepburst.jobs import JobCatalog
 from stepburst.ledger import Ledger
@@ -54,6 +55,11 @@ def finalizer() -> Finalizer:
     return Finalizer(settings(), catalog(), ledger())
 
 
+@cache
+def combiner() -> Combiner:
+    return Combiner(settings(), catalog(), ledger(), finalizer().item_digests)
+
+
 def reset() -> None:
     """Forget everything built from the environment (the local engine and tests use this)."""
     for built in (
@@ -64,6 +70,7 @@ def reset() -> None:
         unit_recovery,
         reconciler,
         finalizer,
+        combiner,
         settings,
     ):
         built.cache_clear()

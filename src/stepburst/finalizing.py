@@ -15,15 +15,17 @@ from typing import Any
 import orjson
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from stepburst import storage
+from stepburst import outputs, replacing, storage, tables
 from stepburst.adapters import events
-from stepburst.jobs import JobCatalog
-from stepburst.layout import manifest_key, output_prefix, rejects_key, summary_key
+from stepburst.combining import record_unreported
+from stepburst.errors import StepburstError
+from stepburst.jobs import Job, JobCatalog
+from stepburst.layout import manifest_key, rejects_key, summary_key
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.observability import METRICS_NAMESPACE, SERVICE_NAME, logger, metrics
 from stepburst.settings import Settings
-from stepburst.statuses import RunStatus
-from stepburst.tally import RunTally, tally_run
+from stepburst.statuses import CombineStatus, RunStatus
+from stepburst.tally import RunTally, Verdict, run_verdict, tally_run
 
 RUN_FINISHED = "Run Finished"
 EVENT_SOURCE = "stepburst"
@@ -43,7 +45,15 @@ class Outcome:
         return state
 
     def _brief(self) -> dict[str, Any]:
-        keys = ("summary_uri", "planned_items", "succeeded", "failed", "failed_items")
+        keys = (
+            "summary_uri",
+            "planned_items",
+            "succeeded",
+            "failed",
+            "failed_items",
+            "combine_status",
+            "result",
+        )
         return {k: self.summary[k] for k in keys if k in self.summary}
 
 
@@ -53,7 +63,12 @@ class Finalizer:
         self.catalog = catalog
         self.ledger = ledger
 
-    def finalize(self, plan: Mapping[str, Any], fanout: Mapping[str, Any]) -> Outcome:
+    def finalize(
+        self,
+        plan: Mapping[str, Any],
+        fanout: Mapping[str, Any],
+        combine: Mapping[str, Any] | None = None,
+    ) -> Outcome:
         run_id = str(plan["run_id"])
         run = self.ledger.get_run(run_id) or {}
         job = self.catalog.get(str(plan["job"]))
@@ -64,12 +79,17 @@ class Finalizer:
             planned=int(run.get("planned_items") or plan.get("items", 0)),
             tolerated_failure_percent=job.tolerated_failure_percent,
         )
-        prefix = str(run.get("output_prefix") or output_prefix(job.output.prefix, run_id))
+        prefix = str(run.get("output_prefix") or outputs.run_output_prefix(job, run_id, {}))
+        combine_status, combine_cause = self._combine_outcome(job, run_id, run, tally, combine)
+        verdict = run_verdict(tally, combine_status=combine_status, combine_cause=combine_cause)
+        if verdict.status == RunStatus.SUCCEEDED:
+            verdict = self._publish_outputs(job, run_id, run, prefix) or verdict
         merged_rejects = self._merge_rejects(items, prefix) if tally.totals["rejects"] else None
         summary: dict[str, Any] = {
             "run_id": run_id,
             "job": job.name,
-            "status": tally.status,
+            "status": verdict.status,
+            "cause": verdict.cause,
             "trigger": run.get("trigger"),
             "started_at": run.get("started_at"),
             "finished_at": now_iso(),
@@ -81,12 +101,71 @@ class Finalizer:
             "failed_items": tally.failed_items,
             "fanout_error": fanout.get("Error") if isinstance(fanout, Mapping) else None,
         }
+        if combine_status is not None:
+            summary.update(
+                combine_status=combine_status,
+                combine_cause=combine_cause or None,
+                result=run.get("combine_result")
+                if combine_status == CombineStatus.SUCCEEDED
+                else None,
+            )
         self._write_summary(summary_key(prefix), summary)
-        self._record(run_id, tally, summary)
+        self._record(run_id, tally, verdict, summary)
         self._announce(summary)
         self._publish_metrics(job.name, tally)
-        logger.info("run finished", extra={"run_id": run_id, "status": tally.status})
-        return Outcome(status=tally.status, run_id=run_id, cause=tally.cause, summary=summary)
+        logger.info("run finished", extra={"run_id": run_id, "status": verdict.status})
+        return Outcome(status=verdict.status, run_id=run_id, cause=verdict.cause, summary=summary)
+
+    def _combine_outcome(
+        self,
+        job: Job,
+        run_id: str,
+        run: Mapping[str, Any],
+        tally: RunTally,
+        combine: Mapping[str, Any] | None,
+    ) -> tuple[str | None, str | None]:
+        """The combine step's status and cause, as the run record holds them; a step that
+        ended without recording (a timeout, a crash) is recorded FAILED here, with the state
+        machine's error, and one skipped before it could record is recorded SKIPPED."""
+        if job.combine is None:
+            return None, None
+        status = run.get("combine_status")
+        if tally.status != RunStatus.SUCCEEDED:
+            cause = f"combine skipped: {tally.cause}"
+            if status != CombineStatus.SKIPPED:
+                self.ledger.update_run(
+                    run_id, {"combine_status": CombineStatus.SKIPPED, "combine_cause": cause}
+                )
+            return CombineStatus.SKIPPED, cause
+        if status in (CombineStatus.SUCCEEDED, CombineStatus.FAILED):
+            return str(status), str(run.get("combine_cause") or "") or None
+        combine = combine or {}
+        error = combine.get("error") if "error" in combine else combine
+        return record_unreported(
+            self.ledger, run_id, run, error if isinstance(error, Mapping) else None
+        )
+
+    def _publish_outputs(
+        self, job: Job, run_id: str, run: Mapping[str, Any], prefix: str
+    ) -> Verdict | None:
+        """A successful run's outputs replace earlier runs' and join the job's table; a
+        failure of either fails the run with its cause (None if both went well)."""
+        values = {str(k): str(v) for k, v in (run.get("output_values") or {}).items()}
+        try:
+            if job.output.replace:
+                replacing.remove_replaced(self.settings, run_id)
+            table = job.output.table
+            if table is not None and table.partition_by:
+                database = self.settings.tables_database
+                if not database:
+                    raise StepburstError("STEPBURST_TABLES_DATABASE is not set")
+                tables.register_partition(
+                    job, database, self.settings.output_bucket, prefix, values
+                )
+        except StepburstError as exc:
+            logger.exception("publishing the outputs failed", extra={"run_id": run_id})
+            return Verdict(RunStatus.FAILED, f"outputs not published: {exc}")
+        return None
 
     def item_digests(self, run_id: str, redrives: int) -> list[dict[str, Any]]:
         """Every recorded item's latest state, in item order.
@@ -131,18 +210,20 @@ class Finalizer:
     def _write_summary(self, key: str, summary: Mapping[str, Any]) -> None:
         storage.put_json(self.settings.output_bucket, key, summary)
 
-    def _record(self, run_id: str, tally: RunTally, summary: Mapping[str, Any]) -> None:
+    def _record(
+        self, run_id: str, tally: RunTally, verdict: Verdict, summary: Mapping[str, Any]
+    ) -> None:
         """The run record's outcome: what `stepburst status` and `runs` show."""
         self.ledger.update_run(
             run_id,
             {
-                "status": tally.status,
+                "status": verdict.status,
                 "finished_at": summary["finished_at"],
                 "succeeded": tally.succeeded,
                 "failed": tally.failed,
                 "summary_key": summary_key(str(summary["output_prefix"])),
                 # An empty cause replaces an earlier attempt's (a redrive that succeeded).
-                "cause": tally.cause or "",
+                "cause": verdict.cause or "",
                 "item_routes": tally.routes,
                 **tally.totals,
             },

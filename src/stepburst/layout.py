@@ -4,9 +4,13 @@ part (or the state machine) finds again. Each is built here and nowhere else.
     work bucket    runs/<run>/manifest.json              the plan's work units
                    runs/<run>/map-results/...            the fan-out's ResultWriter
                    runs/<run>/redrive-<n>/...            the same, for the nth redrive
+                   runs/<run>/combine/manifest.jsonl     the items' outputs, for combine
+                   runs/<run>/replace/before.jsonl       a replacing run's folder before it
     output bucket  <job output prefix><run>/             everything a run writes:
                        part-<item>.jsonl, rejects/part-<item>.jsonl  (per item)
                        rejects.jsonl, _SUMMARY.json                  (per run, by Finalize)
+                       _RESULT.json                                  (per run, by combine)
+                   or the job's output.key rendered (stepburst.outputs)
     ledger         RUN#<run>  RUN | ITEM#<item> | UNIT#<manifest>#<unit>
                    TRIGGER#<trigger identity>  TRIGGER
     triggers       <bucket>/<key>#<version id>           an upload to a versioned bucket
@@ -35,6 +39,16 @@ def _run_folder(run_id: str, redrive: int) -> str:
 def manifest_key(run_id: str, redrive: int = 0) -> str:
     """The run's manifest; a redrive writes its own, of the items it runs again."""
     return _run_folder(run_id, redrive) + MANIFEST_NAME
+
+
+def combine_manifest_key(run_id: str) -> str:
+    """The JSON lines list of a run's items and their outputs, read by its combine step."""
+    return f"runs/{run_id}/combine/manifest.jsonl"
+
+
+def replace_snapshot_key(run_id: str) -> str:
+    """What was under a replacing run's folder before it wrote (see stepburst.replacing)."""
+    return f"runs/{run_id}/replace/before.jsonl"
 
 
 def results_prefix(run_id: str, redrive: int = 0) -> str:
@@ -69,6 +83,15 @@ def rejects_key(run_output_prefix: str) -> str:
 
 def summary_key(run_output_prefix: str) -> str:
     return run_output_prefix + SUMMARY_NAME
+
+
+# Underscored like the summary: Athena and Hive skip files whose names start with '_'.
+RESULT_NAME = "_RESULT.json"
+
+
+def result_key(run_output_prefix: str) -> str:
+    """The run's result: what its combine step returned."""
+    return run_output_prefix + RESULT_NAME
 
 
 # -- ledger --------------------------------------------------------------------------------

@@ -76,6 +76,16 @@ class FinalizePayload(_Payload):
     plan: dict[str, Any]
     fanout: dict[str, Any]
     execution_id: str = Field(min_length=1)
+    # The combine stage's state: its decision, and the error a Catch put there if it failed.
+    combine: dict[str, Any] | None = None
+
+
+class CombinePayload(_Payload):
+    """PrepareCombine sends the plan; Combine sends the run to combine."""
+
+    action: Literal["prepare", "run"]
+    plan: dict[str, Any] | None = None
+    run_id: str | None = None
 
 
 class TaskError(BaseModel):

@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from stepburst import formats, storage, workitems
+from stepburst import formats, outputs, replacing, storage, workitems
+from stepburst.combining import combine_route
 from stepburst.errors import InvalidInputError
 from stepburst.jobs import Job, JobCatalog, check_for_stack
 from stepburst.layout import (
     item_sort_key,
     manifest_key,
     object_version,
-    output_prefix,
     results_prefix,
     schedule_identity,
 )
@@ -78,6 +78,8 @@ class Plan:
     routes: dict[str, int] | None = None
     params: dict[str, str] | None = None
     environment: list[dict[str, str]] | None = None
+    # Where the job's combine step runs (lambda or ecs); None for a job without one.
+    combine: str | None = None
     reason: str | None = None
 
     def to_state(self) -> dict[str, Any]:
@@ -414,6 +416,10 @@ class Planner:
         storage.put_json(
             self.settings.work_bucket, key, [unit.model_dump(mode="json") for unit in units]
         )
+        values = outputs.run_values(job, run_id, draft.params, items)
+        run_prefix = outputs.run_output_prefix(job, run_id, values)
+        if job.output.replace:
+            replacing.snapshot(self.settings, run_id, run_prefix)
         self.ledger.create_run(
             {
                 "run_id": run_id,
@@ -428,7 +434,8 @@ class Planner:
                 "estimated_seconds": round(sum(item.estimated_seconds for item in items), 3),
                 "routes": draft.routes(),
                 "params": draft.params,
-                "output_prefix": output_prefix(job.output.prefix, run_id),
+                "output_prefix": run_prefix,
+                "output_values": values if job.output.key is not None else None,
                 "manifest_key": key,
             }
         )
@@ -469,6 +476,7 @@ class Planner:
             routes=routes,
             params=params,
             environment=[{"Name": name, "Value": value} for name, value in params.items()],
+            combine=combine_route(job),
         )
 
 
@@ -527,16 +535,10 @@ def route_for(job: Job, estimated_seconds: float) -> Route:
     return "lambda" if estimated_seconds <= job.compute.lambda_max_seconds else "ecs"
 
 
-def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[Unit]:
-    """Group items into work units.
-
-    Container items run one per unit. Lambda items are grouped only as far as needed to keep
-    the number of units near the job's concurrency (so parallelism is not lost), and never past
-    the job's Lambda time budget or MAX_ITEMS_PER_UNIT.
-    """
+def ecs_compute(job: Job) -> EcsCompute:
+    """The ECS task size and capacity of the job's container work."""
     compute = job.compute
-    fallback: Literal["ecs", "batch"] = "batch" if compute.platform == "batch" else "ecs"
-    ecs = EcsCompute(
+    return EcsCompute(
         cpu=str(compute.cpu),
         memory=str(compute.memory_mb),
         # Fargate Spot runs x86_64 only: arm64 workers run on on-demand Fargate.
@@ -549,6 +551,18 @@ def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[U
             }
         ],
     )
+
+
+def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[Unit]:
+    """Group items into work units.
+
+    Container items run one per unit. Lambda items are grouped only as far as needed to keep
+    the number of units near the job's concurrency (so parallelism is not lost), and never past
+    the job's Lambda time budget or MAX_ITEMS_PER_UNIT.
+    """
+    compute = job.compute
+    fallback: Literal["ecs", "batch"] = "batch" if compute.platform == "batch" else "ecs"
+    ecs = ecs_compute(job)
     batch = BatchCompute(
         resource_requirements=[
             {"Type": "VCPU", "Value": f"{compute.cpu / 1024:g}"},

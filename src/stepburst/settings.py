@@ -34,6 +34,8 @@ class Settings(BaseModel):
     retention_days: int = Field(ge=1)
     # The worker task and job definitions' architecture; functions know it, workers need not.
     worker_architecture: Literal["X86_64", "ARM64"] | None = None
+    # The Glue database of the jobs' output tables (output.table); the template sets it.
+    tables_database: str | None = None
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -35,6 +35,16 @@ class ItemStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class CombineStatus(StrEnum):
+    """A run record's ``combine_status``: the job's combine step, if it has one."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    # The items' failures were past the job's budget: combine did not run.
+    SKIPPED = "SKIPPED"
+
+
 class TriggerStatus(StrEnum):
     """A trigger record's ``status``: one run claimed it, or no job wanted it."""
 

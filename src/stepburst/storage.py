@@ -17,7 +17,7 @@ import itertools
 import queue
 import threading
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from stepburst.adapters.translation import FAILURES, Codes, domain_error
 from stepburst.aws import client, error_code
 from stepburst.errors import (
     AccessDeniedError,
+    AwsError,
     ObjectNotFoundError,
     SourceChangedError,
     ThrottledError,
@@ -595,6 +596,9 @@ def iter_lines(bucket: str, key: str) -> Iterator[bytes]:
 class ListedObject:
     key: str
     size: int
+    # Together they tell a rewritten object from the one that was there before.
+    etag: str = ""
+    modified: str = ""
 
 
 def iter_objects(bucket: str, prefix: str) -> Iterator[ListedObject]:
@@ -603,7 +607,12 @@ def iter_objects(bucket: str, prefix: str) -> Iterator[ListedObject]:
     try:
         for page in pages:
             for entry in page.get("Contents", []):
-                yield ListedObject(key=str(entry["Key"]), size=int(entry["Size"]))
+                yield ListedObject(
+                    key=str(entry["Key"]),
+                    size=int(entry["Size"]),
+                    etag=str(entry.get("ETag", "")),
+                    modified=entry["LastModified"].isoformat() if "LastModified" in entry else "",
+                )
     except FAILURES as exc:
         raise _translate(exc, S3Object(bucket, prefix or "/")) from exc
 
@@ -656,3 +665,43 @@ def put_file_with_digest(bucket: str, key: str, path: Path, digest: str) -> None
         )
     except FAILURES as exc:
         raise _translate(exc, target) from exc
+
+
+# DeleteObjects takes at most 1,000 keys a request:
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+DELETE_BATCH = 1000
+
+
+def delete_objects(bucket: str, keys: Iterable[str]) -> int:
+    """Delete ``keys``, a thousand to a request; every key S3 refuses is an error."""
+    deleted = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal deleted
+        if not batch:
+            return
+        try:
+            answer = client("s3").delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+        except FAILURES as exc:
+            raise _translate(exc, S3Object(bucket, batch[0])) from exc
+        refused = answer.get("Errors") or []
+        if refused:
+            first = refused[0]
+            raise AwsError(
+                f"s3://{bucket}/{first.get('Key')}: not deleted: {first.get('Message')} "
+                f"({len(refused)} keys refused)",
+                code=str(first.get("Code", "")),
+            )
+        deleted += len(batch)
+        batch.clear()
+
+    for key in keys:
+        batch.append(key)
+        if len(batch) == DELETE_BATCH:
+            flush()
+    flush()
+    return deleted

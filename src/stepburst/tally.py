@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stepburst.statuses import ItemStatus, RunStatus
+from stepburst.statuses import CombineStatus, ItemStatus, RunStatus
 
 # Figures summed over a run's items, as the workers record them.
 COUNTED = ("lines", "records", "rejects", "filtered", "bytes_in", "bytes_out")
@@ -113,3 +113,23 @@ def tally_run(
         totals={name: sum(int(digest.get(name) or 0) for digest in digests) for name in COUNTED},
         routes=routes,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A run's outcome: its items' tally, then its combine step's, if the job has one."""
+
+    status: RunStatus
+    cause: str | None
+
+
+def run_verdict(
+    tally: RunTally, *, combine_status: str | None, combine_cause: str | None
+) -> Verdict:
+    """The items decide first; a combine step that ran and failed fails the run with its
+    cause (the items keep their own states); a skipped one leaves the items' verdict."""
+    if tally.status != RunStatus.SUCCEEDED:
+        return Verdict(tally.status, tally.cause)
+    if combine_status == CombineStatus.FAILED:
+        return Verdict(RunStatus.FAILED, f"combine failed: {combine_cause or 'no cause given'}")
+    return Verdict(RunStatus.SUCCEEDED, None)

@@ -29,6 +29,7 @@ from stepburst.layout import output_prefix, part_key, rejects_part_key
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Item, Unit
 from stepburst.observability import logger
+from stepburst.outputs import item_output_prefix
 from stepburst.records import import_function
 from stepburst.settings import Settings
 from stepburst.statuses import ItemStatus
@@ -161,11 +162,16 @@ class UnitRunner:
         )
         outcomes = []
         failed = 0
+        run_prefix, values = self._output_location(job, run_id) if pending else ("", {})
         for item in pending:
             began = time.perf_counter()
             record = dict(base[item.sk])
             try:
-                details = self._run_item(job, run_id, item, params or {})
+                prefix = item_output_prefix(job, run_prefix, values, item)
+                details = {
+                    "output_prefix": prefix,
+                    **self._run_item(job, run_id, item, params or {}, prefix),
+                }
             except Exception as exc:  # an item's failure is recorded, not raised: see module doc
                 failed += 1
                 logger.exception(
@@ -240,10 +246,21 @@ class UnitRunner:
             "history": history or None,
         }
 
+    def _output_location(self, job: Job, run_id: str) -> tuple[str, dict[str, str]]:
+        """The run's folder and template values: fixed by Plan on the run record for a key
+        template, so every unit and every attempt writes where the run does."""
+        if job.output.key is None:
+            assert job.output.prefix is not None
+            return output_prefix(job.output.prefix, run_id), {}
+        run = self.ledger.get_run(run_id) or {}
+        values = {str(k): str(v) for k, v in (run.get("output_values") or {}).items()}
+        if "output_prefix" not in run:
+            raise StepburstError(f"run {run_id} has no output folder in the ledger")
+        return str(run["output_prefix"]), values
+
     def _run_item(
-        self, job: Job, run_id: str, item: Item, params: Mapping[str, str]
+        self, job: Job, run_id: str, item: Item, params: Mapping[str, str], prefix: str
     ) -> dict[str, Any]:
-        prefix = output_prefix(job.output.prefix, run_id)
         if item.jsonl is not None:
             if job.run.function is None:
                 raise StepburstError("a jsonl item needs a record function")

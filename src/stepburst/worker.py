@@ -1,4 +1,5 @@
-"""The worker container's entrypoint: ``python -m stepburst.worker run-unit ...``.
+"""The worker container's entrypoint: ``python -m stepburst.worker run-unit ...`` (or
+``combine --run <run id>`` for a job's combine step on ECS).
 
 ECS and Batch run it with the command the state machine passes. The unit is read from the
 run's manifest in S3 (container overrides are limited to 8 KiB, so they carry only indexes).
@@ -17,6 +18,7 @@ from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.manifest import Unit
 from stepburst.observability import logger
 from stepburst.settings import ConfigurationError, settings
+from stepburst.statuses import CombineStatus
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -31,7 +33,21 @@ def _parser() -> argparse.ArgumentParser:
     run_unit.add_argument("--unit", required=True, type=int, help="the unit's index")
     run_unit.add_argument("--attempt", type=int, default=1)
     run_unit.add_argument("--route", choices=("ecs", "batch", "lambda"), default="ecs")
+    combine = commands.add_parser("combine", help="run a run's combine step")
+    combine.add_argument("--run", required=True, help="the run id")
     return parser
+
+
+def _combine(run_id: str) -> int:
+    """The combine step on a container: its outcome goes to the ledger either way; a failed
+    one also exits non-zero, so the task's exit code tells the same story."""
+    logger.append_keys(run_id=run_id, step="combine")
+    try:
+        status = components.combiner().run(run_id)
+    except (ConfigurationError, StepburstError):
+        logger.exception("cannot run the combine step")
+        return EXIT_USAGE
+    return EXIT_OK if status == CombineStatus.SUCCEEDED else EXIT_ITEMS_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code else EXIT_OK
+    if args.command == "combine":
+        return _combine(args.run)
     logger.append_keys(run_id=args.run, unit=args.unit, route=args.route)
     try:
         config = settings()

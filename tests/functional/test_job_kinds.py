@@ -288,4 +288,4 @@ def test_daily_archive_is_unpacked_into_s3(cloud: Cloud, jobs: Path, archive_ser
     listed = cloud.s3.list_objects_v2(Bucket=cloud.output_bucket, Prefix="ztf/alerts/")
     keys = sorted(entry["Key"].rsplit("/", 2)[-2:][1] for entry in listed["Contents"])
     assert keys == ["ZTF0000.avro", "ZTF0001.avro", "ZTF0002.avro"]
-    assert all("/20190302/" in entry["Key"] for entry in listed["Contents"])
+    assert all("/date=20190302/" in entry["Key"] for entry in listed["Contents"])

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from stepburst.errors import JobSpecError, UnknownJobError
 from stepburst.jobs.model import Job
+from stepburst.jobs.output_keys import FieldError
 from stepburst.jobs.schema import shipped_schema
 
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
@@ -38,6 +39,8 @@ def parse_job(document: Any, source: str) -> Job:
         first = exc.errors()[0]
         # A validator's own ValueError reads better without pydantic's "Value error, ".
         cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, FieldError):
+            raise JobSpecError(source, cause.field, cause.problem) from exc
         problem = str(cause) if first["type"] == "value_error" and cause else first["msg"]
         raise JobSpecError(source, _field_path(first["loc"]), problem) from exc
 

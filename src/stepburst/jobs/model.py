@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stepburst.jobs.output_keys import check_output_key
 from stepburst.jobs.schedule_expressions import check_schedule_expression
 
 JOB_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
@@ -19,6 +20,10 @@ FUNCTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # The schema gives editors the shape; check_schedule_expression checks every field.
 SCHEDULE_PATTERN = r"^(cron|rate|at)\(.*\)$"
+# Glue names that Athena reads without quoting: lower case letters, digits and underscores.
+GLUE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,254}$"
+# A relative key ending in '/': literal text and {name} variables.
+OUTPUT_KEY_PATTERN = r"^[^/{}]([^{}]|\{[A-Za-z_][A-Za-z0-9_]*\})*/$"
 
 # Lambda's hard wall is 900 s; items the planner expects to need more than this go to a
 # container, so that a slower-than-estimated item still finishes inside Lambda.
@@ -162,6 +167,41 @@ class Run(_Spec):
         return self
 
 
+class Combine(Run):
+    """What runs once after every item, over the manifest of their outputs.
+
+    The same shape as ``run`` (exactly one way to run), so a way added to ``run`` is a way
+    to combine too; :mod:`stepburst.combining` says which of them it can run.
+    """
+
+    # One way to run, and optionally where.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    function: str | None = Field(
+        default=None,
+        pattern=FUNCTION_PATTERN,
+        description=(
+            "module:function, importable from jobs/: f(manifest_key, params) with params "
+            "holding COMBINE_MANIFEST, COMBINE_MANIFEST_BUCKET, OUTPUT_BUCKET, OUTPUT_PREFIX, "
+            "RUN_ID, JOB and the run's params; returns a mapping (the run's result) or None."
+        ),
+    )
+    command: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "A command line run once, with {VAR} replaced as for run.command plus "
+            "{COMBINE_MANIFEST} and {COMBINE_RESULT}: a JSON object written to the file "
+            "COMBINE_RESULT names is the run's result."
+        ),
+    )
+    platform: Literal["lambda", "ecs"] | None = Field(
+        default=None,
+        description="Where it runs; by default ECS for jobs whose compute.platform is ecs "
+        "or batch, Lambda (up to 900 s) otherwise.",
+    )
+
+
 Platform = Literal["auto", "lambda", "ecs", "batch"]
 Architecture = Literal["x86_64", "arm64"]
 
@@ -210,12 +250,78 @@ class Estimate(_Spec):
     )
 
 
-class Output(_Spec):
-    prefix: str = Field(
+class Column(_Spec):
+    name: str = Field(pattern=GLUE_NAME_PATTERN, description="Column name, lower case.")
+    type: str = Field(
         min_length=1,
+        description="Hive type as Athena reads it: string, bigint, double, boolean, "
+        "timestamp, array<string>, struct<a:int,b:string>, ...",
+    )
+    comment: str = ""
+
+
+class Table(_Spec):
+    """A Glue table over the job's outputs, kept on every deploy; each successful run
+    registers its partition, so Athena reads a day's outputs as soon as its run ends."""
+
+    name: str = Field(pattern=GLUE_NAME_PATTERN, description="Table name in the stack's database.")
+    format: Literal["avro", "parquet", "jsonl"]
+    columns: list[Column] = Field(
+        default_factory=list,
+        description="The table's columns; an avro table may take them from schema instead.",
+    )
+    schema_file: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_./-]+\.avsc$",
+        description="avro only: an Avro schema (.avsc) in jobs/, the table's columns and "
+        "avro.schema.literal.",
+    )
+    partition_by: list[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        description="Template variables of output.key that partition the table, e.g. [date].",
+    )
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> Table:
+        if self.schema_file is not None and self.format != "avro":
+            raise ValueError("schema_file is for avro tables; give columns")
+        if self.schema_file is None and not self.columns:
+            raise ValueError("give columns (or, for avro, schema_file)")
+        if len(set(self.partition_by)) != len(self.partition_by):
+            raise ValueError("partition_by names a variable twice")
+        return self
+
+
+class Output(_Spec):
+    prefix: str | None = Field(
+        default=None,
         pattern=r"^[^/].*/$",
         description="Key prefix in the output bucket; runs write under <prefix><run id>/.",
     )
+    key: str | None = Field(
+        default=None,
+        pattern=OUTPUT_KEY_PATTERN,
+        description="Instead of prefix: where a run writes, as a template of {date}, {item}, "
+        "{run_id}, {job} and the job's params, e.g. ztf/alerts/date={date}/.",
+    )
+    replace: bool = Field(
+        default=False,
+        description="A run replaces what earlier runs wrote under the same rendered key "
+        "(e.g. the same date): after it succeeds, their objects that it did not rewrite "
+        "are deleted.",
+    )
+    table: Table | None = Field(default=None, description="A Glue table over the outputs.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Output:
+        if (self.prefix is None) == (self.key is None):
+            raise ValueError("give exactly one of prefix or key")
+        if self.replace and self.key is None:
+            raise ValueError("replace needs a key template: runs under a prefix never collide")
+        if self.table is not None and self.key is None:
+            raise ValueError("a table needs a key template with its partition variables")
+        return self
 
 
 class FailurePolicy(_Spec):
@@ -262,6 +368,11 @@ class Job(_Spec):
     failure_policy: FailurePolicy = Field(default_factory=FailurePolicy)
     tolerated_failure_percent: float = Field(default=0, ge=0, le=100)
     max_concurrency: int = Field(default=100, ge=1, le=10000)
+    combine: Combine | None = Field(
+        default=None,
+        description="Runs once after the items when their failures are within "
+        "tolerated_failure_percent; its result is the run's result.",
+    )
     output: Output
     params: dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], str] = Field(
         default_factory=dict,
@@ -286,4 +397,5 @@ class Job(_Spec):
             raise ValueError("a jsonl split runs a record function: give run.function")
         if self.triggers.s3 and self.split.jsonl is None and self.split.single is None:
             raise ValueError("upload triggers need a jsonl or single split")
+        check_output_key(self)
         return self
