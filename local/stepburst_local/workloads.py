@@ -120,6 +120,15 @@ def _ztf(engine: LocalEngine, scratch: Path, say: Say) -> bool:
     )
     say('  read one yourself: python -c "import fastavro,sys; print(next(fastavro.reader(')
     say("    open(sys.argv[1],'rb'))))\" ALERT.avro")
+    say(
+        "  the Glue table stepburst.ztf_alerts has the night's partition; in Athena:\n"
+        "    SELECT objectId, candidate.ra, candidate.dec, candidate.magpsf\n"
+        f"    FROM stepburst.ztf_alerts WHERE date = '{ZTF_DAY}' AND candidate.rb > 0.9"
+    )
+    partitions = engine.client("glue").get_partitions(
+        DatabaseName="stepburst", TableName="ztf_alerts"
+    )["Partitions"]
+    say(f"  partitions registered: {', '.join(p['Values'][0] for p in partitions)}")
     return True
 
 
