@@ -238,6 +238,8 @@ class ManifestWriter:
         self._concurrency = job.max_concurrency
         self._decided_at = min(LOOKAHEAD_LIMIT, (MAX_ITEMS_PER_UNIT - 1) * self._concurrency + 1)
         self._per_unit: int | None = None
+        # A job that names its platform routes every item there.
+        self._route: Route | None = None if compute.platform == "auto" else compute.platform
         self._held: list[PlannedItem] = []
         self._current: list[PlannedItem] = []
         self._budget = 0.0
@@ -245,25 +247,38 @@ class ManifestWriter:
 
     def add(self, seconds: float, payload: Payload) -> None:
         """A new item, numbered in the order items come."""
-        self.add_item(make_item(self._next_index, seconds, payload))
+        index = self._next_index
+        self._next_index = index + 1
+        if isinstance(payload, str):
+            # The common case (names), made without the generic dispatch.
+            item = PlannedItem(index, item_sort_key(index), seconds, value=payload)
+        else:
+            item = make_item(index, seconds, payload)
+        self._add(item, seconds)
 
     def add_item(self, item: PlannedItem) -> None:
         """An item that keeps its number (a redrive's)."""
         self._next_index = max(self._next_index, item.index + 1)
-        seconds = item.estimated_seconds
-        route = route_for(self.job, seconds)
+        self._add(item, item.estimated_seconds)
+
+    def _add(self, item: PlannedItem, seconds: float) -> None:
+        # The one routing decision for this item.
+        route = self._route if self._route is not None else route_for(self.job, seconds)
         summary = self.summary
         summary.items += 1
-        summary.planned_bytes += item.size_bytes
+        if item.value is None:
+            summary.planned_bytes += item.size_bytes
         summary.estimated_seconds += seconds
-        summary.longest_item_seconds = max(summary.longest_item_seconds, seconds)
-        summary.routes[route] = summary.routes.get(route, 0) + 1
+        if seconds > summary.longest_item_seconds:  # noqa: PLR1730 - cheaper than max()
+            summary.longest_item_seconds = seconds
+        routes = summary.routes
+        routes[route] = routes.get(route, 0) + 1
         if len(summary.sample) < SAMPLE_SIZE:
             summary.sample.append(SampleItem(item.index, item.describe(), route, seconds))
         if route != "lambda":
             self._write_unit(route, [item])
         elif self._per_unit is not None:
-            self._group(item)
+            self._group(item, seconds)
         else:
             self._held.append(item)
             if len(self._held) >= self._decided_at:
@@ -288,17 +303,18 @@ class ManifestWriter:
         )
         held, self._held = self._held, []
         for item in held:
-            self._group(item)
+            self._group(item, item.estimated_seconds)
 
-    def _group(self, item: PlannedItem) -> None:
-        assert self._per_unit is not None
-        seconds = item.estimated_seconds
-        if self._current and (
-            len(self._current) >= self._per_unit or self._budget + seconds > self._lambda_budget
+    def _group(self, item: PlannedItem, seconds: float) -> None:
+        current = self._current
+        if current and (
+            len(current) >= self._per_unit  # type: ignore[operator]
+            or self._budget + seconds > self._lambda_budget
         ):
-            self._write_unit("lambda", self._current)
-            self._current, self._budget = [], 0.0
-        self._current.append(item)
+            self._write_unit("lambda", current)
+            current = self._current = []
+            self._budget = 0.0
+        current.append(item)
         self._budget += seconds
 
     def _write_unit(self, route: str, items: list[PlannedItem]) -> None:
