@@ -93,7 +93,7 @@ class JsonlSplit(_Spec):
 
 
 # The most items one plan may hold: Plan streams its manifest in constant memory, and this
-# many take about two minutes of the Plan function's 300 s at its 1,024 MB (README, Limits).
+# many take under three minutes of the Plan function's 300 s on its one vCPU (README).
 MAX_PLANNED_ITEMS = 10_000_000
 
 
