@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/demo_wall_time.py
 	$(PY) bench/finalize_scale.py
+	$(PY) bench/plan_scale.py
 	$(PY) bench/soak.py
 
 build: $(SAM_STAMP)

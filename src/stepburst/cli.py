@@ -189,13 +189,14 @@ def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
     start = ops.prepare(manual_start)
     draft = ops.preview(start)
     cost = operations.draft_cost(draft)
+    planned = draft.summary
     summary = {
         "job": draft.job.name,
-        "items": len(draft.items),
-        "units": len(draft.units),
+        "items": planned.items,
+        "units": planned.units,
         "routes": draft.routes(),
-        "estimated_seconds": round(sum(item.estimated_seconds for item in draft.items), 1),
-        "longest_item_seconds": max((item.estimated_seconds for item in draft.items), default=0),
+        "estimated_seconds": round(planned.estimated_seconds, 1),
+        "longest_item_seconds": planned.longest_item_seconds,
         "estimated_cost_usd": cost.as_dict(),
         "params": draft.params,
         "applied": bool(args.apply),
@@ -206,19 +207,14 @@ def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json(summary, out)
         return EXIT_OK
-    out.write(f"job {draft.job.name}: {len(draft.items)} items in {len(draft.units)} units\n")
+    out.write(f"job {draft.job.name}: {planned.items} items in {planned.units} units\n")
     rows = [
-        (
-            item.index,
-            item.value or _range_text(item),
-            _route_of(draft, item.index),
-            f"{item.estimated_seconds:g}s",
-        )
-        for item in draft.items[:10]
+        (item.index, item.what, item.route, f"{item.estimated_seconds:g}s")
+        for item in planned.sample
     ]
     _table(rows, ("ITEM", "WHAT", "ROUTE", "ESTIMATE"), out)
-    if len(draft.items) > 10:
-        out.write(f"… and {len(draft.items) - 10} more\n")
+    if planned.items > len(planned.sample):
+        out.write(f"… and {planned.items - len(planned.sample)} more\n")
     routes = ", ".join(f"{route}: {count}" for route, count in sorted(draft.routes().items()))
     out.write(f"routes: {routes}\n")
     out.write(f"estimated: {summary['estimated_seconds']} s of work, about ${cost.total:.4f}\n")
@@ -229,17 +225,6 @@ def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write("preview only: nothing was started (add --apply to run)\n")
     return EXIT_OK
-
-
-def _range_text(item: Any) -> str:
-    return f"bytes {item.jsonl.start}-{item.jsonl.end}" if item.jsonl else ""
-
-
-def _route_of(draft: Any, index: int) -> str:
-    for unit in draft.units:
-        if any(item.index == index for item in unit.items):
-            return str(unit.route)
-    return ""
 
 
 def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:

@@ -27,6 +27,7 @@ from stepburst.errors import StepburstError
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import combine_manifest_key, result_key
 from stepburst.ledger import Ledger, now_iso
+from stepburst.manifest_stream import unit_compute
 from stepburst.observability import logger
 from stepburst.records import import_function
 from stepburst.settings import Settings
@@ -283,7 +284,5 @@ def _read_result(path: Path) -> object:
 
 
 def _ecs_compute(job: Job) -> dict[str, Any]:
-    # Imported here: the planner names each plan's combine route from this module.
-    from stepburst.planning import ecs_compute
-
-    return ecs_compute(job).model_dump(mode="json")
+    ecs, _ = unit_compute(job)
+    return ecs

@@ -1,5 +1,8 @@
 """The run manifest: the work units a plan produced, stored in S3 as one JSON array.
 
+The planner writes it with :mod:`stepburst.manifest_stream` (msgspec, one unit a line, as the
+items are made); these models read a unit back wherever one travels alone.
+
 The Distributed Map reads it with its ItemReader, so each unit travels alone and the state
 machine's payloads never carry the item list. A unit groups items that share a route: small
 Lambda items are grouped so that transitions grow with units, not items; container items run
@@ -33,16 +36,36 @@ class JsonlRange(_Model):
     end: int = Field(ge=0)
 
 
+class CsvRange(_Model):
+    source: SourceObject
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    header_end: int = Field(ge=0, description="The header is bytes [0, header_end).")
+    delimiter: str = ","
+
+
+class ParquetRowGroup(_Model):
+    source: SourceObject
+    row_group: int = Field(ge=0)
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
 class Item(_Model):
     index: int = Field(ge=0)
     sk: str
     estimated_seconds: float = Field(ge=0)
     jsonl: JsonlRange | None = None
     value: str | None = None
+    csv: CsvRange | None = None
+    parquet: ParquetRowGroup | None = None
 
     @property
     def size_bytes(self) -> int:
-        return self.jsonl.end - self.jsonl.start if self.jsonl is not None else 0
+        span = self.jsonl or self.csv
+        if span is not None:
+            return span.end - span.start
+        return self.parquet.bytes if self.parquet is not None else 0
 
 
 class EcsCompute(_Model):

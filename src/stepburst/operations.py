@@ -30,8 +30,8 @@ from stepburst.errors import (
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import ecs_started_by, is_batch_job_of_run, upload_identity
 from stepburst.ledger import Ledger, now_iso
-from stepburst.manifest import Unit
-from stepburst.planning import Draft, Planner, run_id_for, schedule_run_id
+from stepburst.manifest_stream import ManifestSummary
+from stepburst.planning import Planner, Preview, run_id_for, schedule_run_id
 from stepburst.stack import Stack
 from stepburst.statuses import TERMINAL_RUN_STATUSES, ExecutionStatus, ItemStatus, RunStatus
 from stepburst.triggers import ManualStart
@@ -199,10 +199,10 @@ class Operations:
         rest = {name: value for name, value in start.input.items() if name != "items"}
         return start.model_copy(update={"input": {**rest, "items_key": key}})
 
-    def preview(self, start: ManualStart) -> Draft:
+    def preview(self, start: ManualStart) -> Preview:
         return self.planner.preview(start)
 
-    def start(self, start: ManualStart, previewed: Draft) -> Started:
+    def start(self, start: ManualStart, previewed: Preview) -> Started:
         """Start a run whose input ``preview`` has validated (a bad input starts nothing)."""
         if previewed.job.name != start.job:
             raise InvalidInputError("job", f"the preview is of {previewed.job.name!r}")
@@ -392,9 +392,14 @@ def job_cost(job: Job, usage: Iterable[costs.Usage]) -> costs.Cost:
     )
 
 
-def draft_cost(draft: Draft) -> costs.Cost:
-    return job_cost(draft.job, (_unit_usage(unit) for unit in draft.units))
+def draft_cost(draft: Preview) -> costs.Cost:
+    """A preview's cost from its per-route unit counts and seconds (its units are not kept)."""
+    return job_cost(draft.job, _route_usage(draft.summary))
 
 
-def _unit_usage(unit: Unit) -> costs.Usage:
-    return costs.Usage(unit.route, sum(item.estimated_seconds for item in unit.items))
+def _route_usage(summary: ManifestSummary) -> Iterator[costs.Usage]:
+    # The estimate adds per unit: each route's seconds on its first unit, none on the rest.
+    for route, units in summary.unit_routes.items():
+        yield costs.Usage(route, summary.unit_seconds.get(route, 0.0))
+        for _ in range(units - 1):
+            yield costs.Usage(route, 0.0)

@@ -8,7 +8,7 @@ the combine step and Finalize render the same folders, and a redrive writes wher
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from stepburst.jobs import Job
@@ -21,12 +21,11 @@ RUN_DATE_FORMAT = "%Y%m%d"
 
 
 def run_values(
-    job: Job, run_id: str, params: Mapping[str, str], items: Sequence[Item]
+    job: Job, run_id: str, params: Mapping[str, str], day: str | None = None
 ) -> dict[str, str]:
-    """A run's template values: its params, date, run id and job."""
-    if job.split.date is not None and items and items[0].value is not None:
-        day = items[0].value
-    else:
+    """A run's template values: its params, date (a date split's day, else today in UTC),
+    run id and job."""
+    if day is None:
         day = datetime.now(UTC).strftime(RUN_DATE_FORMAT)
     return {**params, "date": day, "run_id": run_id, "job": job.name}
 

@@ -5,37 +5,53 @@ The plan's output is small whatever the run's size: counts and a pointer to the 
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from stepburst import formats, outputs, replacing, storage, workitems
+from stepburst import (
+    csv_records,
+    formats,
+    outputs,
+    parquet_records,
+    replacing,
+    split_functions,
+    storage,
+    workitems,
+)
 from stepburst.combining import combine_route
 from stepburst.errors import InvalidInputError
 from stepburst.jobs import Job, JobCatalog, check_for_stack
 from stepburst.layout import (
-    item_sort_key,
     manifest_key,
     object_version,
     results_prefix,
     schedule_identity,
 )
 from stepburst.ledger import Ledger, now_iso
-from stepburst.manifest import (
-    BatchCompute,
-    EcsCompute,
-    Item,
-    JsonlRange,
-    Route,
-    SourceObject,
-    Unit,
+from stepburst.manifest import Item, Unit
+from stepburst.manifest_stream import (
+    MAX_ITEMS_PER_UNIT,
+    ByteSpan,
+    DiscardedManifest,
+    ManifestOutput,
+    ManifestSummary,
+    ManifestWriter,
+    Payload,
+    PlannedItem,
+    SourceRef,
+    iter_units,
+    parse_units,
+    route_for,
+    s3_manifest,
+    write_manifest,
 )
 from stepburst.observability import logger, metrics
 from stepburst.settings import Settings
@@ -50,8 +66,7 @@ WHOLE_READ_LIMIT = 32 * 1024 * 1024
 GZIP_EXPANSION = 8
 # Fixed cost of an item (start-up, S3 first byte, ledger writes), added to its estimate.
 ITEM_OVERHEAD_SECONDS = 1.0
-# A Lambda unit's payload must stay far below the 256 KiB state limit.
-MAX_ITEMS_PER_UNIT = 100
+__all__ = ["MAX_ITEMS_PER_UNIT", "Draft", "Plan", "PlanRequest", "Planner", "Preview", "route_for"]
 # Params reach containers as environment overrides, which ECS limits to 8 KiB in all.
 MAX_PARAMS_BYTES = 4096
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -89,20 +104,31 @@ class Plan:
         }
 
 
+Pieces = Iterator[tuple[float, Payload]]
+
+
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """A plan before anything is written: what a preview shows."""
+    """A checked start before any item is made: its items come as the manifest is written."""
 
     job: Job
-    items: list[Item]
-    units: list[Unit]
     params: dict[str, str]
+    pieces: Pieces
+    expected_items: int | None = None
+    # A date split's one item: the day its output key's {date} names.
+    day: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a plan would hold, counted without keeping its items: what ``start`` shows."""
+
+    job: Job
+    params: dict[str, str]
+    summary: ManifestSummary
 
     def routes(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for unit in self.units:
-            counts[unit.route] = counts.get(unit.route, 0) + len(unit.items)
-        return counts
+        return dict(self.summary.routes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +170,7 @@ class Planner:
         target = self.run_for(request)
         assert target is not None
         if isinstance(trigger, ManualStart):
-            draft = self.preview(trigger)
+            draft = self._manual_draft(trigger)
             self.ledger.link_execution(request.execution_id, run_id=target.run_id)
             return self._write_plan(draft, target.run_id, trigger, request)
         if job.triggers.schedule is None:
@@ -189,8 +215,16 @@ class Planner:
             metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
         return claimed
 
-    def preview(self, start: ManualStart) -> Draft:
-        """Validate a manual start and plan it, writing nothing: what ``start`` shows."""
+    def preview(self, start: ManualStart) -> Preview:
+        """Validate a manual start and plan it, writing nothing: what ``start`` shows. The
+        items are counted, routed and grouped as they are made, never all kept."""
+        draft = self._manual_draft(start)
+        summary = write_manifest(
+            draft.job, draft.pieces, DiscardedManifest(), expected_items=draft.expected_items
+        )
+        return Preview(job=draft.job, params=draft.params, summary=summary)
+
+    def _manual_draft(self, start: ManualStart) -> Draft:
         job = self.catalog.get(start.job)
         if not job.triggers.manual:
             raise InvalidInputError("job", f"job {job.name!r} does not allow manual starts")
@@ -207,8 +241,11 @@ class Planner:
     ) -> Draft:
         validate_input(job, given)
         validate_params(params)
-        items = self._split(job, given, scheduled)
-        return Draft(job=job, items=items, units=build_units(job, items), params=params)
+        pieces, expected = self._split(job, given, params, scheduled)
+        day = None
+        if job.split.date is not None:
+            day = _input_date(given, scheduled).strftime(job.split.date.format)
+        return Draft(job=job, params=params, pieces=pieces, expected_items=expected, day=day)
 
     def _plan_upload(self, trigger: UploadTrigger, request: PlanRequest) -> Plan:
         target = self.run_for(request)
@@ -224,18 +261,17 @@ class Planner:
         run_id = target.run_id
         if not self._claim(target, details, request):
             return Plan(status=PlanStatus.DUPLICATE, run_id=run_id, job=job.name)
-        source = SourceObject(
+        source = SourceRef(
             bucket=trigger.bucket,
             key=trigger.key,
             version_id=object_version(trigger.version_id),
             etag=trigger.etag or None,
         )
-        if job.split.jsonl is not None:
-            # The event gives the version's size: no need to ask S3 for it again.
-            items = self._split_jsonl(job, source, trigger.size)
-        else:
-            items = [self._item(0, job.estimate.seconds_per_item, trigger.key)]
-        draft = Draft(job=job, items=items, units=build_units(job, items), params=job.params)
+        # The event gives the version's size: no need to ask S3 for it again.
+        pieces = self._split_object(job, source, trigger.size)
+        if pieces is None:
+            pieces = iter([(job.estimate.seconds_per_item, trigger.key)])
+        draft = Draft(job=job, params=job.params, pieces=pieces)
         return self._write_plan(draft, run_id, trigger, request)
 
     def _plan_redrive(self, trigger: RedriveStart, request: PlanRequest) -> Plan:
@@ -246,19 +282,20 @@ class Planner:
         if run.get("status") == RunStatus.RUNNING:
             raise InvalidInputError("redrive", f"run {run_id!r} is still running")
         job = self.catalog.get(str(run["job"]))
-        original = storage.get_json(self.settings.work_bucket, manifest_key(run_id))
-        items = [Item.model_validate(item) for unit in original for item in unit["items"]]
-        records = self.ledger.get_items(run_id, (item.sk for item in items))
-        again = [
-            item for item in items if records.get(item.sk, {}).get("status") != ItemStatus.SUCCEEDED
-        ]
-        if not again:
-            raise InvalidInputError("redrive", f"every item of run {run_id!r} succeeded")
         redrive = int(run.get("redrives", 0)) + 1
         params = {str(k): str(v) for k, v in (run.get("params") or {}).items()}
-        units = build_units(job, again, manifest=redrive)
         key = manifest_key(run_id, redrive)
-        storage.put_json(self.settings.work_bucket, key, [u.model_dump(mode="json") for u in units])
+        # The first manifest is read a unit at a time and the new one written as it goes.
+        with s3_manifest(self.settings.work_bucket, key) as output:
+            writer = ManifestWriter(job, output, manifest=redrive)
+            for unit in iter_units(self.settings.work_bucket, manifest_key(run_id)):
+                records = self.ledger.get_items(run_id, (item.sk for item in unit.items))
+                for item in unit.items:
+                    if records.get(item.sk, {}).get("status") != ItemStatus.SUCCEEDED:
+                        writer.add_item(item)
+            if not writer.summary.items:
+                raise InvalidInputError("redrive", f"every item of run {run_id!r} succeeded")
+            summary = writer.close()
         self.ledger.update_run(
             run_id,
             {
@@ -266,37 +303,45 @@ class Planner:
                 "redrives": redrive,
                 "manifest_key": key,
                 "execution_id": request.execution_id,
-                "redriven_items": len(again),
+                "redriven_items": summary.items,
                 "redriven_at": now_iso(),
             },
         )
         self.ledger.link_execution(request.execution_id, run_id=run_id)
-        logger.info("run redriven", extra={"run_id": run_id, "items": len(again)})
+        logger.info("run redriven", extra={"run_id": run_id, "items": summary.items})
         return self._plan_state(
-            job, run_id, key=key, redrive=redrive, units=units, items=len(again), params=params
+            job, run_id, key=key, redrive=redrive, summary=summary, params=params
         )
 
     # -- splitting --------------------------------------------------------------------------
+    # Each split yields (estimated seconds, payload) pairs as it makes them; the manifest
+    # writer numbers, routes and groups them. Checks that need no item (max_items against a
+    # known count, a missing key) run before the first item is made.
 
-    def _item(self, index: int, seconds: float, value: str) -> Item:
-        return Item(index=index, sk=item_sort_key(index), estimated_seconds=seconds, value=value)
-
-    def _split(self, job: Job, given: dict[str, Any], scheduled: datetime | None) -> list[Item]:
+    def _split(
+        self,
+        job: Job,
+        given: dict[str, Any],
+        params: dict[str, str],
+        scheduled: datetime | None,
+    ) -> tuple[Pieces, int | None]:
         split = job.split
-        if split.jsonl is not None:
+        if split.jsonl is not None or split.csv is not None or split.parquet is not None:
             key = given.get("key")
             if not isinstance(key, str) or not key:
                 raise InvalidInputError(
-                    "input.key", "give the key of the JSONL object in the input bucket"
+                    "input.key", "give the key of the object to split in the input bucket"
                 )
             info = storage.head_object(storage.S3Object(self.settings.input_bucket, key))
-            source = SourceObject(
+            source = SourceRef(
                 bucket=self.settings.input_bucket,
                 key=key,
                 version_id=info.version_id,
                 etag=info.etag,
             )
-            return self._split_jsonl(job, source, info.size)
+            pieces = self._split_object(job, source, info.size)
+            assert pieces is not None
+            return pieces, None
         seconds = job.estimate.seconds_per_item
         if split.items is not None:
             count, names = self._work_item_names(given)
@@ -305,16 +350,40 @@ class Planner:
                     "input.items",
                     f"{count} items is over this job's max_items ({split.items.max_items})",
                 )
-            return [self._item(i, seconds, name) for i, name in enumerate(names)]
+            return ((seconds, name) for name in names), count
+        if split.function is not None:
+            return split_functions.pieces(split.function, given, params, seconds), None
         if split.objects is not None:
-            return self._split_objects(job, given)
+            return self._split_objects(job, given), None
         if split.date is not None:
             day = _input_date(given, scheduled)
-            return [self._item(0, seconds, day.strftime(split.date.format))]
+            return iter([(seconds, day.strftime(split.date.format))]), 1
         item = given.get("item", job.name)
         if not isinstance(item, str) or not item:
             raise InvalidInputError("input.item", "must be a non-empty string")
-        return [self._item(0, seconds, item)]
+        return iter([(seconds, item)]), 1
+
+    def _split_object(self, job: Job, source: SourceRef, size: int) -> Pieces | None:
+        """The items of one input object, or None when the job does not split objects."""
+        split = job.split
+        if split.jsonl is not None:
+            return iter(self._split_jsonl(job, source, size))
+        if split.csv is not None:
+            return csv_records.plan_ranges(
+                source,
+                size,
+                split.csv,
+                bytes_per_second=job.estimate.mb_per_second * 1_000_000,
+                overhead_seconds=ITEM_OVERHEAD_SECONDS,
+            )
+        if split.parquet is not None:
+            return parquet_records.plan_row_groups(
+                source,
+                size,
+                bytes_per_second=job.estimate.mb_per_second * 1_000_000,
+                overhead_seconds=ITEM_OVERHEAD_SECONDS,
+            )
+        return None
 
     def _work_item_names(self, given: dict[str, Any]) -> tuple[int, Iterable[str]]:
         """How many names the input gives, known before a range makes any, and the names."""
@@ -348,26 +417,30 @@ class Planner:
         names = [prefix + value for value in dict.fromkeys(items)]
         return len(names), names
 
-    def _split_objects(self, job: Job, given: dict[str, Any]) -> list[Item]:
+    def _split_objects(self, job: Job, given: dict[str, Any]) -> Pieces:
         assert job.split.objects is not None
         prefix = given.get("prefix", job.split.objects.prefix)
         if not isinstance(prefix, str):
             raise InvalidInputError("input.prefix", "must be a string")
+        return self._objects_under(job, prefix)
+
+    def _objects_under(self, job: Job, prefix: str) -> Pieces:
+        assert job.split.objects is not None
         suffix = job.split.objects.suffix
         bytes_per_second = job.estimate.mb_per_second * 1_000_000
-        items: list[Item] = []
+        count = 0
         for entry in storage.iter_objects(self.settings.input_bucket, prefix):
             if not entry.key.endswith(suffix):
                 continue
-            if len(items) == job.split.objects.max_items:
+            if count == job.split.objects.max_items:
                 raise InvalidInputError("input.prefix", "more objects than the job's max_items")
+            count += 1
             seconds = job.estimate.seconds_per_item + entry.size / bytes_per_second
-            items.append(self._item(len(items), round(seconds, 3), entry.key))
-        if not items:
+            yield round(seconds, 3), entry.key
+        if not count:
             raise InvalidInputError("input.prefix", f"no objects under {prefix!r}")
-        return items
 
-    def _split_jsonl(self, job: Job, source: SourceObject, size: int) -> list[Item]:
+    def _split_jsonl(self, job: Job, source: SourceRef, size: int) -> list[tuple[float, Payload]]:
         assert job.split.jsonl is not None
         obj = storage.S3Object(source.bucket, source.key, source.version_id)
         if size <= WHOLE_READ_LIMIT:
@@ -388,21 +461,14 @@ class Planner:
             # (gzip) or fails on its first bytes (anything else), so it costs one start-up.
             work = size * GZIP_EXPANSION if found is formats.GZIP else 0
             seconds = round(ITEM_OVERHEAD_SECONDS + work / bytes_per_second, 3)
-            whole_object = JsonlRange(source=source, start=0, end=size)
-            return [
-                Item(index=0, sk=item_sort_key(0), estimated_seconds=seconds, jsonl=whole_object)
-            ]
+            return [(seconds, ByteSpan(source=source, start=0, end=size))]
         target = max(1, int(job.split.jsonl.range_mb * 1_000_000))
         return [
-            Item(
-                index=index,
-                sk=item_sort_key(index),
-                estimated_seconds=round(
-                    ITEM_OVERHEAD_SECONDS + (rng.end - rng.start) / bytes_per_second, 3
-                ),
-                jsonl=JsonlRange(source=source, start=rng.start, end=rng.end),
+            (
+                round(ITEM_OVERHEAD_SECONDS + (rng.end - rng.start) / bytes_per_second, 3),
+                ByteSpan(source=source, start=rng.start, end=rng.end),
             )
-            for index, rng in enumerate(newline_aligned_ranges(size, target, read))
+            for rng in newline_aligned_ranges(size, target, read)
         ]
 
     # -- writing ----------------------------------------------------------------------------
@@ -410,13 +476,13 @@ class Planner:
     def _write_plan(
         self, draft: Draft, run_id: str, trigger: Trigger, request: PlanRequest
     ) -> Plan:
-        job, items, units = draft.job, draft.items, draft.units
+        job = draft.job
         check_for_stack(job, self.settings.worker_architecture)
         key = manifest_key(run_id)
-        storage.put_json(
-            self.settings.work_bucket, key, [unit.model_dump(mode="json") for unit in units]
-        )
-        values = outputs.run_values(job, run_id, draft.params, items)
+        # Streamed as the items are made: a failure aborts the upload, leaving no manifest.
+        with s3_manifest(self.settings.work_bucket, key) as output:
+            summary = self._stream(draft, output)
+        values = outputs.run_values(job, run_id, draft.params, draft.day)
         run_prefix = outputs.run_output_prefix(job, run_id, values)
         if job.output.replace:
             replacing.snapshot(self.settings, run_id, run_prefix)
@@ -428,11 +494,11 @@ class Planner:
                 "trigger": trigger.describe(),
                 "execution_id": request.execution_id,
                 "started_at": now_iso(),
-                "planned_items": len(items),
-                "planned_units": len(units),
-                "planned_bytes": sum(item.size_bytes for item in items),
-                "estimated_seconds": round(sum(item.estimated_seconds for item in items), 3),
-                "routes": draft.routes(),
+                "planned_items": summary.items,
+                "planned_units": summary.units,
+                "planned_bytes": summary.planned_bytes,
+                "estimated_seconds": summary.estimated_seconds,
+                "routes": summary.routes,
                 "params": draft.params,
                 "output_prefix": run_prefix,
                 "output_values": values if job.output.key is not None else None,
@@ -440,14 +506,23 @@ class Planner:
             }
         )
         metrics.add_metric(name="RunsPlanned", unit="Count", value=1)
-        metrics.add_metric(name="ItemsPlanned", unit="Count", value=len(items))
+        metrics.add_metric(name="ItemsPlanned", unit="Count", value=summary.items)
         logger.info(
             "run planned",
-            extra={"run_id": run_id, "job": job.name, "items": len(items), "units": len(units)},
+            extra={
+                "run_id": run_id,
+                "job": job.name,
+                "items": summary.items,
+                "units": summary.units,
+            },
         )
         return self._plan_state(
-            job, run_id, key=key, redrive=0, units=units, items=len(items), params=draft.params
+            job, run_id, key=key, redrive=0, summary=summary, params=draft.params
         )
+
+    @staticmethod
+    def _stream(draft: Draft, output: ManifestOutput) -> ManifestSummary:
+        return write_manifest(draft.job, draft.pieces, output, expected_items=draft.expected_items)
 
     def _plan_state(
         self,
@@ -456,24 +531,20 @@ class Planner:
         *,
         key: str,
         redrive: int,
-        units: Sequence[Unit],
-        items: int,
+        summary: ManifestSummary,
         params: dict[str, str],
     ) -> Plan:
-        routes: dict[str, int] = {}
-        for unit in units:
-            routes[unit.route] = routes.get(unit.route, 0) + len(unit.items)
         return Plan(
             status=PlanStatus.PLANNED,
             run_id=run_id,
             job=job.name,
-            units=len(units),
-            items=items,
+            units=summary.units,
+            items=summary.items,
             manifest={"bucket": self.settings.work_bucket, "key": key},
             result_prefix=results_prefix(run_id, redrive),
             max_concurrency=job.max_concurrency,
             tolerated_failure_percentage=job.tolerated_failure_percent,
-            routes=routes,
+            routes=dict(summary.routes),
             params=params,
             environment=[{"Name": name, "Value": value} for name, value in params.items()],
             combine=combine_route(job),
@@ -528,78 +599,27 @@ def _input_date(given: dict[str, Any], scheduled: datetime | None) -> date:
     raise InvalidInputError("input.date", "give a date as YYYYMMDD or YYYY-MM-DD")
 
 
-def route_for(job: Job, estimated_seconds: float) -> Route:
-    platform = job.compute.platform
-    if platform != "auto":
-        return platform
-    return "lambda" if estimated_seconds <= job.compute.lambda_max_seconds else "ecs"
-
-
-def ecs_compute(job: Job) -> EcsCompute:
-    """The ECS task size and capacity of the job's container work."""
-    compute = job.compute
-    return EcsCompute(
-        cpu=str(compute.cpu),
-        memory=str(compute.memory_mb),
-        # Fargate Spot runs x86_64 only: arm64 workers run on on-demand Fargate.
-        capacity_provider_strategy=[
-            {
-                "CapacityProvider": "FARGATE_SPOT"
-                if compute.spot and compute.architecture == "x86_64"
-                else "FARGATE",
-                "Weight": 1,
-            }
-        ],
-    )
-
-
 def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[Unit]:
-    """Group items into work units.
+    """Group items into work units, as the manifest writer does while a plan streams.
 
     Container items run one per unit. Lambda items are grouped only as far as needed to keep
     the number of units near the job's concurrency (so parallelism is not lost), and never past
     the job's Lambda time budget or MAX_ITEMS_PER_UNIT.
     """
-    compute = job.compute
-    fallback: Literal["ecs", "batch"] = "batch" if compute.platform == "batch" else "ecs"
-    ecs = ecs_compute(job)
-    batch = BatchCompute(
-        resource_requirements=[
-            {"Type": "VCPU", "Value": f"{compute.cpu / 1024:g}"},
-            {"Type": "MEMORY", "Value": str(compute.memory_mb)},
-        ]
-    )
-    lambda_items = [item for item in items if route_for(job, item.estimated_seconds) == "lambda"]
-    per_unit = min(MAX_ITEMS_PER_UNIT, max(1, math.ceil(len(lambda_items) / job.max_concurrency)))
-
-    groups: list[tuple[Route, list[Item]]] = []
-    current: list[Item] = []
-    budget = 0.0
+    output = _Collected()
+    writer = ManifestWriter(job, output, manifest=manifest, expected_items=len(items))
     for item in items:
-        route = route_for(job, item.estimated_seconds)
-        if route != "lambda":
-            groups.append((route, [item]))
-            continue
-        if current and (
-            len(current) >= per_unit or budget + item.estimated_seconds > compute.lambda_max_seconds
-        ):
-            groups.append(("lambda", current))
-            current, budget = [], 0.0
-        current.append(item)
-        budget += item.estimated_seconds
-    if current:
-        groups.append(("lambda", current))
-    return [
-        Unit(
-            index=index,
-            manifest=manifest,
-            route=route,
-            fallback=fallback,
-            max_attempts=job.retries + 1,
-            timeout_seconds=compute.container_timeout_seconds,
-            items=group,
-            ecs=ecs,
-            batch=batch,
-        )
-        for index, (route, group) in enumerate(groups)
-    ]
+        writer.add_item(msgspec.convert(item.model_dump(exclude_none=True), PlannedItem))
+    writer.close()
+    return [Unit.model_validate(msgspec.to_builtins(unit)) for unit in output.units()]
+
+
+class _Collected:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def units(self) -> Iterator[Any]:
+        return parse_units(b"".join(self.chunks).splitlines())

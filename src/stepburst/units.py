@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from stepburst import table_items
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.jobs import Job
 from stepburst.jsonl import process_jsonl_range
@@ -287,6 +288,20 @@ class UnitRunner:
                 "output_key": result.output.key,
                 "rejects_key": result.rejects.key if result.rejects is not None else None,
             }
+        table = item.csv or item.parquet
+        if table is not None:
+            if job.run.function is None:
+                raise StepburstError("a csv or parquet item needs a record function")
+            split = job.split.csv or job.split.parquet
+            return table_items.process_table_item(
+                table_items.csv_lines(item.csv)
+                if item.csv is not None
+                else table_items.parquet_lines(table),  # type: ignore[arg-type]
+                job.run.function,
+                S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
+                S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
+                max_reject_percent=split.max_reject_percent if split is not None else 100.0,
+            )
         if item.value is None:
             raise StepburstError(f"item {item.index} has nothing to run")
         # Commands and item functions see the same names: the run's params and where it writes.

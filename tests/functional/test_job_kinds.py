@@ -133,7 +133,7 @@ def test_params_override_and_prefix_padding(jobs: Path) -> None:
         "params": {"MODE_STR": "full"},
     }
     draft = components.planner().preview(ManualStart.model_validate(trigger))
-    assert [item.value for item in draft.items] == [
+    assert [item.what for item in draft.summary.sample] == [
         "Dam002/Period01",
         "Dam002/Period02",
         "Dam002/Period03",
@@ -170,7 +170,10 @@ def test_items_from_a_list_file(cloud: Cloud, jobs: Path) -> None:
     trigger = ManualStart.model_validate(
         {"job": "dam-periods", "input": {"items_key": "lists/dams.txt"}}
     )
-    assert [item.value for item in components.planner().preview(trigger).items] == ["D1", "D2"]
+    assert [item.what for item in components.planner().preview(trigger).summary.sample] == [
+        "D1",
+        "D2",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -218,7 +221,7 @@ def test_list_files_take_the_prefix(cloud: Cloud, jobs: Path) -> None:
     trigger = ManualStart.model_validate(
         {"job": "dam-periods", "input": {"items_key": "lists/periods.txt", "prefix": "Dam9/"}}
     )
-    assert [item.value for item in components.planner().preview(trigger).items] == [
+    assert [item.what for item in components.planner().preview(trigger).summary.sample] == [
         "Dam9/P1",
         "Dam9/P2",
     ]

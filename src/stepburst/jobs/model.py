@@ -97,11 +97,54 @@ class JsonlSplit(_Spec):
     )
 
 
+# The most items one plan may hold: Plan streams its manifest in constant memory, and this
+# many take under three minutes of the Plan function's 300 s on its one vCPU (README).
+MAX_PLANNED_ITEMS = 10_000_000
+
+
+class CsvSplit(_Spec):
+    """Split a CSV object into byte ranges of whole records; each range reads the header."""
+
+    range_mb: float = Field(default=64, gt=0, le=51200, description="Target range size in MB.")
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    max_reject_percent: float = Field(
+        default=DEFAULT_MAX_REJECT_PERCENT,
+        ge=0,
+        le=100,
+        description="As for jsonl: an item with more rejected records than this fails.",
+    )
+
+
+class ParquetSplit(_Spec):
+    """One item per row group of a Parquet object."""
+
+    max_reject_percent: float = Field(
+        default=DEFAULT_MAX_REJECT_PERCENT,
+        ge=0,
+        le=100,
+        description="As for jsonl: an item with more rejected records than this fails.",
+    )
+
+
+class FunctionSplit(_Spec):
+    """The job's own code decides the items: ``f(input, params)`` yields item names, or
+    mappings with ``name`` and an optional ``seconds`` estimate."""
+
+    function: str = Field(
+        pattern=FUNCTION_PATTERN, description="module:function, importable from jobs/."
+    )
+    max_items: int = Field(
+        default=1_000_000, ge=1, le=MAX_PLANNED_ITEMS, description="Refuse larger plans."
+    )
+
+
 class ItemsSplit(_Spec):
     """One item per work-item name: ``input.items`` is a list of names or a range expression
     such as ``Dam001/Period01-16``; ``input.items_key`` names a list file in the input bucket."""
 
-    max_items: int = Field(default=1_000_000, ge=1, description="Refuse larger inputs.")
+    max_items: int = Field(
+        default=1_000_000, ge=1, le=MAX_PLANNED_ITEMS, description="Refuse larger inputs."
+    )
 
 
 class ObjectsSplit(_Spec):
@@ -109,7 +152,7 @@ class ObjectsSplit(_Spec):
 
     prefix: str = Field(default="", description="Default prefix when the input gives none.")
     suffix: str = Field(default="", description="Only keys ending in this.")
-    max_items: int = Field(default=1_000_000, ge=1)
+    max_items: int = Field(default=1_000_000, ge=1, le=MAX_PLANNED_ITEMS)
 
 
 class DateSplit(_Spec):
@@ -131,6 +174,9 @@ class Split(_Spec):
     objects: ObjectsSplit | None = None
     date: DateSplit | None = None
     single: SingleSplit | None = None
+    function: FunctionSplit | None = None
+    csv: CsvSplit | None = None
+    parquet: ParquetSplit | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Split:
@@ -393,9 +439,12 @@ class Job(_Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Job:
-        if self.split.jsonl is not None and self.run.function is None:
-            raise ValueError("a jsonl split runs a record function: give run.function")
-        if self.triggers.s3 and self.split.jsonl is None and self.split.single is None:
-            raise ValueError("upload triggers need a jsonl or single split")
+        records = self.split.jsonl or self.split.csv or self.split.parquet
+        if records is not None and self.run.function is None:
+            raise ValueError(
+                "a jsonl, csv or parquet split runs a record function: give run.function"
+            )
+        if self.triggers.s3 and records is None and self.split.single is None:
+            raise ValueError("upload triggers need a jsonl, csv, parquet or single split")
         check_output_key(self)
         return self
