@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
     from types_boto3_ecs import ECSClient
     from types_boto3_events import EventBridgeClient
+    from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_s3 import S3Client
     from types_boto3_scheduler import EventBridgeSchedulerClient
     from types_boto3_ssm import SSMClient
@@ -55,6 +56,8 @@ def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
 def client(service: Literal["ecs"]) -> ECSClient: ...
 @overload
 def client(service: Literal["events"]) -> EventBridgeClient: ...
+@overload
+def client(service: Literal["logs"]) -> CloudWatchLogsClient: ...
 @overload
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload

@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,13 +131,21 @@ class Operations:
         self.stack = stack
         self.settings = stack.settings(jobs_dir)
         self._catalog: JobCatalog | None = None
+        self._catalog_loader: Callable[[], JobCatalog] | None = None
         self.ledger = Ledger(self.settings.ledger_table, self.settings.retention_days)
 
     @property
     def catalog(self) -> JobCatalog:
         if self._catalog is None:
-            self._catalog = JobCatalog.from_directory(self.settings.jobs_dir)
+            if self._catalog_loader is not None:
+                self._catalog = self._catalog_loader()
+            else:
+                self._catalog = JobCatalog.from_directory(self.settings.jobs_dir)
         return self._catalog
+
+    def use_catalog(self, loader: Callable[[], JobCatalog]) -> None:
+        """Take the jobs from ``loader`` (e.g. the stack's published catalog), on first use."""
+        self._catalog, self._catalog_loader = None, loader
 
     @property
     def planner(self) -> Planner:
