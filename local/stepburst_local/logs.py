@@ -90,13 +90,24 @@ class LogShipper:
 class FunctionLogHandler(logging.Handler):
     """Ships the records a function logs, formatted as its own handler formats them."""
 
-    def __init__(self, shipper: LogShipper, formatter: logging.Formatter | None) -> None:
+    def __init__(self, shipper: LogShipper, logger: logging.Logger) -> None:
         super().__init__()
         self.shipper = shipper
-        if formatter is not None:
-            self.setFormatter(formatter)
+        self.logger = logger
         # One stream per function per engine, as Lambda has one per execution environment.
         self.instance = uuid.uuid4().hex
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Powertools adds its JSON handler when a function's module is first imported, which
+        # may be after this handler was attached: its formatter is looked up when needed.
+        if self.formatter is None:
+            formatter = next(
+                (h.formatter for h in self.logger.handlers if h is not self and h.formatter),
+                None,
+            )
+            if formatter is not None:
+                self.setFormatter(formatter)
+        return super().format(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         target = getattr(_current, "target", None)
@@ -115,8 +126,7 @@ def attach(shipper: LogShipper, logger_names: set[str]) -> list[tuple[logging.Lo
     attached = []
     for name in logger_names:
         logger = logging.getLogger(name)
-        formatter = next((h.formatter for h in logger.handlers if h.formatter), None)
-        handler = FunctionLogHandler(shipper, formatter)
+        handler = FunctionLogHandler(shipper, logger)
         logger.addHandler(handler)
         attached.append((logger, handler))
     return attached

@@ -44,6 +44,9 @@ def item_name(record: Mapping[str, Any]) -> str:
     jsonl = record.get("jsonl")
     if isinstance(jsonl, Mapping) and "start" in jsonl:
         return f"bytes {jsonl['start']}-{jsonl.get('end')}"
+    if record.get("output_key"):
+        # A byte range of a JSONL upload is known by the part it writes.
+        return str(record["output_key"]).rsplit("/", 1)[-1].split(".", 1)[0]
     return f"#{record.get('item')}"
 
 
