@@ -451,7 +451,8 @@ def test_logs_show_a_failed_items_traceback(session: Session) -> None:
     # A quiet engine logs warnings and errors only: the failed item's, from ProcessItems.
     assert "process-items" in {line["source"] for line in lines}
     failed = [line for line in lines if line["exception"]]
-    assert failed and "ScenarioItemError" in failed[0]["exception"]
+    assert failed
+    assert "ScenarioItemError" in failed[0]["exception"]
 
     code, text = session.cli("logs", run_id, "--item", "no-such-item", check=2)
     assert "fail-logs" in text
