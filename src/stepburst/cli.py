@@ -364,7 +364,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         else:
             from stepburst import cli_render
 
-            _console(out).print(cli_render.status_view(document, document["elapsed_seconds"]))
+            view = cli_render.status_view(document, document["elapsed_seconds"])
+            cli_render.print_trimmed(_console(out), view)
         return _status_exit(document["status"])
     documents = _changes(
         status_document(ops, s) for s in ops.watch(args.run, interval=args.interval)
@@ -391,7 +392,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
                 current["items"], planned, current["status"], current["elapsed_seconds"]
             )
         )
-    con.print(cli_render.status_view(current, current["elapsed_seconds"], finished=True))
+    view = cli_render.status_view(current, current["elapsed_seconds"], finished=True)
+    cli_render.print_trimmed(con, view)
     return _status_exit(str(current["status"]))
 
 
@@ -482,7 +484,7 @@ def cmd_cost(args: argparse.Namespace, out: TextIO) -> int:
 
     rows = [(name, f"${value:.6f}") for name, value in cost.items()]
     table = cli_render.table(("PART", "ESTIMATED COST"), rows, numeric=1)
-    _console(out).print(table)
+    cli_render.print_trimmed(_console(out), table)
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ Rich decides colour per stream: none when the output is not a terminal or ``NO_C
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -65,11 +66,22 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+# Spaces at the end of a line, before any closing colour codes.
+_TRAILING_SPACES = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def print_trimmed(con: Console, renderable: Any) -> None:
+    """Print without the spaces Rich pads a table's last column with."""
+    with con.capture() as captured:
+        con.print(renderable)
+    con.file.write(_TRAILING_SPACES.sub(r"\1", captured.get()))
+
+
 def print_table(con: Console, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     if not rows:
         con.print(Text("(none)", style="dim"))
         return
-    con.print(table(headers, rows))
+    print_trimmed(con, table(headers, rows))
 
 
 def s3_uri(bucket: str, key: str) -> str:
@@ -185,12 +197,16 @@ def watch(
     """Follow a run on a terminal, redrawing in place; the last frame stays, printed once."""
     view = _LiveStatus(elapsed_of)
     view.document = next(documents)
+    final = view.document
     with Live(view, console=con, refresh_per_second=REFRESHES_PER_SECOND, transient=True):
         for document in documents:
-            view.document = document
+            final = document
+            # The run's end is not drawn live: it is printed once, below, and stays.
+            if document["status"] == RunStatus.RUNNING:
+                view.document = document
     # Transient: Live erases its frame on exit, so the final view is printed exactly once.
-    con.print(status_view(view.document, elapsed_of(view.document), finished=True))
-    return view.document
+    print_trimmed(con, status_view(final, elapsed_of(final), finished=True))
+    return final
 
 
 def items_rows(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:

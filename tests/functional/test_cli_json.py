@@ -238,3 +238,10 @@ def test_bash_completion_completes_a_commands_options() -> None:
     )
     done = subprocess.run(["bash"], input=probe, text=True, capture_output=True, check=True)
     assert done.stdout.splitlines() == ["--watch", "up"]
+
+
+def test_the_readme_shows_every_schema_as_shipped() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for name in cli_documents.schema_names():
+        shipped = json.dumps(cli_documents.schema(name), indent=2)
+        assert shipped in readme, f"README's JSON output section lacks the {name} schema"
