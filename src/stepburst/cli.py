@@ -131,9 +131,10 @@ def local_engine_listens(endpoint: str) -> bool:
 def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
     from stepburst.jobs import JobCatalog
 
-    if args.jobs_dir is not None or not (args.local or args.stack_given):
-        # The files at hand (validating them is this command's other use); a stack's jobs
-        # with --local or --stack.
+    at_hand = not (args.local or args.stack_given) and Path("jobs").is_dir()
+    if args.jobs_dir is not None or at_hand:
+        # The files given or at hand (validating them is this command's other use); else the
+        # jobs of the stack (--local, --stack, or the default stack).
         catalog = JobCatalog.from_directory(Path(args.jobs_dir or "jobs"))
     else:
         catalog = _operations(args).catalog

@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,48 @@ def test_the_readme_shows_every_schema_as_shipped() -> None:
     for name in cli_documents.schema_names():
         shipped = json.dumps(cli_documents.schema(name), indent=2)
         assert shipped in readme, f"README's JSON output section lacks the {name} schema"
+
+
+def test_logs_keep_only_the_runs_own_lines(
+    cloud: Cloud, published: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = finished_run(cloud, sample_lines(20))
+    run_id = plan["run_id"]
+    group = "/aws/lambda/stepburst/process-items"
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now = int(time.time() * 1000)
+    lines = [
+        {"level": "INFO", "message": "unit finished", "run_id": run_id},
+        {
+            "level": "ERROR",
+            "message": "item failed",
+            "run_id": run_id,
+            "item": 0,
+            "exception": "Traceback (most recent call last):\nValueError: boom",
+        },
+        # A run whose id the first one's is a prefix of: never mixed in.
+        {"level": "INFO", "message": "other run", "run_id": run_id + "-2"},
+    ]
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[
+            {"timestamp": now + i, "message": json.dumps(line)} for i, line in enumerate(lines)
+        ],
+    )
+    outputs = {**published, "RunLogGroupNames": group}
+    boto3.client("ssm").put_parameter(
+        Name=stack.LOCAL_OUTPUTS_PARAMETER, Value=json.dumps(outputs), Overwrite=True, Type="String"
+    )
+    code, text = run_cli(monkeypatch, "--local", "logs", run_id, "--json")
+    assert code == 0
+    documents = [valid("logs", line) for line in text.splitlines()]
+    assert [d["message"] for d in documents] == ["unit finished", "item failed"]
+    assert documents[1]["source"] == "process-items"
+
+    code, text = run_cli(monkeypatch, "--local", "logs", run_id, "--item", "part-00000")
+    assert code == 0
+    assert "ValueError: boom" in text
+    assert "unit finished" not in text
