@@ -219,10 +219,18 @@ def items_rows(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
             item.get("exit_code", ""),
             _seconds(item.get("duration_seconds")),
             item.get("records", ""),
-            item.get("error") or "",
+            item_error(item),
         )
         for item in items
     ]
+
+
+def item_error(item: Mapping[str, Any]) -> str:
+    """``CommandFailedError: exit 3: <the command's last lines>``: the class and its cause."""
+    error, cause = str(item.get("error") or ""), str(item.get("cause") or "")
+    if error and cause and not cause.startswith(error):
+        return f"{error}: {cause}"
+    return cause or error
 
 
 def _seconds(value: Any) -> str:

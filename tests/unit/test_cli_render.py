@@ -53,3 +53,9 @@ def test_tables_have_no_trailing_spaces() -> None:
     con = cli_render.console(out)
     cli_render.print_table(con, ("A", "LONGER HEADER"), [("x", "1"), ("a long cell", "")])
     assert all(line == line.rstrip() for line in out.getvalue().splitlines())
+
+
+def test_an_items_error_shows_its_cause_not_only_its_class() -> None:
+    item = {"error": "CommandFailedError", "cause": "exit 3: no such file: in.fits"}
+    assert cli_render.item_error(item) == "CommandFailedError: exit 3: no such file: in.fits"
+    assert cli_render.item_error({"error": "CommandFailedError"}) == "CommandFailedError"
