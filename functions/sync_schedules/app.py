@@ -1,5 +1,5 @@
 """Custom resource, on every deploy: keep one EventBridge Scheduler schedule per scheduled job,
-and publish the job catalog in the work bucket for the CLI (``stepburst.job_catalogs``)."""
+and publish the job catalog in the ledger for the CLI (``stepburst.job_catalogs``)."""
 
 from typing import Any
 
@@ -34,5 +34,5 @@ def sync_jobs(target: schedules.Target) -> dict[str, str]:
     for job in catalog:
         check_for_stack(job, SETTINGS.worker_architecture)
     synced = schedules.sync(catalog, target).as_dict()
-    published = job_catalogs.publish(SETTINGS.work_bucket, SETTINGS.jobs_dir)
+    published = job_catalogs.publish(SETTINGS.ledger_table, SETTINGS.jobs_dir)
     return {**synced, "published_jobs": str(published)}

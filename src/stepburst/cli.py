@@ -104,8 +104,8 @@ def _operations(args: argparse.Namespace) -> Operations:
     from stepburst import job_catalogs
 
     ops = Operations(stack, Path(os.devnull))
-    work_bucket = ops.settings.work_bucket
-    ops.use_catalog(lambda: job_catalogs.read(work_bucket))
+    ledger_table = ops.settings.ledger_table
+    ops.use_catalog(lambda: job_catalogs.read(ledger_table))
     return ops
 
 

@@ -2,23 +2,26 @@
 
 The jobs travel to the functions in the jobs layer, which the CLI cannot open. So at each
 deploy the JobSchedules custom resource (which has the layer) writes the job documents it
-validated to one object of the work bucket; ``stepburst jobs`` and ``start`` read them there,
-so a user without the repository sees and starts exactly the jobs the stack runs.
+validated to one record of the ledger; ``stepburst jobs`` and ``start`` read them there, so a
+user without the repository sees and starts exactly the jobs the stack runs. The record has no
+``expires_at``: it lasts until the next deploy replaces it (the work bucket's files expire).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from stepburst import storage
-from stepburst.errors import JobSpecError, ObjectNotFoundError, StepburstError
+from stepburst.adapters.dynamodb import Table
+from stepburst.errors import JobSpecError, StepburstError
 from stepburst.jobs import JobCatalog, parse_job
 from stepburst.jobs.loader import JOB_FILE_SUFFIXES
 
-CATALOG_KEY = "_stepburst/jobs/catalog.json"
+# The ledger record's key: apart from runs, items and triggers (RUN#, TRIGGER#, EXECUTION#).
+CATALOG_KEY = {"pk": "CATALOG#jobs", "sk": "CATALOG"}
 CATALOG_VERSION = 1
 
 
@@ -40,10 +43,11 @@ def catalog_document(directory: Path) -> dict[str, Any]:
     }
 
 
-def publish(bucket: str, directory: Path) -> int:
-    """Write the catalog of ``directory`` to the work bucket; how many jobs it holds."""
+def publish(ledger_table: str, directory: Path) -> int:
+    """Write the catalog of ``directory`` to the ledger; how many jobs it holds."""
     document = catalog_document(directory)
-    storage.put_json(bucket, CATALOG_KEY, document)
+    # As JSON text: a job's numbers stay as written, with no float-to-Decimal round trip.
+    Table(ledger_table).put({**CATALOG_KEY, "catalog": json.dumps(document)})
     return len(document["jobs"])
 
 
@@ -55,13 +59,17 @@ def from_document(document: Any, where: str) -> JobCatalog:
     )
 
 
-def read(bucket: str) -> JobCatalog:
-    """The catalog the stack's last deploy published in its work bucket."""
-    try:
-        document = storage.get_json(bucket, CATALOG_KEY)
-    except ObjectNotFoundError as error:
+def read(ledger_table: str) -> JobCatalog:
+    """The catalog the stack's last deploy published in its ledger."""
+    record = Table(ledger_table).get(CATALOG_KEY)
+    if record is None:
         raise CatalogNotPublishedError(
-            f"the stack publishes no job catalog (s3://{bucket}/{CATALOG_KEY}): deploy it again, "
-            "or give the job files with --jobs-dir"
-        ) from error
-    return from_document(document, f"s3://{bucket}/{CATALOG_KEY}")
+            f"the stack publishes no job catalog in its ledger ({ledger_table}): deploy it "
+            "again, or give the job files with --jobs-dir"
+        )
+    where = f"the job catalog of {ledger_table}"
+    try:
+        document = json.loads(str(record.get("catalog", "")))
+    except ValueError as error:
+        raise JobSpecError(where, "catalog", f"not JSON: {error}") from error
+    return from_document(document, where)

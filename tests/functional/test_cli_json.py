@@ -48,7 +48,7 @@ def valid(command: str, text: str) -> dict[str, Any]:
 @pytest.fixture
 def published(cloud: Cloud, stack_outputs: dict[str, str]) -> dict[str, str]:
     """The job catalog, where the JobSchedules custom resource publishes it at deploy."""
-    job_catalogs.publish(cloud.work_bucket, JOBS_DIR)
+    job_catalogs.publish(cloud.table, JOBS_DIR)
     return stack_outputs
 
 
