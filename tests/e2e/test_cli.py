@@ -456,3 +456,37 @@ def test_logs_show_a_failed_items_traceback(session: Session) -> None:
 
     code, text = session.cli("logs", run_id, "--item", "no-such-item", check=2)
     assert "fail-logs" in text
+
+
+def test_without_job_files_the_cli_uses_the_engines_jobs(session: Session, tmp_path: Path) -> None:
+    """A user without the repository: the jobs come from what the deploy published."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STEPBURST_"))}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stepburst.cli",
+                *argv,
+                "--local",
+                "--endpoint",
+                session.engine.endpoint_url,
+            ],
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=tmp_path,
+            timeout=DEADLINE_SECONDS,
+            check=False,
+        )
+
+    listed = cli("jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    names = {job["name"] for job in json.loads(listed.stdout)["jobs"]}
+    assert {"scenario-lambda", "dam-periods"} <= names
+
+    refused = cli("start", "not-deployed", "--apply")
+    assert refused.returncode == 2
+    assert "no job named 'not-deployed'" in refused.stderr
+    assert "scenario-lambda" in refused.stderr
