@@ -1,10 +1,11 @@
-"""Custom resource: keep one EventBridge Scheduler schedule per scheduled job, on every deploy."""
+"""Custom resource, on every deploy: keep one EventBridge Scheduler schedule per scheduled job,
+and publish the job catalog in the ledger for the CLI (``stepburst.job_catalogs``)."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepburst import schedules
+from stepburst import job_catalogs, schedules
 from stepburst.custom_resources import respond
 from stepburst.jobs import JobCatalog, check_for_stack
 from stepburst.observability import logger
@@ -32,4 +33,6 @@ def sync_jobs(target: schedules.Target) -> dict[str, str]:
     catalog = JobCatalog.from_directory(SETTINGS.jobs_dir)
     for job in catalog:
         check_for_stack(job, SETTINGS.worker_architecture)
-    return schedules.sync(catalog, target).as_dict()
+    synced = schedules.sync(catalog, target).as_dict()
+    published = job_catalogs.publish(SETTINGS.ledger_table, SETTINGS.jobs_dir)
+    return {**synced, "published_jobs": str(published)}

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from stepburst_local import logs
 from stepburst_local.faults import Faults
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class FunctionSpec:
     environment: Mapping[str, str]
     timeout_seconds: float
     memory_mb: int = 128
+    # LoggingConfig.LogGroup: where the function's log lines go (stepburst_local.logs).
+    log_group: str | None = None
 
 
 class LambdaContext:
@@ -158,7 +161,8 @@ class LambdaRuntime:
             try:
                 handler = self._handler(spec)
                 context = LambdaContext(spec, request_id, deadline)
-                outcome["result"] = handler(event, context)
+                with logs.invocation(spec.log_group, spec.name):
+                    outcome["result"] = handler(event, context)
             except LambdaTimeout:
                 outcome["timed_out"] = True
             except BaseException as exc:  # the handler failed: report it like Lambda does
@@ -359,6 +363,8 @@ class ContainerRunner:
         self.python_path = [str(path) for path in python_path]
         self.faults = faults or Faults()
         self.runs: dict[str, ContainerRun] = {}
+        # Called with each run when its process has ended (the engine ships its log).
+        self.on_exit: Callable[[ContainerRun], None] | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -433,6 +439,11 @@ class ContainerRunner:
                         _signal_group(process, signal.SIGKILL)
         if run.exit_code is not None and run.exit_code < 0:
             run.exit_code = 128 - run.exit_code  # killed by a signal: 128 + signal, as Docker
+        if self.on_exit is not None:
+            try:
+                self.on_exit(run)
+            except Exception:  # shipping its log must not change how the container ended
+                LOG.exception("cannot ship the log of %s %s", run.kind, run.ident)
         run.done.set()
 
     def _register(self, kind: str, ident: str, command: Sequence[str]) -> ContainerRun:

@@ -112,7 +112,8 @@ def _upload_samples(
     ):
         engine.upload(key, path)
         size = path.stat().st_size / 1_000_000
-        say(f"uploaded s3://…/{key}  ({lines:,} lines, {size:.1f} MB)")
+        bucket = engine.outputs["InputBucketName"]
+        say(f"uploaded s3://{bucket}/{key}  ({lines:,} lines, {size:.1f} MB)")
         runs.append(_Followed(label=label, key=key))
     for run in runs:
         (run.arn,) = engine.executions_for_upload(run.key)
@@ -177,7 +178,7 @@ def _summarize(engine: LocalEngine, run: _Followed, say: Any) -> None:
     say(f"{run.label}: run {run.run_id}  {record.get('status', run.status)}")
     fields = (
         ("items", f"{record.get('succeeded', 0)} succeeded, {record.get('failed', 0)} failed"),
-        ("routes", record.get("item_routes")),
+        ("routes", _counts(record.get("item_routes"))),
         ("records", record.get("records")),
         ("rejects", record.get("rejects")),
         ("bytes in/out", f"{record.get('bytes_in', '?')} / {record.get('bytes_out', '?')}"),
@@ -198,3 +199,10 @@ def _summarize(engine: LocalEngine, run: _Followed, say: Any) -> None:
     for child in engine.map_run_children(run.arn):
         if child.status != "SUCCEEDED":
             say(f"    unit {child.index}        {child.status} {child.error}: {child.cause}")
+
+
+def _counts(value: Any) -> str | None:
+    """``lambda: 3, ecs: 1`` for a mapping of counts (the ledger's numbers are Decimals)."""
+    if not isinstance(value, dict):
+        return None if value is None else str(value)
+    return ", ".join(f"{name}: {int(count)}" for name, count in sorted(value.items()))

@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 
-from stepburst_local import binding, product
+from stepburst_local import binding, logs, product
 from stepburst_local.cfn import Resource, Stack, TemplateError, load_template
 from stepburst_local.cloud import ExecutionTimeoutError, LocalCloud
 from stepburst_local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
@@ -98,6 +98,7 @@ class LocalEngine(LocalCloud):
         self.deployer: Deployer | None = None
         self.outputs: dict[str, Any] = {}
         self._sys_path_added: list[str] = []
+        self._log_handlers: list[tuple[logging.Logger, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -113,6 +114,8 @@ class LocalEngine(LocalCloud):
             raise
 
     def _teardown(self) -> None:
+        logs.detach(self._log_handlers)
+        self._log_handlers.clear()
         super()._teardown()
         unload_handlers(self.lambda_runtime.functions)
         for entry in self._sys_path_added:
@@ -136,6 +139,7 @@ class LocalEngine(LocalCloud):
             self._add_sys_path(directory)
         self.register_functions(self._function_specs(layers))
         self._configure_workers()
+        self._ship_logs()
         self.outputs = self._outputs()
         if self.quiet:
             self._quiet_loggers()
@@ -196,6 +200,44 @@ class LocalEngine(LocalCloud):
             f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/"
             f"{self.stack_name}/{uuid.uuid5(uuid.NAMESPACE_URL, self.stack_name)}"
         )
+
+    def _ship_logs(self) -> None:
+        """Send the functions' and workers' lines to CloudWatch Logs, as on AWS."""
+        assert self.stack is not None
+        shipper = logs.LogShipper(lambda: self.client("logs"))
+        for resource in self.stack.of_type("AWS::Logs::LogGroup"):
+            props = self.stack.properties(resource.logical_id)
+            name = props.get("LogGroupName")
+            if isinstance(name, str):
+                retention = props.get("RetentionInDays")
+                shipper.create_group(name, int(retention) if retention else None)
+        services = {
+            spec.environment.get(product.LOGGER_VARIABLE, product.DEFAULT_LOGGER)
+            for spec in self.lambda_runtime.functions
+        }
+        self._log_handlers = logs.attach(shipper, services)
+        worker_group = self._worker_log_group()
+        if self.runner is not None and worker_group is not None:
+
+            def ship(run: Any) -> None:
+                # The awslogs driver's stream name: prefix/container/task id.
+                prefix = "ecs" if run.kind == "ecs" else "batch"
+                stream = f"{prefix}/worker/{run.ident.rsplit('/', 1)[-1]}"
+                shipper.ship_file(worker_group, stream, run.log_path)
+
+            self.runner.on_exit = ship
+
+    def _worker_log_group(self) -> str | None:
+        assert self.stack is not None
+        for resource in self.stack.of_type("AWS::ECS::TaskDefinition"):
+            for container in self.stack.properties(resource.logical_id).get(
+                "ContainerDefinitions", []
+            ):
+                options = (container.get("LogConfiguration") or {}).get("Options") or {}
+                group = options.get("awslogs-group")
+                if isinstance(group, str):
+                    return group
+        return None
 
     def _quiet_loggers(self) -> None:
         """Powertools loggers read their level once: lower the ones already built."""
@@ -287,6 +329,7 @@ class LocalEngine(LocalCloud):
                     environment=environment,
                     timeout_seconds=float(timeout),
                     memory_mb=int(props.get("MemorySize", 128)),
+                    log_group=_log_group_name(props.get("LoggingConfig", {}).get("LogGroup")),
                 )
             )
         return specs
@@ -402,3 +445,8 @@ def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _log_group_name(value: Any) -> str | None:
+    """A LoggingConfig.LogGroup, resolved to the group's name (a Ref of it is its name)."""
+    return value if isinstance(value, str) and value else None

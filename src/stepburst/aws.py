@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from types_boto3_ecs import ECSClient
     from types_boto3_events import EventBridgeClient
     from types_boto3_glue import GlueClient
+    from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_s3 import S3Client
     from types_boto3_scheduler import EventBridgeSchedulerClient
     from types_boto3_ssm import SSMClient
@@ -58,6 +59,8 @@ def client(service: Literal["ecs"]) -> ECSClient: ...
 def client(service: Literal["events"]) -> EventBridgeClient: ...
 @overload
 def client(service: Literal["glue"]) -> GlueClient: ...
+@overload
+def client(service: Literal["logs"]) -> CloudWatchLogsClient: ...
 @overload
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload

@@ -16,16 +16,17 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
-from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from datetime import time as clock_time
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from stepburst import operations, syncing
+from stepburst import cli_documents
 from stepburst.errors import (
     AwsError,
     AwsUnavailableError,
@@ -33,11 +34,15 @@ from stepburst.errors import (
     InvalidInputError,
     StepburstError,
 )
-from stepburst.jobs import JobCatalog
-from stepburst.operations import Operations, RunProgress
-from stepburst.stack import LOCAL_ENDPOINT, StackNotFoundError, from_cloudformation, from_local
-from stepburst.statuses import ItemStatus, RunStatus
-from stepburst.triggers import ManualStart
+from stepburst.statuses import RunStatus
+
+# Everything that loads boto3, pydantic, Powertools or the X-Ray SDK is imported where a
+# command needs it, so `stepburst --help` and completion stay fast.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from stepburst.operations import Operations, RunProgress
+    from stepburst.triggers import ManualStart
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -53,39 +58,56 @@ AWS_SETUP_HINT = (
     "check the network and AWS_ENDPOINT_URL"
 )
 LOCAL_ENGINE_HINT = "start one with `stepburst local up`, or give its address with --endpoint"
+# Where `stepburst local up` serves (stepburst.stack.LOCAL_ENDPOINT, kept here so that --help
+# needs no AWS SDK).
+LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+DEFAULT_STACK = "stepburst"
 # How long `--local` waits for the engine's port to accept a connection before saying so.
 LOCAL_PROBE_SECONDS = 2.0
-BAR_WIDTH = 30
 # Entry-point group through which installed packages add commands.
 PLUGIN_COMMANDS = "stepburst.commands"
+PREVIEW_ROWS = 10
 
 
 class UsageError(StepburstError):
     """The command line is wrong; the message says how."""
 
 
-def _print_json(document: Any, out: TextIO) -> None:
-    out.write(json.dumps(document, indent=2, default=str) + "\n")
+def _print_json(document: Mapping[str, Any], out: TextIO) -> None:
+    out.write(cli_documents.dumps(document) + "\n")
 
 
-def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: TextIO) -> None:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-        out.write("\n")
+def _console(out: TextIO) -> Console:
+    from stepburst import cli_render
+
+    return cli_render.console(out)
 
 
-def _operations(args: argparse.Namespace) -> Operations:
+def _stack(args: argparse.Namespace) -> Any:
+    from stepburst.stack import from_cloudformation, from_local
+
     if args.local:
         # botocore retries a refused connection for half a minute: ask the port first, so a
         # forgotten `stepburst local up` is said at once.
         if not local_engine_listens(args.endpoint):
             raise AwsUnavailableError(f"no local engine answers at {args.endpoint}")
-        stack = from_local(args.endpoint)
-    else:
-        stack = from_cloudformation(args.stack)
-    return Operations(stack, Path(args.jobs_dir))
+        return from_local(args.endpoint)
+    return from_cloudformation(args.stack)
+
+
+def _operations(args: argparse.Namespace) -> Operations:
+    from stepburst.operations import Operations
+
+    stack = _stack(args)
+    if args.jobs_dir is not None:
+        return Operations(stack, Path(args.jobs_dir))
+    # The jobs the stack was deployed with, so that any directory will do.
+    from stepburst import job_catalogs
+
+    ops = Operations(stack, Path(os.devnull))
+    ledger_table = ops.settings.ledger_table
+    ops.use_catalog(lambda: job_catalogs.read(ledger_table))
+    return ops
 
 
 def local_engine_listens(endpoint: str) -> bool:
@@ -108,10 +130,21 @@ def local_engine_listens(endpoint: str) -> bool:
 
 
 def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
-    catalog = JobCatalog.from_directory(Path(args.jobs_dir))
+    from stepburst.jobs import JobCatalog
+
+    at_hand = not (args.local or args.stack_given) and Path("jobs").is_dir()
+    if args.jobs_dir is not None or at_hand:
+        # The files given or at hand (validating them is this command's other use); else the
+        # jobs of the stack (--local, --stack, or the default stack).
+        catalog = JobCatalog.from_directory(Path(args.jobs_dir or "jobs"))
+    else:
+        catalog = _operations(args).catalog
     if args.json:
-        _print_json([job.model_dump(mode="json") for job in catalog], out)
+        jobs = [job.model_dump(mode="json") for job in catalog]
+        _print_json(cli_documents.document("jobs", jobs=jobs), out)
         return EXIT_OK
+    from stepburst import cli_render
+
     rows = []
     for job in catalog:
         starts = [f"s3:{t.prefix}*{t.suffix}" for t in job.triggers.s3]
@@ -121,7 +154,7 @@ def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
             starts.append("manual")
         split = next(name for name, value in job.split if value is not None)
         rows.append((job.name, split, job.compute.platform, ", ".join(starts)))
-    _table(rows, ("JOB", "SPLIT", "PLATFORM", "STARTS"), out)
+    cli_render.print_table(_console(out), ("JOB", "SPLIT", "PLATFORM", "STARTS"), rows)
     return EXIT_OK
 
 
@@ -130,26 +163,33 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     if not path.is_file():
         raise InvalidInputError("FILE", f"{path} is not a file")
     uploaded = _operations(args).upload(path, args.to, wait_seconds=args.wait)
-    document = {
-        "uri": f"s3://{uploaded.bucket}/{uploaded.key}",
-        "version_id": uploaded.version_id,
-        "job": uploaded.job,
-        "run_id": uploaded.run_id,
-    }
+    document = cli_documents.document(
+        "upload",
+        uri=f"s3://{uploaded.bucket}/{uploaded.key}",
+        bucket=uploaded.bucket,
+        key=uploaded.key,
+        version_id=uploaded.version_id,
+        job=uploaded.job,
+        run_id=uploaded.run_id,
+    )
     if args.json:
         _print_json(document, out)
+        return EXIT_OK
+    con = _console(out)
+    con.print(f"uploaded {document['uri']}")
+    if uploaded.job is None:
+        con.print("no job matches this key: the upload is recorded as ignored", style="yellow")
+    elif uploaded.run_id:
+        con.print(f"run {uploaded.run_id} (job {uploaded.job})")
     else:
-        out.write(f"uploaded {document['uri']}\n")
-        if uploaded.job is None:
-            out.write("no job matches this key: the upload is recorded as ignored\n")
-        elif uploaded.run_id:
-            out.write(f"run {uploaded.run_id} (job {uploaded.job})\n")
-        else:
-            out.write(f"job {uploaded.job} will run; see `stepburst runs --job {uploaded.job}`\n")
+        con.print(f"job {uploaded.job} will run; see `stepburst runs --job {uploaded.job}`")
     return EXIT_OK
 
 
 def _manual_start(args: argparse.Namespace) -> ManualStart:
+    from stepburst import operations
+    from stepburst.triggers import ManualStart
+
     given: Any = {}
     if args.input:
         text = args.input
@@ -183,59 +223,68 @@ def _manual_start(args: argparse.Namespace) -> ManualStart:
 
 
 def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
+    from stepburst import operations
+
     # The command line's own files first: a typo in a path needs no AWS to be reported.
     manual_start = _manual_start(args)
     ops = _operations(args)
+    # A job the stack does not run is refused before anything is uploaded or started.
+    ops.catalog.get(manual_start.job)
     start = ops.prepare(manual_start)
     draft = ops.preview(start)
     cost = operations.draft_cost(draft)
     planned = draft.summary
-    summary = {
-        "job": draft.job.name,
-        "items": planned.items,
-        "units": planned.units,
-        "routes": draft.routes(),
-        "estimated_seconds": round(planned.estimated_seconds, 1),
-        "longest_item_seconds": planned.longest_item_seconds,
-        "estimated_cost_usd": cost.as_dict(),
-        "params": draft.params,
-        "applied": bool(args.apply),
-    }
+    summary = cli_documents.document(
+        "start",
+        job=draft.job.name,
+        items=planned.items,
+        units=planned.units,
+        routes=draft.routes(),
+        estimated_seconds=round(planned.estimated_seconds, 1),
+        longest_item_seconds=planned.longest_item_seconds,
+        estimated_cost_usd=cost.as_dict(),
+        params=draft.params,
+        applied=bool(args.apply),
+        run_id=None,
+        execution_arn=None,
+    )
     if args.apply:
         started = ops.start(start, draft)
         summary.update(run_id=started.run_id, execution_arn=started.execution_arn)
     if args.json:
         _print_json(summary, out)
         return EXIT_OK
-    out.write(f"job {draft.job.name}: {planned.items} items in {planned.units} units\n")
-    rows = [
-        (item.index, item.what, item.route, f"{item.estimated_seconds:g}s")
-        for item in planned.sample
-    ]
-    _table(rows, ("ITEM", "WHAT", "ROUTE", "ESTIMATE"), out)
+    from stepburst import cli_render
+
+    con = _console(out)
+    con.print(f"job {draft.job.name}: {planned.items} items in {planned.units} units")
+    rows = [(item.what, item.route, f"{item.estimated_seconds:g}s") for item in planned.sample]
+    cli_render.print_table(con, ("ITEM", "ROUTE", "ESTIMATE"), rows)
     if planned.items > len(planned.sample):
-        out.write(f"… and {planned.items - len(planned.sample)} more\n")
+        con.print(f"… and {planned.items - len(planned.sample)} more", style="dim")
     routes = ", ".join(f"{route}: {count}" for route, count in sorted(draft.routes().items()))
-    out.write(f"routes: {routes}\n")
-    out.write(f"estimated: {summary['estimated_seconds']} s of work, about ${cost.total:.4f}\n")
+    con.print(f"routes: {routes}")
+    con.print(f"estimated: {summary['estimated_seconds']} s of work, about ${cost.total:.4f}")
     if draft.params:
-        out.write("params: " + " ".join(f"{k}={v}" for k, v in draft.params.items()) + "\n")
+        con.print("params: " + " ".join(f"{k}={v}" for k, v in draft.params.items()))
     if args.apply:
-        out.write(f"started run {summary['run_id']}\n")
+        con.print(f"started run {summary['run_id']}", style="green")
     else:
-        out.write("preview only: nothing was started (add --apply to run)\n")
+        con.print("preview only: nothing was started (add --apply to run)", style="yellow")
     return EXIT_OK
 
 
 def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
     runs = _operations(args).runs(args.job, args.limit)
     if args.json:
-        _print_json(runs, out)
+        _print_json(cli_documents.runs_document(runs), out)
         return EXIT_OK
+    from stepburst import cli_render
+
     rows = [
         (
             run["run_id"],
-            run.get("status"),
+            cli_render.styled_status(run.get("status")),
             run.get("planned_items"),
             run.get("succeeded", ""),
             run.get("failed", ""),
@@ -243,106 +292,127 @@ def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
         )
         for run in runs
     ]
-    _table(rows, ("RUN", "STATUS", "ITEMS", "SUCCEEDED", "FAILED", "STARTED"), out)
+    headers = ("RUN", "STATUS", "ITEMS", "SUCCEEDED", "FAILED", "STARTED")
+    cli_render.print_table(_console(out), headers, rows)
     return EXIT_OK
 
 
-def _progress(status: RunProgress) -> str:
-    planned = max(status.planned, 1)
-    done = status.by_status.get(ItemStatus.SUCCEEDED, 0)
-    failed = status.by_status.get(ItemStatus.FAILED, 0)
-    running = status.by_status.get(ItemStatus.RUNNING, 0)
-    filled = round(BAR_WIDTH * done / planned)
-    broken = round(BAR_WIDTH * failed / planned)
-    bar = "#" * filled + "x" * broken + "." * max(0, BAR_WIDTH - filled - broken)
-    return (
-        f"[{bar}] {done}/{status.planned} done, {failed} failed, {running} running  {status.status}"
+def status_document(ops: Operations, status: RunProgress) -> dict[str, Any]:
+    """``status --json``: the run without the ledger's keys, its counts and where its files are."""
+    run = cli_documents.public(status.run)
+    bucket = ops.settings.output_bucket
+    summary_key = run.get("summary_key")
+    prefix = run.get("output_prefix")
+    return cli_documents.document(
+        "status",
+        run_id=run.get("run_id"),
+        run=run,
+        status=status.status,
+        items=status.by_status,
+        routes=status.by_route,
+        execution_status=status.execution_status,
+        elapsed_seconds=_elapsed(run),
+        summary_uri=f"s3://{bucket}/{summary_key}" if summary_key else None,
+        output_uri=f"s3://{bucket}/{prefix}" if prefix else None,
     )
 
 
-def _write_status(status: RunProgress, out: TextIO) -> None:
-    run = status.run
-    out.write(f"run {run['run_id']}  job {run.get('job')}  {status.status}\n")
-    out.write(_progress(status) + "\n")
-    rows = [
-        (
-            route,
-            counts.get(ItemStatus.SUCCEEDED, 0),
-            counts.get(ItemStatus.FAILED, 0),
-            counts.get(ItemStatus.RUNNING, 0),
-        )
-        for route, counts in sorted(status.by_route.items())
-    ]
-    if rows:
-        _table(rows, ("ROUTE", "SUCCEEDED", "FAILED", "RUNNING"), out)
-    if run.get("cause"):
-        out.write(f"cause: {run['cause']}\n")
-    if run.get("summary_key"):
-        out.write(f"summary: s3://…/{run['summary_key']}\n")
+def _timestamp(text: Any) -> float | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def _status_exit(status: RunProgress) -> int:
-    return EXIT_RUN_FAILED if status.status in {RunStatus.FAILED, RunStatus.CANCELLED} else EXIT_OK
+def _elapsed(run: Mapping[str, Any]) -> float | None:
+    """Seconds from the run's start to its end, or to now while it runs."""
+    started = _timestamp(run.get("started_at"))
+    if started is None:
+        return None
+    ended = _timestamp(run.get("finished_at")) if run.get("status") != RunStatus.RUNNING else None
+    return round(max(0.0, (ended or time.time()) - started), 1)
+
+
+def _status_exit(status: str) -> int:
+    return EXIT_RUN_FAILED if status in {RunStatus.FAILED, RunStatus.CANCELLED} else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     ops = _operations(args)
     if not args.watch:
-        status = ops.status(args.run)
+        document = status_document(ops, ops.status(args.run))
         if args.json:
-            _print_json(status.as_dict(), out)
+            _print_json(document, out)
         else:
-            _write_status(status, out)
-        return _status_exit(status)
-    last: RunProgress | None = None
-    live = out.isatty()
-    for status in ops.watch(args.run, interval=args.interval):
-        last = status
-        if args.json:
-            continue
-        out.write(("\r" if live else "") + _progress(status) + ("" if live else "\n"))
-        out.flush()
-    assert last is not None
+            from stepburst import cli_render
+
+            view = cli_render.status_view(document, document["elapsed_seconds"])
+            cli_render.print_trimmed(_console(out), view)
+        return _status_exit(document["status"])
+    documents = _changes(
+        status_document(ops, s) for s in ops.watch(args.run, interval=args.interval)
+    )
     if args.json:
-        _print_json(last.as_dict(), out)
-    else:
-        out.write("\n" if live else "")
-        _write_status(last, out)
-    return _status_exit(last)
+        # NDJSON: one document a line for each change, the final one last.
+        last: Mapping[str, Any] = {}
+        for last in documents:
+            out.write(cli_documents.dumps(last, indent=None) + "\n")
+            out.flush()
+        return _status_exit(str(last["status"]))
+    from stepburst import cli_render
+
+    con = _console(out)
+    if con.is_terminal:
+        final = cli_render.watch(con, documents, lambda document: _elapsed(document["run"]))
+        return _status_exit(str(final["status"]))
+    # Not a terminal: one line a change, then the final view once.
+    current: Mapping[str, Any] = {}
+    for current in documents:
+        planned = int(current["run"].get("planned_items") or 0)
+        con.print(
+            cli_render.progress_line(
+                current["items"], planned, current["status"], current["elapsed_seconds"]
+            )
+        )
+    view = cli_render.status_view(current, current["elapsed_seconds"], finished=True)
+    cli_render.print_trimmed(con, view)
+    return _status_exit(str(current["status"]))
+
+
+def _changes(documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The documents that differ from the one before, elapsed time aside."""
+    seen: Any = None
+    for document in documents:
+        compared = {k: v for k, v in document.items() if k != "elapsed_seconds"}
+        compared["run"] = {k: v for k, v in document["run"].items() if k != "updated_at"}
+        if compared != seen:
+            seen = compared
+            yield document
 
 
 def cmd_items(args: argparse.Namespace, out: TextIO) -> int:
     items = _operations(args).items(args.run, failed_only=args.failed)
     if args.json:
-        _print_json(items, out)
+        _print_json(cli_documents.items_document(args.run, items), out)
         return EXIT_OK
-    rows = [
-        (
-            item["item"],
-            item.get("status"),
-            item.get("route"),
-            item.get("attempts"),
-            item.get("exit_code", ""),
-            item.get("duration_seconds", ""),
-            item.get("records", ""),
-            (item.get("error") or "")[:40],
-        )
-        for item in items
-    ]
-    _table(
-        rows, ("ITEM", "STATUS", "ROUTE", "ATTEMPTS", "EXIT", "SECONDS", "RECORDS", "ERROR"), out
-    )
+    from stepburst import cli_render
+
+    headers = ("ITEM", "STATUS", "ROUTE", "ATTEMPTS", "EXIT", "SECONDS", "RECORDS", "ERROR")
+    cli_render.print_table(_console(out), headers, cli_render.items_rows(items))
     return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
     stopped = _operations(args).cancel(args.run)
     if args.json:
-        _print_json(stopped, out)
+        _print_json(cli_documents.document("cancel", run_id=args.run, stopped=stopped), out)
     else:
-        out.write(
+        _console(out).print(
             f"cancelled {args.run}: stopped {stopped['executions']} execution(s), "
-            f"{stopped['ecs_tasks']} ECS task(s), {stopped['batch_jobs']} Batch job(s)\n"
+            f"{stopped['ecs_tasks']} ECS task(s), {stopped['batch_jobs']} Batch job(s)"
         )
     return EXIT_OK
 
@@ -350,13 +420,18 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_redrive(args: argparse.Namespace, out: TextIO) -> int:
     started = _operations(args).redrive(args.run)
     if args.json:
-        _print_json({"run_id": started.run_id, "execution_arn": started.execution_arn}, out)
+        document = cli_documents.document(
+            "redrive", run_id=started.run_id, execution_arn=started.execution_arn
+        )
+        _print_json(document, out)
     else:
-        out.write(f"redriving the failed items of {args.run}\n")
+        _console(out).print(f"redriving the failed items of {args.run}")
     return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
+    from stepburst import syncing
+
     source, target = args.source, args.target
     if source.startswith("s3://") == target.startswith("s3://"):
         raise InvalidInputError("sync", "give one local directory and one s3://bucket/prefix")
@@ -375,7 +450,7 @@ def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
             Path(source), bucket, prefix, threads=args.threads, zip_each=args.zip_each
         )
     if args.json:
-        _print_json(result.as_dict(), out)
+        _print_json(cli_documents.document("sync", **result.as_dict()), out)
     else:
         counts = result.as_dict()
         out.write(
@@ -390,9 +465,17 @@ def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_schedule_fire(args: argparse.Namespace, out: TextIO) -> int:
     day = _parse_day(args.date)
     at = _parse_clock_time(args.at) if args.at else None
-    started = _operations(args).fire_schedule(args.job, day, at)
+    started, scheduled = _operations(args).fire_schedule(args.job, day, at)
     if args.json:
-        _print_json({"run_id": started.run_id, "execution_arn": started.execution_arn}, out)
+        document = cli_documents.document(
+            "schedule",
+            job=args.job,
+            scheduled_time=scheduled.isoformat().replace("+00:00", "Z"),
+            run_id=started.run_id,
+            execution_arn=started.execution_arn or None,
+            started=bool(started.execution_arn),
+        )
+        _print_json(document, out)
     elif started.execution_arn:
         out.write(f"fired {args.job}'s schedule for {day}: run {started.run_id}\n")
     else:
@@ -418,25 +501,70 @@ def _parse_clock_time(text: str) -> clock_time:
 
 def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
     ops = _operations(args)
-    if args.download is None:
-        run = ops.run(args.run)
-        _print_json({"bucket": ops.settings.output_bucket, "prefix": run["output_prefix"]}, out)
-        return EXIT_OK
-    files, size = ops.download(args.run, Path(args.download))
+    run = ops.run(args.run)
+    bucket, prefix = ops.settings.output_bucket, str(run["output_prefix"])
+    downloaded = None
+    if args.download is not None:
+        files, size = ops.download(args.run, Path(args.download))
+        downloaded = {"files": files, "bytes": size, "directory": args.download}
+    document = cli_documents.document(
+        "results",
+        run_id=args.run,
+        bucket=bucket,
+        prefix=prefix,
+        uri=f"s3://{bucket}/{prefix}",
+        summary_uri=f"s3://{bucket}/{run['summary_key']}" if run.get("summary_key") else None,
+        downloaded=downloaded,
+    )
     if args.json:
-        _print_json({"files": files, "bytes": size, "directory": args.download}, out)
+        _print_json(document, out)
+        return EXIT_OK
+    con = _console(out)
+    con.print(f"outputs: {document['uri']}")
+    if document["summary_uri"]:
+        con.print(f"summary: {document['summary_uri']}")
+    if downloaded is not None:
+        con.print(f"downloaded {downloaded['files']} files, {size:,} bytes, to {args.download}")
     else:
-        out.write(f"downloaded {files} files, {size:,} bytes, to {args.download}\n")
+        con.print(f"download them with `stepburst results {args.run} --download DIR`", style="dim")
     return EXIT_OK
 
 
 def cmd_cost(args: argparse.Namespace, out: TextIO) -> int:
-    cost = _operations(args).cost(args.run)
+    cost = _operations(args).cost(args.run).as_dict()
     if args.json:
-        _print_json(cost.as_dict(), out)
-    else:
-        for name, value in cost.as_dict().items():
-            out.write(f"{name:<16} ${value:.6f}\n")
+        _print_json(cli_documents.document("cost", run_id=args.run, currency="USD", **cost), out)
+        return EXIT_OK
+    from stepburst import cli_render
+
+    rows = [(name, f"${value:.6f}") for name, value in cost.items()]
+    table = cli_render.table(("PART", "ESTIMATED COST"), rows, numeric=1)
+    cli_render.print_trimmed(_console(out), table)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
+    from stepburst import run_logs
+
+    ops = _operations(args)
+    lines = run_logs.run_log_lines(ops, args.run, item=args.item, follow=args.follow)
+    if args.json:
+        for line in lines:
+            out.write(cli_documents.dumps(line.document(), indent=None) + "\n")
+            out.flush()
+        return EXIT_OK
+    from stepburst import cli_render
+
+    con = _console(out)
+    for line in lines:
+        con.print(cli_render.log_line(line))
+    return EXIT_OK
+
+
+def cmd_completion(args: argparse.Namespace, out: TextIO) -> int:
+    from stepburst import cli_completion
+
+    out.write(cli_completion.script(args.shell, build_parser()))
     return EXIT_OK
 
 
@@ -444,44 +572,81 @@ def cmd_cost(args: argparse.Namespace, out: TextIO) -> int:
 
 Command = Callable[[argparse.Namespace, TextIO], int]
 DEBUG_HELP = "on an error, show its traceback too"
+JSON_HELP = "print JSON for scripts (shapes in README, 'JSON output')"
+RUN_HELP = "the run's id (see `stepburst runs`)"
+
+
+def _package_version() -> str:
+    try:
+        return version("stepburst")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The options every command takes, before or after its name.
+
+    After the command they default to SUPPRESS, which leaves the value given (or defaulted)
+    before the command alone when they are not repeated there.
+    """
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--stack",
+        default=default(None),
+        help=f"the CloudFormation stack (default: $STEPBURST_STACK or {DEFAULT_STACK})",
+    )
+    where.add_argument(
+        "--local",
+        action="store_true",
+        default=default(False),
+        help="use the local engine of `stepburst local up`",
+    )
+    parser.add_argument(
+        "--endpoint",
+        default=default(os.environ.get("STEPBURST_LOCAL_ENDPOINT", LOCAL_ENDPOINT)),
+        help=f"the local engine's endpoint (default: {LOCAL_ENDPOINT})",
+    )
+    parser.add_argument(
+        "--jobs-dir",
+        default=default(os.environ.get("STEPBURST_JOBS_DIR")),
+        metavar="DIR",
+        help="read the job files here instead of the stack's published jobs",
+    )
+    parser.add_argument("--json", action="store_true", default=default(False), help=JSON_HELP)
+    parser.add_argument("--debug", action="store_true", default=default(False), help=DEBUG_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stepburst", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--stack",
-        default=os.environ.get("STEPBURST_STACK", "stepburst"),
-        help="the CloudFormation stack (default: $STEPBURST_STACK or stepburst)",
-    )
-    where.add_argument("--local", action="store_true", help="use `stepburst local up`")
     parser.add_argument(
-        "--endpoint",
-        default=os.environ.get("STEPBURST_LOCAL_ENDPOINT", LOCAL_ENDPOINT),
-        help=f"the local engine's endpoint (default: {LOCAL_ENDPOINT})",
+        "--version",
+        action="version",
+        version=f"%(prog)s {_package_version()}",
+        help="print the version and exit",
     )
-    parser.add_argument("--jobs-dir", default="jobs", help="the job files (default: jobs)")
-    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    commands = parser.add_subparsers(dest="command", required=True)
+    _add_global_options(parser, top=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Command, help_text: str, *, listing: bool = True) -> Any:
-        command = commands.add_parser(name, help=help_text)
-        if listing:
-            command.add_argument("--json", action="store_true", help="print JSON")
+    def add(name: str, handler: Command, help_text: str) -> Any:
+        command = commands.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(handler=handler)
         return command
 
-    add("jobs", cmd_jobs, "list and validate the job files")
+    add("jobs", cmd_jobs, "list and validate the jobs (the stack's, or --jobs-dir's)")
 
     upload = add("upload", cmd_upload, "upload a file to the input bucket")
-    upload.add_argument("file")
+    upload.add_argument("file", help="the file to upload")
     upload.add_argument("--to", help="key prefix (ending in /) or full key in the input bucket")
     upload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the run id")
 
     start = add("start", cmd_start, "preview, or with --apply start, a run of a job")
-    start.add_argument("job")
+    start.add_argument("job", help="the job's name (see `stepburst jobs`)")
     start.add_argument("--input", help="the run's input: JSON, or @file")
     start.add_argument("--param", action="append", default=[], help="NAME=VALUE (repeatable)")
     start.add_argument("--items", help="work items, e.g. Dam001/Period01-16")
@@ -492,38 +657,52 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--apply", action="store_true", help="start the run (default: preview)")
 
     runs = add("runs", cmd_runs, "list runs, newest first")
-    runs.add_argument("--job")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--job", help="only this job's runs")
+    runs.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
 
     status = add("status", cmd_status, "a run's progress")
-    status.add_argument("run")
-    status.add_argument("--watch", action="store_true", help="follow until the run ends")
+    status.add_argument("run", help=RUN_HELP)
+    status.add_argument(
+        "--watch", action="store_true", help="follow until the run ends (NDJSON with --json)"
+    )
     status.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
 
     items = add("items", cmd_items, "a run's items")
-    items.add_argument("run")
+    items.add_argument("run", help=RUN_HELP)
     items.add_argument("--failed", action="store_true", help="only items that did not succeed")
 
-    add("cancel", cmd_cancel, "stop a run and its running containers").add_argument("run")
-    add("redrive", cmd_redrive, "run the failed items of a run again").add_argument("run")
+    add("cancel", cmd_cancel, "stop a run and its running containers").add_argument(
+        "run", help=RUN_HELP
+    )
+    add("redrive", cmd_redrive, "run the failed items of a run again").add_argument(
+        "run", help=RUN_HELP
+    )
 
     results = add("results", cmd_results, "where a run's outputs are, or download them")
-    results.add_argument("run")
+    results.add_argument("run", help=RUN_HELP)
     results.add_argument("--download", metavar="DIR", help="download every output to DIR")
 
-    add("cost", cmd_cost, "estimated cost of a run").add_argument("run")
+    add("cost", cmd_cost, "estimated cost of a run").add_argument("run", help=RUN_HELP)
+
+    logs = add("logs", cmd_logs, "a run's log lines, from its functions and workers")
+    logs.add_argument("run", help=RUN_HELP)
+    logs.add_argument("--item", metavar="NAME|INDEX", help="only this item's lines")
+    logs.add_argument(
+        "--follow", action="store_true", help="keep printing new lines until the run ends"
+    )
+
+    completion = add("completion", cmd_completion, "print a shell completion script")
+    completion.add_argument(
+        "shell", choices=("bash", "zsh", "fish"), help="the shell to complete in"
+    )
 
     _add_schedule_command(commands)
 
     _add_sync_command(add)
 
     _add_plugin_commands(commands)
-    for command in commands.choices.values():
-        # Also after the command, where it is natural to add it when rerunning one: a default
-        # of SUPPRESS leaves the global flag's value alone when it is not given here.
-        command.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
-        )
+    for command in _all_commands(commands):
+        _add_global_options(command, top=False)
     return parser
 
 
@@ -549,8 +728,16 @@ def _add_schedule_command(commands: Any) -> None:
     fire.add_argument("job", help="a job with a schedule")
     fire.add_argument("--date", required=True, help="the scheduled day in the schedule's time zone")
     fire.add_argument("--at", help="HH:MM, when the schedule fires more than once that day")
-    fire.add_argument("--json", action="store_true", help="print JSON")
     fire.set_defaults(handler=cmd_schedule_fire)
+
+
+def _all_commands(commands: Any) -> Iterator[argparse.ArgumentParser]:
+    """Every command's parser, the nested ones (`local up`) too."""
+    for command in commands.choices.values():
+        yield command
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from _all_commands(action)
 
 
 def _add_plugin_commands(commands: Any) -> None:
@@ -563,13 +750,23 @@ def _add_plugin_commands(commands: Any) -> None:
         entry.load()(commands)
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    if args.local and args.stack is not None:
+        raise UsageError("give --stack or --local, not both")
+    args.stack_given = args.stack is not None or "STEPBURST_STACK" in os.environ
+    if args.stack is None:
+        args.stack = os.environ.get("STEPBURST_STACK", DEFAULT_STACK)
+    return args
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run one command; its exit code. Whatever goes wrong is one line on stderr."""
     stream = out or sys.stdout
     args: argparse.Namespace | None = None
     try:
         try:
-            args = build_parser().parse_args(argv)
+            args = _parse(argv)
         except SystemExit as exit_:
             sys.stdout.flush()  # --help, so that `stepburst --help | head` ends here too
             return EXIT_USAGE if exit_.code else EXIT_OK
@@ -582,7 +779,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         _discard_output(stream)
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        _complain("interrupted")
+        _complain("interrupted", error=False)
         return EXIT_INTERRUPTED
     except Exception as error:  # the edge: every failure becomes one line and an exit code
         if args is not None and args.debug:
@@ -596,7 +793,9 @@ def _failure(error: Exception, *, local: bool) -> tuple[int, str]:
     """The exit code and message for an error that ended a command."""
     if isinstance(error, InvalidInputError):
         return EXIT_USAGE, f"invalid input: {error}"
-    if isinstance(error, StackNotFoundError):
+    # Only a command that loaded the stack module can have raised its error.
+    stack_module = sys.modules.get("stepburst.stack")
+    if stack_module is not None and isinstance(error, stack_module.StackNotFoundError):
         # Nothing answering is a setup problem; a stack that is not there is a wrong name.
         unreachable = isinstance(error.__cause__, AwsUnavailableError)
         return (EXIT_AWS_UNREACHABLE if unreachable else EXIT_USAGE), str(error)
@@ -612,7 +811,7 @@ def _failure(error: Exception, *, local: bool) -> tuple[int, str]:
         said = text if error.code in text else f"{error.code}: {text}"
         return EXIT_AWS_ERROR, f"AWS refused or failed the request: {said}"
     if isinstance(error, StepburstError):
-        return EXIT_USAGE, str(error)
+        return EXIT_USAGE, _with_cause(error)
     if isinstance(error, OSError) and error.filename is not None:
         # A path given on the command line that cannot be read or written.
         return EXIT_USAGE, f"{error.filename}: {error.strerror}"
@@ -622,10 +821,24 @@ def _failure(error: Exception, *, local: bool) -> tuple[int, str]:
     )
 
 
-def _complain(message: str) -> None:
-    """One line on stderr, however many lines the message had."""
+def _with_cause(error: Exception) -> str:
+    """The error's message, or its class and cause when it has no message of its own."""
+    text = str(error)
+    if text:
+        return text
+    cause = error.__cause__ or error.__context__
+    named = type(error).__name__
+    return f"{named}: {cause}" if cause is not None else f"{named} (no message)"
+
+
+def _complain(message: str, *, error: bool = True) -> None:
+    """One line on stderr, however many lines the message had: ``stepburst: error: ...``."""
+    text = " ".join(message.split())
     with contextlib.suppress(OSError):  # stderr is gone too: nothing is left to tell
-        print(f"stepburst: {' '.join(message.split())}", file=sys.stderr, flush=True)
+        label = "stepburst: error: " if error else "stepburst: "
+        if sys.stderr.isatty() and "NO_COLOR" not in os.environ:
+            label = f"\033[1;31m{label}\033[0m"
+        print(f"{label}{text}", file=sys.stderr, flush=True)
 
 
 def _discard_output(stream: TextIO) -> None:

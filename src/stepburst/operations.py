@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -137,13 +137,21 @@ class Operations:
         self.stack = stack
         self.settings = stack.settings(jobs_dir)
         self._catalog: JobCatalog | None = None
+        self._catalog_loader: Callable[[], JobCatalog] | None = None
         self.ledger = Ledger(self.settings.ledger_table, self.settings.retention_days)
 
     @property
     def catalog(self) -> JobCatalog:
         if self._catalog is None:
-            self._catalog = JobCatalog.from_directory(self.settings.jobs_dir)
+            if self._catalog_loader is not None:
+                self._catalog = self._catalog_loader()
+            else:
+                self._catalog = JobCatalog.from_directory(self.settings.jobs_dir)
         return self._catalog
+
+    def use_catalog(self, loader: Callable[[], JobCatalog]) -> None:
+        """Take the jobs from ``loader`` (e.g. the stack's published catalog), on first use."""
+        self._catalog, self._catalog_loader = None, loader
 
     @property
     def planner(self) -> Planner:
@@ -222,8 +230,11 @@ class Operations:
         started = self._start_execution({"redrive": run_id}, name, None)
         return Started(run_id=run_id, execution_arn=started.execution_arn)
 
-    def fire_schedule(self, job_name: str, day: date, at: clock_time | None = None) -> Started:
-        """Start the run ``job_name``'s schedule starts for its fire time on ``day``."""
+    def fire_schedule(
+        self, job_name: str, day: date, at: clock_time | None = None
+    ) -> tuple[Started, datetime]:
+        """Start the run ``job_name``'s schedule starts for its fire time on ``day``; that
+        run and the scheduled time (no execution ARN when that time was fired before)."""
         job = self.catalog.get(job_name)
         fired = firing.firing(job, firing.scheduled_time_for(job, day, at))
         run_id = schedule_run_id(job, fired.scheduled_time)
@@ -231,8 +242,8 @@ class Operations:
             started = self._start_execution(fired.document, fired.execution_name, None)
         except ExecutionAlreadyExistsError:
             # Fired before for this time: the name is taken, and so is the run.
-            return Started(run_id=run_id, execution_arn="")
-        return Started(run_id=run_id, execution_arn=started.execution_arn)
+            return Started(run_id=run_id, execution_arn=""), fired.scheduled_time
+        return Started(run_id=run_id, execution_arn=started.execution_arn), fired.scheduled_time
 
     def _start_execution(self, document: dict[str, Any], name: str, job: str | None) -> Started:
         execution = stepfunctions.start_execution(

@@ -72,7 +72,9 @@ class Session:
             "status", run_id, "--watch", "--interval", "0.2", "--json", check=None
         )
         assert code in (0, 1), text
-        return dict(json.loads(text[text.index("{") :]))
+        # NDJSON: one status a change, the final one last.
+        documents = [line for line in text.splitlines() if line.startswith("{")]
+        return dict(json.loads(documents[-1]))
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +92,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
 
 
 def runs_of(session: Session, job: str) -> list[dict[str, Any]]:
-    return list(session.json("runs", "--job", job, "--limit", "100"))
+    return list(session.json("runs", "--job", job, "--limit", "100")["runs"])
 
 
 def test_jobs_lists_every_job_file(session: Session) -> None:
-    names = {job["name"] for job in session.json("jobs")}
+    names = {job["name"] for job in session.json("jobs")["jobs"]}
     assert {"yelp-business-scores", "dam-periods", "ztf-alerts-daily", "scenario-ecs"} <= names
 
 
@@ -108,8 +110,10 @@ def test_upload_prints_the_run_and_it_succeeds(session: Session, tmp_path: Path)
 
     download = tmp_path / "out"
     result = session.json("results", uploaded["run_id"], "--download", str(download))
-    assert result["files"] == len([p for p in download.rglob("*") if p.is_file()]) >= 2
-    assert session.json("items", uploaded["run_id"], "--failed") == []
+    assert (
+        result["downloaded"]["files"] == len([p for p in download.rglob("*") if p.is_file()]) >= 2
+    )
+    assert session.json("items", uploaded["run_id"], "--failed")["items"] == []
     assert session.json("cost", uploaded["run_id"])["total"] > 0
 
 
@@ -221,7 +225,7 @@ def test_items_from_stdin_and_params_reach_the_container(session: Session) -> No
         stdin="env-GREETING\n# a comment\nok-1\n",
     )
     assert session.wait_for_run(started["run_id"])["status"] == "SUCCEEDED"
-    items = {item["value"]: item for item in session.json("items", started["run_id"])}
+    items = {item["value"]: item for item in session.json("items", started["run_id"])["items"]}
     assert items["env-GREETING"]["route"] == "ecs"
     assert items["env-GREETING"]["result"]["environment"] == "bonjour"
 
@@ -280,7 +284,7 @@ def test_cancel_stops_the_running_containers(session: Session) -> None:
     running = ecs.list_tasks(cluster=cluster, startedBy=run_id)["taskArns"]
     assert running
 
-    cancelled = session.json("cancel", run_id)
+    cancelled = session.json("cancel", run_id)["stopped"]
     assert cancelled["executions"] == 1
 
     def tasks_stopped() -> bool | Pending:
@@ -298,7 +302,7 @@ def test_cancel_stops_the_running_containers(session: Session) -> None:
     assert "CANCELLED" in text
     described = session.engine.describe_execution(started["execution_arn"])
     assert described["status"] == "ABORTED"
-    (item,) = session.json("items", run_id)
+    (item,) = session.json("items", run_id)["items"]
     assert item["status"] == "CANCELLED"
 
     # Cancelling it again is refused, and changes nothing.
@@ -319,7 +323,7 @@ def test_a_finished_run_cannot_be_cancelled_or_redriven_when_all_succeeded(
     _, redriven = session.cli("redrive", run_id, check=2)
     assert "nothing to redrive" in redriven
     assert session.ledger_run(run_id)["status"] == "SUCCEEDED"
-    assert {item["status"] for item in session.json("items", run_id)} == {"SUCCEEDED"}
+    assert {item["status"] for item in session.json("items", run_id)["items"]} == {"SUCCEEDED"}
 
 
 def test_redrive_runs_only_the_failed_items_again(session: Session) -> None:
@@ -334,7 +338,7 @@ def test_redrive_runs_only_the_failed_items_again(session: Session) -> None:
     )
     run_id = started["run_id"]
     assert session.wait_for_run(run_id)["status"] == "FAILED"
-    failed = session.json("items", run_id, "--failed")
+    failed = session.json("items", run_id, "--failed")["items"]
     assert [item["value"] for item in failed] == ["flaky-redrive"]
 
     redriven = session.json("redrive", run_id)
@@ -351,7 +355,7 @@ def test_redrive_runs_only_the_failed_items_again(session: Session) -> None:
     assert status["status"] == "SUCCEEDED", status
     # The first execution's failure is not the run's story any more.
     assert not session.ledger_run(run_id).get("cause")
-    items = {item["value"]: item for item in session.json("items", run_id)}
+    items = {item["value"]: item for item in session.json("items", run_id)["items"]}
     assert items["flaky-redrive"]["attempts"] == 2
     assert items["flaky-redrive"]["history"][0]["class"] == "application"
     assert items["ok-1"]["attempts"] == 1
@@ -428,3 +432,61 @@ def test_every_invalid_job_file_has_a_clear_error(
     )
     assert completed.returncode == 2
     assert f"dam-periods.yaml: {field}" in completed.stderr
+
+
+def test_logs_show_a_failed_items_traceback(session: Session) -> None:
+    started = session.json("start", "scenario-lambda", "--items", "ok-logs,fail-logs", "--apply")
+    run_id = started["run_id"]
+    assert session.wait_for_run(run_id)["status"] == "FAILED"
+
+    code, text = session.cli("logs", run_id, "--item", "fail-logs")
+    assert code == 0, text
+    assert "item failed" in text
+    assert "Traceback (most recent call last)" in text
+    assert "item fail-logs fails on purpose" in text
+    assert "ok-logs" not in text
+
+    lines = [json.loads(line) for line in session.cli("logs", run_id, "--json")[1].splitlines()]
+    assert {line["run_id"] for line in lines} == {run_id}
+    # A quiet engine logs warnings and errors only: the failed item's, from ProcessItems.
+    assert "process-items" in {line["source"] for line in lines}
+    failed = [line for line in lines if line["exception"]]
+    assert failed
+    assert "ScenarioItemError" in failed[0]["exception"]
+
+    code, text = session.cli("logs", run_id, "--item", "no-such-item", check=2)
+    assert "fail-logs" in text
+
+
+def test_without_job_files_the_cli_uses_the_engines_jobs(session: Session, tmp_path: Path) -> None:
+    """A user without the repository: the jobs come from what the deploy published."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STEPBURST_"))}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stepburst.cli",
+                *argv,
+                "--local",
+                "--endpoint",
+                session.engine.endpoint_url,
+            ],
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=tmp_path,
+            timeout=DEADLINE_SECONDS,
+            check=False,
+        )
+
+    listed = cli("jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    names = {job["name"] for job in json.loads(listed.stdout)["jobs"]}
+    assert {"scenario-lambda", "dam-periods"} <= names
+
+    refused = cli("start", "not-deployed", "--apply")
+    assert refused.returncode == 2
+    assert "no job named 'not-deployed'" in refused.stderr
+    assert "scenario-lambda" in refused.stderr

@@ -166,7 +166,7 @@ def test_schedule_fire_starts_the_scheduled_days_run_once(engine: LocalEngine) -
     assert fired["run_id"] == refired["run_id"]
     # The same execution (still running: StartExecution is idempotent for the same name and
     # input) or none (ended: its name is taken).
-    assert refired["execution_arn"] in (fired["execution_arn"], "")
+    assert refired["execution_arn"] in (fired["execution_arn"], None)
     # 06:00 in Los Angeles in July is 13:00 UTC.
     run = _run_of(engine, utc("2026-07-04T13:00:00"))
     assert run["run_id"] == fired["run_id"]

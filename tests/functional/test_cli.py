@@ -88,7 +88,9 @@ def test_a_bad_schedule_fails_jobs_naming_file_field_and_value(
     (tmp_path / "ztf-alerts-daily.yaml").write_text(broken, encoding="utf-8")
     assert cli.main(["--jobs-dir", str(tmp_path), "jobs"]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("stepburst: ztf-alerts-daily.yaml: triggers.schedule.expression: ")
+    assert error.startswith(
+        "stepburst: error: ztf-alerts-daily.yaml: triggers.schedule.expression: "
+    )
     assert words in error
     assert error.count("\n") == 1
 
@@ -220,7 +222,7 @@ def test_looking_at_a_finished_run(
 
     code, text = run_cli(monkeypatch, "runs", "--job", "yelp-business-scores", "--json")
     assert code == 0
-    assert [run["run_id"] for run in json.loads(text)] == [run_id]
+    assert [run["run_id"] for run in json.loads(text)["runs"]] == [run_id]
 
     code, text = run_cli(monkeypatch, "status", run_id)
     assert code == 0
@@ -228,7 +230,7 @@ def test_looking_at_a_finished_run(
     assert "SUCCEEDED" in text
 
     code, text = run_cli(monkeypatch, "items", run_id, "--failed", "--json")
-    assert (code, json.loads(text)) == (0, [])
+    assert (code, json.loads(text)["items"]) == (0, [])
 
     code, text = run_cli(monkeypatch, "results", run_id, "--download", str(tmp_path / "out"))
     assert code == 0

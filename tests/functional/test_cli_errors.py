@@ -319,7 +319,7 @@ def test_debug_shows_the_traceback(
     assert code == cli.EXIT_UNEXPECTED
     assert "Traceback (most recent call last)" in err
     assert "_catalog_with_a_bug" in err
-    assert err.splitlines()[-1].startswith("stepburst: unexpected error: ZeroDivisionError")
+    assert err.splitlines()[-1].startswith("stepburst: error: unexpected error: ZeroDivisionError")
 
 
 @pytest.mark.usefixtures("no_aws")

@@ -1,0 +1,1 @@
+"""The JSON Schemas of the CLI's ``--json`` documents, one per command (README, "JSON output")."""
