@@ -149,7 +149,7 @@ class Finalizer:
         )
 
     def _publish_metrics(self, job: str, tally: RunTally) -> None:
-        metrics.add_metric(name=f"Runs{tally.status.title()}", unit="Count", value=1)
+        metrics.add_metric(name=f"Runs{tally.status.title()}", unit=MetricUnit.Count, value=1)
         # Per-job figures go out as a metric set of their own, made for this run: the shared
         # one lives as long as a warm container and must not collect a job dimension per run.
         per_job = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from stepburst import formats, storage, workitems
-from stepburst.errors import InvalidInputError
+from stepburst.errors import InvalidInputError, StepburstError
 from stepburst.jobs import Job, JobCatalog, check_for_stack
 from stepburst.layout import (
     item_sort_key,
@@ -37,7 +37,7 @@ from stepburst.manifest import (
     SourceObject,
     Unit,
 )
-from stepburst.observability import logger, metrics
+from stepburst.observability import MetricUnit, logger, metrics
 from stepburst.settings import Settings
 from stepburst.splitting import newline_aligned_ranges
 from stepburst.statuses import ItemStatus, PlanStatus, RunStatus
@@ -179,7 +179,7 @@ class Planner:
         )
         if not claimed:
             logger.info("duplicate delivery", extra={"run_id": target.run_id, **details})
-            metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+            metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
         return claimed
 
     def preview(self, start: ManualStart) -> Draft:
@@ -211,7 +211,7 @@ class Planner:
                 trigger.identity, {**details, "execution_id": request.execution_id}
             )
             logger.info("upload matches no job", extra=details)
-            metrics.add_metric(name="UploadsIgnored", unit="Count", value=1)
+            metrics.add_metric(name="UploadsIgnored", unit=MetricUnit.Count, value=1)
             return Plan(status=PlanStatus.IGNORED, reason=f"no job matches {trigger.key!r}")
         job = self.catalog.get(target.job)
         run_id = target.run_id
@@ -427,8 +427,8 @@ class Planner:
                 "manifest_key": key,
             }
         )
-        metrics.add_metric(name="RunsPlanned", unit="Count", value=1)
-        metrics.add_metric(name="ItemsPlanned", unit="Count", value=len(items))
+        metrics.add_metric(name="RunsPlanned", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="ItemsPlanned", unit=MetricUnit.Count, value=len(items))
         logger.info(
             "run planned",
             extra={"run_id": run_id, "job": job.name, "items": len(items), "units": len(units)},
@@ -584,3 +584,13 @@ def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[U
         )
         for index, (route, group) in enumerate(groups)
     ]
+
+
+def run_of(request: PlanRequest, planner: Planner) -> tuple[str | None, str | None]:
+    """The run id and job a request is for, to name on log lines before anything is written;
+    (None, None) when it names none or is not valid (planning it reports why)."""
+    try:
+        target = planner.run_for(request)
+    except StepburstError:
+        return None, None
+    return (target.run_id, target.job) if target is not None else (None, None)
