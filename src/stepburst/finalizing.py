@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from stepburst import storage
+from stepburst import run_metrics, storage
 from stepburst.adapters import events
 from stepburst.jobs import JobCatalog
 from stepburst.layout import manifest_key, output_prefix, rejects_key, summary_key
@@ -85,6 +85,7 @@ class Finalizer:
         self._record(run_id, tally, summary)
         self._announce(summary)
         self._publish_metrics(job.name, tally)
+        run_metrics.publish(tally, summary)
         logger.info("run finished", extra={"run_id": run_id, "status": tally.status})
         return Outcome(status=tally.status, run_id=run_id, cause=tally.cause, summary=summary)
 
