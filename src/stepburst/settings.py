@@ -34,6 +34,8 @@ class Settings(BaseModel):
     retention_days: int = Field(ge=1)
     # The worker task and job definitions' architecture; functions know it, workers need not.
     worker_architecture: Literal["X86_64", "ARM64"] | None = None
+    # The jobs digest the worker image carries (WorkerJobsDigest); Plan checks the layer's.
+    worker_jobs_digest: str | None = None
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
