@@ -139,7 +139,7 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(f"uploaded {document['uri']}\n")
         if uploaded.job is None:
-            out.write("no job matches this key: the upload is recorded as ignored\n")
+            out.write("no job matches this key: the uploads rule starts no run for it\n")
         elif uploaded.run_id:
             out.write(f"run {uploaded.run_id} (job {uploaded.job})\n")
         else:
