@@ -10,9 +10,9 @@ STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: demo test lint imports typecheck security pytest bench build validate clean
+.PHONY: demo test lint imports typecheck security pytest bench build validate clean lock image
 
-$(STAMP): pyproject.toml requirements-dev.txt src/requirements.txt
+$(STAMP): pyproject.toml requirements-dev.txt src/requirements.in src/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("stepburst needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -66,6 +66,18 @@ build: $(SAM_STAMP)
 
 validate: $(SAM_STAMP)
 	$(SAM) validate --lint --region us-east-1
+
+# The lock file the Lambda layer and the worker image install from: every transitive
+# dependency of src/requirements.in, pinned, with the hashes of all its files on PyPI.
+lock: $(STAMP)
+	cd src && ../$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
+
+# Build the worker image (Docker, Finch or Podman), push it to the stack's ECR repository under
+# an immutable tag, then sam build and sam deploy with that tag: `make image ENV=prod`.
+ENV ?= default
+image: $(STAMP) $(SAM_STAMP)
+	$(VENV)/bin/stepburst image --config-env $(ENV)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

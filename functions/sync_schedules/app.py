@@ -14,7 +14,7 @@ from stepburst.settings import settings
 SETTINGS = settings()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     properties = event.get("ResourceProperties", {})
     group = str(properties.get("ScheduleGroup", ""))

@@ -152,6 +152,13 @@ def _complain(message: str) -> None:
     print(f"stepburst: {message}", file=sys.stderr, flush=True)
 
 
+def aws_cli() -> str:
+    """The AWS CLI installed beside this Python (the project's dev requirements install one;
+    it reads AWS_ENDPOINT_URL, as botocore does since 1.31), else the one on PATH."""
+    beside = Path(sys.executable).parent / "aws"
+    return str(beside) if beside.is_file() else "aws"
+
+
 def describe(engine: LocalEngine, endpoint: str) -> str:
     """What a user needs to use the running stack: endpoint, names, example commands."""
     outputs = engine.outputs
@@ -163,6 +170,7 @@ def describe(engine: LocalEngine, endpoint: str) -> str:
     width = max((len(name) for name in outputs), default=0)
     lines += [f"  {name:<{width}}  {value}" for name, value in sorted(outputs.items())]
     input_bucket = outputs.get("InputBucketName")
+    aws = aws_cli()
     lines += [
         "",
         "Try:",
@@ -170,10 +178,11 @@ def describe(engine: LocalEngine, endpoint: str) -> str:
         f"AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={engine.region}",
     ]
     if input_bucket:
-        lines.append(f"  aws s3 cp businesses.jsonl s3://{input_bucket}/incoming/yelp/")
+        lines.append(f"  {aws} s3 cp businesses.jsonl s3://{input_bucket}/incoming/yelp/")
     if "StateMachineArn" in outputs:
         lines.append(
-            f"  aws stepfunctions list-executions --state-machine-arn {outputs['StateMachineArn']}"
+            f"  {aws} stepfunctions list-executions --state-machine-arn "
+            f"{outputs['StateMachineArn']}"
         )
     lines += ["", "Ctrl-C stops it (everything is in memory and goes away)."]
     return "\n".join(lines)

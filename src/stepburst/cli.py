@@ -178,7 +178,7 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     con = _console(out)
     con.print(f"uploaded {document['uri']}")
     if uploaded.job is None:
-        con.print("no job matches this key: the upload is recorded as ignored", style="yellow")
+        con.print("no job matches this key: the uploads rule starts no run for it", style="yellow")
     elif uploaded.run_id:
         con.print(f"run {uploaded.run_id} (job {uploaded.job})")
     else:

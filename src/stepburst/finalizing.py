@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from stepburst import outputs, replacing, storage, tables
+from stepburst import outputs, replacing, run_metrics, storage, tables
 from stepburst.adapters import events
 from stepburst.combining import record_unreported
 from stepburst.errors import StepburstError
@@ -113,6 +113,7 @@ class Finalizer:
         self._record(run_id, tally, verdict, summary)
         self._announce(summary)
         self._publish_metrics(job.name, tally)
+        run_metrics.publish(tally, summary)
         logger.info("run finished", extra={"run_id": run_id, "status": verdict.status})
         return Outcome(status=verdict.status, run_id=run_id, cause=verdict.cause, summary=summary)
 
@@ -230,7 +231,7 @@ class Finalizer:
         )
 
     def _publish_metrics(self, job: str, tally: RunTally) -> None:
-        metrics.add_metric(name=f"Runs{tally.status.title()}", unit="Count", value=1)
+        metrics.add_metric(name=f"Runs{tally.status.title()}", unit=MetricUnit.Count, value=1)
         # Per-job figures go out as a metric set of their own, made for this run: the shared
         # one lives as long as a warm container and must not collect a job dimension per run.
         per_job = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

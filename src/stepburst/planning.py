@@ -27,7 +27,7 @@ from stepburst import (
     workitems,
 )
 from stepburst.combining import combine_route
-from stepburst.errors import InvalidInputError
+from stepburst.errors import InvalidInputError, StepburstError
 from stepburst.jobs import Job, JobCatalog, check_for_stack
 from stepburst.layout import (
     manifest_key,
@@ -53,7 +53,7 @@ from stepburst.manifest_stream import (
     s3_manifest,
     write_manifest,
 )
-from stepburst.observability import logger, metrics
+from stepburst.observability import MetricUnit, logger, metrics
 from stepburst.settings import Settings
 from stepburst.splitting import newline_aligned_ranges
 from stepburst.statuses import ItemStatus, PlanStatus, RunStatus
@@ -212,7 +212,7 @@ class Planner:
         )
         if not claimed:
             logger.info("duplicate delivery", extra={"run_id": target.run_id, **details})
-            metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+            metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
         return claimed
 
     def preview(self, start: ManualStart) -> Preview:
@@ -255,7 +255,7 @@ class Planner:
                 trigger.identity, {**details, "execution_id": request.execution_id}
             )
             logger.info("upload matches no job", extra=details)
-            metrics.add_metric(name="UploadsIgnored", unit="Count", value=1)
+            metrics.add_metric(name="UploadsIgnored", unit=MetricUnit.Count, value=1)
             return Plan(status=PlanStatus.IGNORED, reason=f"no job matches {trigger.key!r}")
         job = self.catalog.get(target.job)
         run_id = target.run_id
@@ -505,8 +505,8 @@ class Planner:
                 "manifest_key": key,
             }
         )
-        metrics.add_metric(name="RunsPlanned", unit="Count", value=1)
-        metrics.add_metric(name="ItemsPlanned", unit="Count", value=summary.items)
+        metrics.add_metric(name="RunsPlanned", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="ItemsPlanned", unit=MetricUnit.Count, value=summary.items)
         logger.info(
             "run planned",
             extra={
@@ -623,3 +623,13 @@ class _Collected:
 
     def units(self) -> Iterator[Any]:
         return parse_units(b"".join(self.chunks).splitlines())
+
+
+def run_of(request: PlanRequest, planner: Planner) -> tuple[str | None, str | None]:
+    """The run id and job a request is for, to name on log lines before anything is written;
+    (None, None) when it names none or is not valid (planning it reports why)."""
+    try:
+        target = planner.run_for(request)
+    except StepburstError:
+        return None, None
+    return (target.run_id, target.job) if target is not None else (None, None)

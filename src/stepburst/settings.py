@@ -36,6 +36,8 @@ class Settings(BaseModel):
     worker_architecture: Literal["X86_64", "ARM64"] | None = None
     # The Glue database of the jobs' output tables (output.table); the template sets it.
     tables_database: str | None = None
+    # The jobs digest the worker image carries (WorkerJobsDigest); Plan checks the layer's.
+    worker_jobs_digest: str | None = None
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

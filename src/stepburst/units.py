@@ -121,7 +121,16 @@ def run_command(command: str, variables: Mapping[str, str], *, jobs_dir: Path) -
 
 
 def _previous_attempt(record: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("last_attempt", "status", "route", "error", "cause", "exit_code", "finished_at")
+    keys = (
+        "last_attempt",
+        "status",
+        "route",
+        "error",
+        "cause",
+        "exit_code",
+        "finished_at",
+        "placement",
+    )
     return {key: record[key] for key in keys if record.get(key) is not None}
 
 
@@ -139,7 +148,10 @@ class UnitRunner:
         attempt: int,
         route: str,
         params: Mapping[str, str] | None = None,
+        placement: Mapping[str, str] | None = None,
     ) -> UnitResult:
+        """Run the unit's pending items; ``placement`` says where (see stepburst.placement)
+        and is kept on each item's record, whatever its outcome."""
         existing = self.ledger.get_items(run_id, (item.sk for item in unit.items))
         pending = [
             item
@@ -155,6 +167,7 @@ class UnitRunner:
                 route=route,
                 attempt=attempt,
                 started_at=started_at,
+                placement=placement,
             )
             for item in pending
         }
@@ -225,6 +238,7 @@ class UnitRunner:
         route: str,
         attempt: int,
         started_at: str,
+        placement: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         history = list((previous or {}).get("history") or [])
         # RecoverUnit records each failed attempt with its class; an attempt it never saw
@@ -245,6 +259,7 @@ class UnitRunner:
             "started_at": started_at,
             "estimated_seconds": item.estimated_seconds,
             "history": history or None,
+            "placement": dict(placement) if placement else None,
         }
 
     def _output_location(self, job: Job, run_id: str) -> tuple[str, dict[str, str]]:

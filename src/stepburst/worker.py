@@ -13,10 +13,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from stepburst import components, storage
+from stepburst import components, placement, storage
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.manifest import Unit
-from stepburst.observability import logger
+from stepburst.observability import bind_run, logger
 from stepburst.settings import ConfigurationError, settings
 from stepburst.statuses import CombineStatus
 
@@ -56,8 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code else EXIT_OK
     if args.command == "combine":
+        bind_run(args.run)
         return _combine(args.run)
-    logger.append_keys(run_id=args.run, unit=args.unit, route=args.route)
+    logger.append_keys(unit=args.unit, route=args.route)
+    bind_run(args.run)
     try:
         config = settings()
         run = components.ledger().get_run(args.run)
@@ -70,10 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.error("no such unit", extra={"units": len(units)})
             return EXIT_USAGE
         unit = Unit.model_validate(units[args.unit])
+        bind_run(args.run, str(run["job"]))
         job = components.catalog().get(str(run["job"]))
         params = {str(name): str(value) for name, value in (run.get("params") or {}).items()}
         components.unit_runner().run(
-            job, args.run, unit, attempt=args.attempt, route=args.route, params=params
+            job,
+            args.run,
+            unit,
+            attempt=args.attempt,
+            route=args.route,
+            params=params,
+            placement=placement.in_container(args.route),
         )
     except ItemsFailedError as failure:
         logger.warning("items failed", extra={"reason": str(failure)})

@@ -17,6 +17,8 @@ from stepburst_local import LocalEngine, samples
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
@@ -134,9 +136,23 @@ def test_a_repeated_upload_event_starts_one_run(engine: LocalEngine) -> None:
     assert "FanOut" not in entered
 
 
-def test_an_upload_no_job_matches_is_ignored(engine: LocalEngine) -> None:
+def test_an_upload_no_job_takes_starts_no_execution(engine: LocalEngine) -> None:
+    # The uploads rule passes only the deployed jobs' prefixes and suffixes.
     engine.upload("elsewhere/notes.txt", b"hello")
-    (arn,) = engine.executions_for_upload("elsewhere/notes.txt")
+    engine.upload("incoming/yelp/notes.txt", b"hello")
+
+    assert engine.executions_for_upload("elsewhere/notes.txt", timeout=0.5, expected=0) == []
+    assert engine.executions_for_upload("incoming/yelp/notes.txt", timeout=0.5, expected=0) == []
+
+
+def test_an_upload_that_reaches_plan_and_matches_nothing_is_ignored(engine: LocalEngine) -> None:
+    # A job removed after the upload's event left: the event reaches Plan all the same.
+    stored = engine.upload("retired/notes.txt", b"hello")
+    event = json.loads((ROOT / "events" / "s3-object-created.json").read_text(encoding="utf-8"))
+    event["detail"]["bucket"]["name"] = stored["Bucket"]
+    event["detail"]["object"].update(key="retired/notes.txt", size=5, etag=stored["ETag"])
+    event["detail"]["object"]["version-id"] = stored["VersionId"]
+    arn = engine.start_execution(event, name="retired-notes")
 
     execution = engine.wait_for_execution(arn)
 

@@ -65,8 +65,12 @@ def test_local_up_serves_the_stack_until_stopped(tmp_path: Path) -> None:
         ]
         assert machine.group(1) in arns
 
-        # An upload over HTTP starts a run, as on AWS.
-        client("s3").put_object(Bucket=bucket.group(1), Key="elsewhere/hello.txt", Body=b"hi")
+        # An upload over HTTP under a job's prefix starts a run, as on AWS.
+        client("s3").put_object(
+            Bucket=bucket.group(1),
+            Key="incoming/yelp/hello.jsonl",
+            Body=b'{"business_id": "b1", "stars": 4.5, "review_count": 10}\n',
+        )
         sfn = client("stepfunctions")
 
         def first_execution_ended() -> dict[str, Any] | Pending:

@@ -22,6 +22,14 @@ class LambdaContext:
     def invoked_function_arn(self) -> str:
         return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
 
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"2026/11/21/[$LATEST]{self.aws_request_id.replace('-', '')}"
+
     def get_remaining_time_in_millis(self) -> int:
         return 300_000
 

@@ -152,3 +152,32 @@ def test_layers_carry_the_product_and_not_the_local_engine(sam_build: SamBuild) 
     product = sam_build.artifact("StepburstLayer") / "python" / "stepburst"
     assert not (product / "local").exists()
     assert not (product / "samples.py").exists()
+
+
+def _lock_file_pins() -> dict[str, str]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    lock = Path(__file__).resolve().parents[2] / "src" / "requirements.txt"
+    for raw in lock.read_text(encoding="utf-8").splitlines():
+        text = raw.split("#", 1)[0].strip().rstrip("\\").strip()
+        if text and not text.startswith("--"):
+            requirement = Requirement(text)
+            (specifier,) = requirement.specifier
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    return pins
+
+
+def test_the_stepburst_layer_holds_exactly_the_lock_files_distributions(
+    sam_build: SamBuild,
+) -> None:
+    from packaging.utils import canonicalize_name
+
+    site = sam_build.artifact("StepburstLayer") / "python"
+    installed = {}
+    for dist_info in site.glob("*.dist-info"):
+        name, version = dist_info.name.removesuffix(".dist-info").rsplit("-", 1)
+        installed[canonicalize_name(name)] = version
+
+    assert installed == _lock_file_pins()

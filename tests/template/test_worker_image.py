@@ -45,12 +45,19 @@ def test_base_image_matches_the_default_lambda_runtime(template: dict[str, Any])
     assert re.match(rf"python:{re.escape(version)}-slim\b", base), base
 
 
-def test_installs_the_pinned_runtime_dependencies() -> None:
+def test_installs_the_lock_file_with_its_hashes() -> None:
     copies = " ".join(instructions("COPY"))
     install = " ".join(instructions("RUN"))
 
     assert "src/requirements.txt /app/requirements.txt" in copies
-    assert "pip install -r /app/requirements.txt" in install
+    # Only what the lock file names, each file checked against its hash.
+    assert "pip install --require-hashes --no-deps -r /app/requirements.txt" in install
+
+
+def test_carries_the_jobs_digest_it_is_built_with() -> None:
+    assert 'JOBS_DIGEST=""' in instructions("ARG")
+    assert "STEPBURST_JOBS_DIGEST=${JOBS_DIGEST}" in instructions("ENV")
+    assert "io.stepburst.jobs-digest=${JOBS_DIGEST}" in instructions("LABEL")
 
 
 def test_runs_as_a_non_root_user() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from stepburst import aws
 from stepburst.adapters.translation import Codes, translated
 from stepburst.errors import AwsError, ResourceNotFoundError, ThrottledError
@@ -36,3 +38,27 @@ def put_event(bus: str, source: str, detail_type: str, detail: str) -> None:
     if code == "ThrottlingException":
         raise ThrottledError(message, code=code)
     raise AwsError(message, code=code)
+
+
+RuleState = Literal["DISABLED", "ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"]
+
+
+def rule_state(name: str) -> tuple[RuleState, str]:
+    """A rule's state and description, which PutRule would otherwise reset."""
+    with translated(f"describing rule {name}", _CODES):
+        rule = aws.client("events").describe_rule(Name=name)
+    return rule.get("State", "ENABLED"), str(rule.get("Description", ""))
+
+
+def put_rule_pattern(name: str, pattern: str) -> None:
+    """Replace an existing rule's event pattern, keeping its state, description and targets."""
+    state, description = rule_state(name)
+    with translated(f"putting the event pattern of rule {name}", _CODES):
+        aws.client("events").put_rule(
+            Name=name, EventPattern=pattern, State=state, Description=description
+        )
+
+
+def rule_pattern(name: str) -> str:
+    with translated(f"describing rule {name}", _CODES):
+        return str(aws.client("events").describe_rule(Name=name).get("EventPattern", ""))
