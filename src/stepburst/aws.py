@@ -29,10 +29,12 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
     from types_boto3_ecs import ECSClient
     from types_boto3_events import EventBridgeClient
+    from types_boto3_iam import IAMClient
     from types_boto3_s3 import S3Client
     from types_boto3_scheduler import EventBridgeSchedulerClient
     from types_boto3_ssm import SSMClient
     from types_boto3_stepfunctions import SFNClient
+    from types_boto3_sts import STSClient
 
 _RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
@@ -56,6 +58,8 @@ def client(service: Literal["ecs"]) -> ECSClient: ...
 @overload
 def client(service: Literal["events"]) -> EventBridgeClient: ...
 @overload
+def client(service: Literal["iam"]) -> IAMClient: ...
+@overload
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload
 def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
@@ -63,6 +67,8 @@ def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
 def client(service: Literal["stepfunctions"]) -> SFNClient: ...
 @overload
 def client(service: Literal["ssm"]) -> SSMClient: ...
+@overload
+def client(service: Literal["sts"]) -> STSClient: ...
 def client(service: str) -> Any:
     """A cached, retrying boto3 client for ``service`` in the current region and endpoint.
 

@@ -18,9 +18,12 @@ from jsonschema.exceptions import best_match
 
 from stepburst import formats, storage, workitems
 from stepburst.errors import InvalidInputError
-from stepburst.jobs import Job, JobCatalog, check_for_stack
+from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import (
     item_sort_key,
+    job_definition,
+    job_queue,
+    job_task_definition,
     manifest_key,
     object_version,
     output_prefix,
@@ -201,7 +204,8 @@ class Planner:
         validate_input(job, given)
         validate_params(params)
         items = self._split(job, given, scheduled)
-        return Draft(job=job, items=items, units=build_units(job, items), params=params)
+        units = build_units(job, items, stack=self.settings.stack_name)
+        return Draft(job=job, items=items, units=units, params=params)
 
     def _plan_upload(self, trigger: UploadTrigger, request: PlanRequest) -> Plan:
         target = self.run_for(request)
@@ -228,7 +232,8 @@ class Planner:
             items = self._split_jsonl(job, source, trigger.size)
         else:
             items = [self._item(0, job.estimate.seconds_per_item, trigger.key)]
-        draft = Draft(job=job, items=items, units=build_units(job, items), params=job.params)
+        units = build_units(job, items, stack=self.settings.stack_name)
+        draft = Draft(job=job, items=items, units=units, params=job.params)
         return self._write_plan(draft, run_id, trigger, request)
 
     def _plan_redrive(self, trigger: RedriveStart, request: PlanRequest) -> Plan:
@@ -249,7 +254,7 @@ class Planner:
             raise InvalidInputError("redrive", f"every item of run {run_id!r} succeeded")
         redrive = int(run.get("redrives", 0)) + 1
         params = {str(k): str(v) for k, v in (run.get("params") or {}).items()}
-        units = build_units(job, again, manifest=redrive)
+        units = build_units(job, again, stack=self.settings.stack_name, manifest=redrive)
         key = manifest_key(run_id, redrive)
         storage.put_json(self.settings.work_bucket, key, [u.model_dump(mode="json") for u in units])
         self.ledger.update_run(
@@ -404,7 +409,6 @@ class Planner:
         self, draft: Draft, run_id: str, trigger: Trigger, request: PlanRequest
     ) -> Plan:
         job, items, units = draft.job, draft.items, draft.units
-        check_for_stack(job, self.settings.worker_architecture)
         key = manifest_key(run_id)
         storage.put_json(
             self.settings.work_bucket, key, [unit.model_dump(mode="json") for unit in units]
@@ -522,7 +526,7 @@ def route_for(job: Job, estimated_seconds: float) -> Route:
     return "lambda" if estimated_seconds <= job.compute.lambda_max_seconds else "ecs"
 
 
-def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[Unit]:
+def build_units(job: Job, items: Sequence[Item], *, stack: str, manifest: int = 0) -> list[Unit]:
     """Group items into work units.
 
     Container items run one per unit. Lambda items are grouped only as far as needed to keep
@@ -532,23 +536,29 @@ def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[U
     compute = job.compute
     fallback: Literal["ecs", "batch"] = "batch" if compute.platform == "batch" else "ecs"
     ecs = EcsCompute(
+        task_definition=job_task_definition(stack, job.name),
         cpu=str(compute.cpu),
         memory=str(compute.memory_mb),
         # Fargate Spot runs x86_64 only: arm64 workers run on on-demand Fargate.
         capacity_provider_strategy=[
-            {
-                "CapacityProvider": "FARGATE_SPOT"
-                if compute.spot and compute.architecture == "x86_64"
-                else "FARGATE",
-                "Weight": 1,
-            }
+            {"CapacityProvider": "FARGATE_SPOT" if compute.uses_spot else "FARGATE", "Weight": 1}
         ],
     )
+    capacity = compute.batch.capacity if compute.batch is not None else "fargate"
+
+    def queue(spot: bool) -> str:
+        return job_queue(stack, capacity=capacity, architecture=compute.architecture, spot=spot)
+
+    gpus = compute.batch.gpus if compute.batch is not None else 0
     batch = BatchCompute(
+        job_definition=job_definition(stack, job.name),
+        job_queue=queue(compute.uses_spot),
+        on_demand_queue=queue(False),
         resource_requirements=[
             {"Type": "VCPU", "Value": f"{compute.cpu / 1024:g}"},
             {"Type": "MEMORY", "Value": str(compute.memory_mb)},
-        ]
+            *([{"Type": "GPU", "Value": str(gpus)}] if gpus else []),
+        ],
     )
     lambda_items = [item for item in items if route_for(job, item.estimated_seconds) == "lambda"]
     per_unit = min(MAX_ITEMS_PER_UNIT, max(1, math.ceil(len(lambda_items) / job.max_concurrency)))
