@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepburst.adapters import batch, ecs, iam
+from stepburst.job_credentials import JOB_ROLE_VARIABLE
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import (
     job_definition,
@@ -53,7 +54,6 @@ BATCH_COMMAND = [
 SPEC_DIGEST_TAG = "stepburst:spec-digest"
 JOB_TAG = "stepburst:job"
 STACK_TAG = "stepburst:stack"
-JOB_ROLE_VARIABLE = "STEPBURST_JOB_ROLE_ARN"
 ACCESS_POLICY = "job-access"
 SECRETS_POLICY = "job-secrets"
 EXECUTION_SUFFIX = "-exec"
