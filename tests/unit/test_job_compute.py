@@ -74,6 +74,7 @@ def job(**fields: Any) -> Any:
         ({"storage_gb": 20}, "compute.storage_gb", "21 to 200"),
         ({"storage_gb": 201}, "compute.storage_gb", "21 to 200"),
         ({"image": "Not An Image"}, "compute.image", "does not match"),
+        ({"image": "triage:3.3.0"}, "compute.image", "platform ecs or batch"),
     ],
 )
 def test_a_combination_aws_cannot_place_is_refused_by_field(
@@ -90,8 +91,14 @@ def test_a_combination_aws_cannot_place_is_refused_by_field(
     [
         ({"access": {"read": ["https://example.com/x"]}}, "access.read[0]"),
         ({"access": {"write": ["s3://A_Bucket/x"]}}, "access.write[0]"),
-        ({"secrets": {"DB PASSWORD": "/db/password"}}, "secrets.DB PASSWORD"),
-        ({"secrets": {"DB_PASSWORD": "arn:aws:s3:::not-a-secret"}}, "secrets.DB_PASSWORD"),
+        (
+            {"compute": {"platform": "ecs"}, "secrets": {"DB PASSWORD": "/db/password"}},
+            "secrets.DB PASSWORD",
+        ),
+        (
+            {"compute": {"platform": "ecs"}, "secrets": {"DB_PASSWORD": "arn:aws:s3:::x"}},
+            "secrets.DB_PASSWORD",
+        ),
     ],
 )
 def test_access_and_secrets_are_checked_by_field(fields: dict[str, Any], field: str) -> None:
@@ -124,8 +131,14 @@ def test_arm64_on_fargate_runs_on_demand_unless_spot_is_asked_for() -> None:
     assert job().compute.uses_spot
 
 
+def test_secrets_need_a_container_platform() -> None:
+    with pytest.raises(JobSpecError, match="secrets reach containers only"):
+        job(secrets={"TOKEN": "/triage/token"})
+
+
 def test_a_job_declares_secrets_and_data_locations() -> None:
     declared = job(
+        compute={"platform": "batch"},
         access={"read": ["s3://reference-data/maps/"], "write": ["s3://shared-results/triage/"]},
         secrets={
             "POSTGRES_PASSWORD": "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf",

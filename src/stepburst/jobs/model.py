@@ -259,6 +259,10 @@ class Compute(_Spec):
         on_ec2 = self.batch is not None and self.batch.capacity == "ec2"
         if self.batch is not None and self.platform != "batch":
             raise ComputeFieldError("batch", "only a platform: batch job takes compute.batch")
+        if self.image is not None and self.platform not in ("ecs", "batch"):
+            raise ComputeFieldError(
+                "image", "Lambda items do not run an image: set platform ecs or batch"
+            )
         if not on_ec2:
             problem = fargate_memory_problem(self.cpu, self.memory_mb)
             if problem is not None:
@@ -415,6 +419,8 @@ class Job(_Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Job:
+        if self.secrets and self.compute.platform not in ("ecs", "batch"):
+            raise ValueError("secrets reach containers only: set compute.platform to ecs or batch")
         if self.split.jsonl is not None and self.run.function is None:
             raise ValueError("a jsonl split runs a record function: give run.function")
         if self.triggers.s3 and self.split.jsonl is None and self.split.single is None:
