@@ -56,7 +56,8 @@ JOB_TAG = "stepburst:job"
 STACK_TAG = "stepburst:stack"
 ACCESS_POLICY = "job-access"
 SECRETS_POLICY = "job-secrets"
-EXECUTION_SUFFIX = "-exec"
+# Job names have no "_", so no job's own role can take an execution role's name.
+EXECUTION_SUFFIX = "_exec"
 # Batch retries what the infrastructure did; the state machine records application failures.
 BATCH_RETRY_STRATEGY: dict[str, Any] = {
     "attempts": 3,
@@ -284,8 +285,8 @@ def _digest(definition: Mapping[str, Any]) -> str:
 
 
 def task_definition(stack: StackCompute, job: Job) -> dict[str, Any]:
-    """The job's ECS task definition (RegisterTaskDefinition's request): Fargate, the job's
-    architecture, image, size, storage and secrets."""
+    """The ECS task definition (RegisterTaskDefinition's request) of a job whose units may run
+    on ECS: Fargate, the job's architecture, image, size, storage and secrets."""
     compute = job.compute
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -330,8 +331,9 @@ def task_definition(stack: StackCompute, job: Job) -> dict[str, Any]:
 
 
 def batch_job_definition(stack: StackCompute, job: Job) -> dict[str, Any]:
-    """The job's Batch job definition (RegisterJobDefinition's request): Fargate or EC2, the
-    job's architecture, image, size, GPUs, storage, secrets and parameter defaults."""
+    """The Batch job definition (RegisterJobDefinition's request) of a ``platform: batch``
+    job: Fargate or EC2, its architecture, image, size, GPUs, storage, secrets and parameter
+    defaults."""
     compute = job.compute
     ec2 = compute.on_ec2
     requirements = [
@@ -452,7 +454,9 @@ def _pull_and_log(stack: StackCompute) -> list[dict[str, Any]]:
 def _sync_task_definitions(stack: StackCompute, jobs: Sequence[Job], result: SyncResult) -> None:
     present = set(ecs.task_definition_families(job_resource_prefix(stack.stack)))
     wanted: set[str] = set()
-    for job in jobs:
+    # A platform: batch job never runs on ECS (its fallback is Batch too), and its size may be
+    # one only EC2 has.
+    for job in (job for job in jobs if job.compute.platform != "batch"):
         definition = task_definition(stack, job)
         family = str(definition["family"])
         wanted.add(family)
@@ -479,7 +483,8 @@ def _sync_job_definitions(stack: StackCompute, jobs: Sequence[Job], result: Sync
     for found in batch.active_job_definitions(job_resource_prefix(stack.stack)):
         present.setdefault(str(found["name"]), []).append(found)
     wanted: set[str] = set()
-    for job in jobs:
+    # Only a platform: batch job has units routed to Batch.
+    for job in (job for job in jobs if job.compute.platform == "batch"):
         definition = batch_job_definition(stack, job)
         name = str(definition["jobDefinitionName"])
         wanted.add(name)

@@ -160,46 +160,41 @@ def test_each_job_gets_its_definitions_and_roles(
     assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
     names = {path.stem for path in jobs.glob("*.yaml")}
     assert role_names() == {f"{STACK}-job-{name}" for name in names} | {
-        f"{STACK}-job-triage-experiment-exec"
+        f"{STACK}-job-triage-experiment_exec"
     }
 
-    task = latest_task_definition(f"{STACK}-job-triage-experiment")
+    # A platform: batch job runs on Batch only; the others on ECS (and Lambda).
+    assert active_task_definitions(f"{STACK}-job-triage-experiment") == []
+    task = latest_task_definition(f"{STACK}-job-dam-periods")
     (container,) = task["containerDefinitions"]
-    assert task["runtimePlatform"]["cpuArchitecture"] == "ARM64"
-    assert task["ephemeralStorage"] == {"sizeInGiB": 100}
-    assert container["image"].endswith("/triage:3.3.0")
+    assert task["runtimePlatform"]["cpuArchitecture"] == "X86_64"
+    assert container["image"].endswith("/worker:v1")
     assert container["entryPoint"] == ["python", "-m", "stepburst.worker"]
-    assert {secret["name"]: secret["valueFrom"] for secret in container["secrets"]} == {
-        "POSTGRES_PASSWORD": SECRET,
-        "POSTGRES_USER": "/triage/db-user",
-    }
-    environment = {pair["name"]: pair["value"] for pair in container["environment"]}
-    assert environment["STEPBURST_JOB_ROLE_ARN"] == (
-        f"arn:aws:iam::{ACCOUNT}:role/stepburst/{STACK}/{STACK}-job-triage-experiment"
-    )
+    assert "secrets" not in container
     assert task["taskRoleArn"] == WORKER_ROLE
-    assert task["executionRoleArn"].endswith(f"/{STACK}-job-triage-experiment-exec")
+    assert task["executionRoleArn"] == EXECUTION_ROLE
+    assert active_job_definitions(f"{STACK}-job-dam-periods") == []
 
     (job_definition,) = active_job_definitions(f"{STACK}-job-triage-experiment")
     properties = job_definition["containerProperties"]
     assert job_definition["platformCapabilities"] == ["EC2"]
     assert job_definition["parameters"] == {"experiment_file": "s3://experiments/simple.yaml"}
+    assert properties["image"].endswith("/triage:3.3.0")
     assert {r["type"]: r["value"] for r in properties["resourceRequirements"]} == {
         "VCPU": "1",
         "MEMORY": "16384",
         "GPU": "1",
     }
     assert "Ref::run" in properties["command"]
-    assert {secret["name"] for secret in properties["secrets"]} == {
-        "POSTGRES_PASSWORD",
-        "POSTGRES_USER",
+    assert {secret["name"]: secret["valueFrom"] for secret in properties["secrets"]} == {
+        "POSTGRES_PASSWORD": SECRET,
+        "POSTGRES_USER": "/triage/db-user",
     }
-    (plain,) = active_job_definitions(f"{STACK}-job-dam-periods")
-    assert plain["platformCapabilities"] == ["FARGATE"]
-    assert plain["containerProperties"]["image"].endswith("/worker:v1")
-    assert (
-        latest_task_definition(f"{STACK}-job-dam-periods")["runtimePlatform"]["cpuArchitecture"]
-        == "X86_64"
+    assert properties["jobRoleArn"] == WORKER_ROLE
+    assert properties["executionRoleArn"].endswith(f"/{STACK}-job-triage-experiment_exec")
+    environment = {pair["name"]: pair["value"] for pair in properties["environment"]}
+    assert environment["STEPBURST_JOB_ROLE_ARN"] == (
+        f"arn:aws:iam::{ACCOUNT}:role/stepburst/{STACK}/{STACK}-job-triage-experiment"
     )
 
     access = policy(f"{STACK}-job-triage-experiment", "job-access")
@@ -218,7 +213,7 @@ def test_each_job_gets_its_definitions_and_roles(
     assert "dynamodb" not in text
     assert "stepburst-work-example" not in text
     assert "stepburst-output-example/*" not in text
-    execution = policy(f"{STACK}-job-triage-experiment-exec", "job-secrets")
+    execution = policy(f"{STACK}-job-triage-experiment_exec", "job-secrets")
     secret_grants = [
         s for s in execution["Statement"] if "Secret" in s["Sid"] or "Param" in s["Sid"]
     ]
@@ -238,7 +233,8 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
     invoke("sync_job_compute", request("Create", url))
     invoke("sync_job_compute", request("Update", url))
     assert received[-1]["Data"]["Created"] == ""
-    assert f"task-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Unchanged"]
+    assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Unchanged"]
+    assert f"task-definition/{STACK}-job-dam-periods" in received[-1]["Data"]["Unchanged"]
 
     spec = jobs / "triage-experiment.yaml"
     spec.write_text(
@@ -248,15 +244,16 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
     assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Updated"]
     (revision,) = active_job_definitions(f"{STACK}-job-triage-experiment")
     assert revision["revision"] == 2
-    assert latest_task_definition(f"{STACK}-job-triage-experiment")["memory"] == "32768"
+    assert {r["type"]: r["value"] for r in revision["containerProperties"]["resourceRequirements"]}[
+        "MEMORY"
+    ] == "32768"
 
     spec.unlink()
     invoke("sync_job_compute", request("Update", url))
     assert received[-1]["Status"] == "SUCCESS"
     assert active_job_definitions(f"{STACK}-job-triage-experiment") == []
     assert f"{STACK}-job-triage-experiment" not in role_names()
-    assert f"{STACK}-job-triage-experiment-exec" not in role_names()
-    assert active_task_definitions(f"{STACK}-job-triage-experiment") == []
+    assert f"{STACK}-job-triage-experiment_exec" not in role_names()
     assert len(active_task_definitions(f"{STACK}-job-dam-periods")) == 1
 
 
@@ -269,7 +266,7 @@ def test_deleting_the_stack_removes_every_definition_and_role(
     assert received[-1]["Status"] == "SUCCESS"
     assert role_names() == set()
     assert active_task_definitions(f"{STACK}-job-dam-periods") == []
-    assert active_job_definitions(f"{STACK}-job-dam-periods") == []
+    assert active_job_definitions(f"{STACK}-job-triage-experiment") == []
 
 
 def test_an_invalid_job_file_fails_the_deploy_naming_the_field(

@@ -110,8 +110,10 @@ def test_an_arm64_batch_ec2_job_and_an_x86_64_ecs_job_run_in_one_stack(
     task = ecs.describe_task_definition(taskDefinition=f"{STACK}-job-x86-ecs")["taskDefinition"]
     assert task["runtimePlatform"]["cpuArchitecture"] == "X86_64"
     assert task["ephemeralStorage"] == {"sizeInGiB": 30}
-    arm_task = ecs.describe_task_definition(taskDefinition=f"{STACK}-job-arm-batch-ec2")
-    assert arm_task["taskDefinition"]["runtimePlatform"]["cpuArchitecture"] == "ARM64"
+    assert definition["containerProperties"]["resourceRequirements"] == [
+        {"type": "VCPU", "value": "1"},
+        {"type": "MEMORY", "value": "16384"},
+    ]
 
 
 def test_batch_parameters_fill_the_command_and_empty_ones_are_left_out(
