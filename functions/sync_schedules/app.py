@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepburst import job_catalogs, schedules
 from stepburst.custom_resources import respond
-from stepburst.jobs import JobCatalog, check_for_stack
+from stepburst.jobs import JobCatalog
 from stepburst.observability import logger
 from stepburst.settings import settings
 
@@ -31,8 +31,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def sync_jobs(target: schedules.Target) -> dict[str, str]:
     catalog = JobCatalog.from_directory(SETTINGS.jobs_dir)
-    for job in catalog:
-        check_for_stack(job, SETTINGS.worker_architecture)
     synced = schedules.sync(catalog, target).as_dict()
     published = job_catalogs.publish(SETTINGS.ledger_table, SETTINGS.jobs_dir)
     return {**synced, "published_jobs": str(published)}

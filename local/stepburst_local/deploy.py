@@ -241,6 +241,7 @@ class Deployer:
                 computeEnvironmentName=resource.name,
                 type="UNMANAGED",
                 state=params.get("state", "ENABLED"),
+                serviceRole=params["serviceRole"],
             )
         self._expect(resource, created["computeEnvironmentArn"], resource.ref)
 

@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from types_boto3_ecs import ECSClient
     from types_boto3_events import EventBridgeClient
     from types_boto3_glue import GlueClient
+    from types_boto3_iam import IAMClient
     from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_s3 import S3Client
     from types_boto3_scheduler import EventBridgeSchedulerClient
     from types_boto3_ssm import SSMClient
     from types_boto3_stepfunctions import SFNClient
+    from types_boto3_sts import STSClient
 
 _RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
@@ -62,6 +64,8 @@ def client(service: Literal["glue"]) -> GlueClient: ...
 @overload
 def client(service: Literal["logs"]) -> CloudWatchLogsClient: ...
 @overload
+def client(service: Literal["iam"]) -> IAMClient: ...
+@overload
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload
 def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
@@ -69,6 +73,8 @@ def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
 def client(service: Literal["stepfunctions"]) -> SFNClient: ...
 @overload
 def client(service: Literal["ssm"]) -> SSMClient: ...
+@overload
+def client(service: Literal["sts"]) -> STSClient: ...
 def client(service: str) -> Any:
     """A cached, retrying boto3 client for ``service`` in the current region and endpoint.
 

@@ -131,7 +131,7 @@ class Combiner:
             action=route,
             run_id=run_id,
             manifest={"bucket": self.settings.work_bucket, "key": key},
-            ecs=_ecs_compute(job) if route == "ecs" else None,
+            ecs=unit_compute(job, self.settings.stack_name)[0] if route == "ecs" else None,
         )
 
     def tally(
@@ -281,8 +281,3 @@ def _read_result(path: Path) -> object:
         return orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
         raise CombineError(f"the combine command's result file is not JSON: {exc}") from exc
-
-
-def _ecs_compute(job: Job) -> dict[str, Any]:
-    ecs, _ = unit_compute(job)
-    return ecs

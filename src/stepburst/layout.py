@@ -24,6 +24,7 @@ The state machine builds three of these itself (the item's ledger key ``RUN#<run
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # -- work bucket ---------------------------------------------------------------------------
@@ -182,3 +183,57 @@ def batch_job_name(run_id: str, unit: int, attempt: int) -> str:
 def is_batch_job_of_run(job_name: str, run_id: str) -> bool:
     """Whether :func:`batch_job_name` gave ``job_name`` to a job of this run."""
     return re.fullmatch(rf"{re.escape(run_id)}-unit-\d+-attempt-\d+", job_name) is not None
+
+
+# -- per-job compute -----------------------------------------------------------------------
+# Task definitions, job definitions and roles follow the job files (stepburst.job_compute
+# creates them on every deploy); queues are the stack's (template.yaml). The planner names
+# them in each unit, so a new job needs no state machine change.
+
+_TASK_FAMILY_LIMIT = 255
+_JOB_DEFINITION_LIMIT = 128
+_ROLE_NAME_LIMIT = 64
+
+
+def _bounded(name: str, limit: int) -> str:
+    """``name``, or its head and a digest of the whole when it is longer than ``limit``."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: limit - 11]}-{digest}"
+
+
+def job_resource_prefix(stack: str) -> str:
+    """What every per-job task definition, job definition and role name starts with."""
+    return f"{stack}-job-"
+
+
+def job_task_definition(stack: str, job: str) -> str:
+    """The ECS task definition family of a job (RunTask takes its latest revision)."""
+    return _bounded(job_resource_prefix(stack) + job, _TASK_FAMILY_LIMIT)
+
+
+def job_definition(stack: str, job: str) -> str:
+    """The Batch job definition of a job (SubmitJob takes its latest active revision)."""
+    return _bounded(job_resource_prefix(stack) + job, _JOB_DEFINITION_LIMIT)
+
+
+def job_role_path(stack: str) -> str:
+    """The IAM path of the stack's per-job roles: the state machine may pass only these."""
+    return f"/stepburst/{stack}/"
+
+
+def job_role_name(stack: str, job: str) -> str:
+    return _bounded(job_resource_prefix(stack) + job, _ROLE_NAME_LIMIT)
+
+
+def job_queue(stack: str, *, capacity: str, architecture: str, spot: bool) -> str:
+    """The stack's Batch queue for a capacity (fargate, ec2), architecture and purchase.
+
+    Fargate Spot is x86_64 only, so Fargate has one Spot queue (Spot first, on-demand when
+    Spot has no capacity) and one on-demand queue for both architectures.
+    """
+    purchase = "spot" if spot else "on-demand"
+    if capacity == "fargate":
+        return f"{stack}-fargate-{purchase}"
+    return f"{stack}-ec2-{purchase}-{architecture.replace('_', '-')}"

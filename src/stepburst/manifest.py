@@ -69,12 +69,18 @@ class Item(_Model):
 
 
 class EcsCompute(_Model):
+    task_definition: str = Field(min_length=1, description="The job's task definition family.")
     cpu: str
     memory: str
     capacity_provider_strategy: list[dict[str, str | int]]
 
 
 class BatchCompute(_Model):
+    job_definition: str = Field(min_length=1, description="The job's job definition name.")
+    job_queue: str = Field(min_length=1, description="The queue of the job's capacity.")
+    on_demand_queue: str = Field(
+        min_length=1, description="Where the unit goes when Spot keeps failing it."
+    )
     resource_requirements: list[dict[str, str]]
 
 

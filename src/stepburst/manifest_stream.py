@@ -31,7 +31,7 @@ import msgspec
 
 from stepburst import storage
 from stepburst.jobs import Job
-from stepburst.layout import item_sort_key
+from stepburst.layout import item_sort_key, job_definition, job_queue, job_task_definition
 
 Route = Literal["lambda", "ecs", "batch"]
 # A Lambda unit's payload must stay far below the 256 KiB state limit.
@@ -187,27 +187,34 @@ def route_for(job: Job, estimated_seconds: float) -> Route:
     return "lambda" if estimated_seconds <= job.compute.lambda_max_seconds else "ecs"
 
 
-def unit_compute(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A unit's ECS and Batch settings, the same for every unit of a job."""
+def unit_compute(job: Job, stack: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A unit's ECS and Batch settings, the same for every unit of a job: the job's own task
+    and job definitions (kept by the JobCompute custom resource) and the queue of its capacity."""
     compute = job.compute
     ecs = {
+        "task_definition": job_task_definition(stack, job.name),
         "cpu": str(compute.cpu),
         "memory": str(compute.memory_mb),
         # Fargate Spot runs x86_64 only: arm64 workers run on on-demand Fargate.
         "capacity_provider_strategy": [
-            {
-                "CapacityProvider": "FARGATE_SPOT"
-                if compute.spot and compute.architecture == "x86_64"
-                else "FARGATE",
-                "Weight": 1,
-            }
+            {"CapacityProvider": "FARGATE_SPOT" if compute.uses_spot else "FARGATE", "Weight": 1}
         ],
     }
+    capacity = compute.batch.capacity if compute.batch is not None else "fargate"
+    gpus = compute.batch.gpus if compute.batch is not None else 0
+
+    def queue(spot: bool) -> str:
+        return job_queue(stack, capacity=capacity, architecture=compute.architecture, spot=spot)
+
     batch = {
+        "job_definition": job_definition(stack, job.name),
+        "job_queue": queue(compute.uses_spot),
+        "on_demand_queue": queue(False),
         "resource_requirements": [
             {"Type": "VCPU", "Value": f"{compute.cpu / 1024:g}"},
             {"Type": "MEMORY", "Value": str(compute.memory_mb)},
-        ]
+            *([{"Type": "GPU", "Value": str(gpus)}] if gpus else []),
+        ],
     }
     return ecs, batch
 
@@ -220,6 +227,7 @@ class ManifestWriter:
         job: Job,
         output: ManifestOutput,
         *,
+        stack: str,
         manifest: int = 0,
         expected_items: int | None = None,
     ) -> None:
@@ -233,7 +241,7 @@ class ManifestWriter:
         self._max_attempts = job.retries + 1
         self._timeout = compute.container_timeout_seconds
         self._lambda_budget = compute.lambda_max_seconds
-        self._ecs, self._batch = unit_compute(job)
+        self._ecs, self._batch = unit_compute(job, stack)
         self._encoder = msgspec.json.Encoder()
         self._concurrency = job.max_concurrency
         self._decided_at = min(LOOKAHEAD_LIMIT, (MAX_ITEMS_PER_UNIT - 1) * self._concurrency + 1)
@@ -343,10 +351,11 @@ def write_manifest(
     items: Iterable[tuple[float, Payload]],
     output: ManifestOutput,
     *,
+    stack: str,
     expected_items: int | None = None,
 ) -> ManifestSummary:
     """Number, route, group and write ``(estimated seconds, payload)`` pairs."""
-    writer = ManifestWriter(job, output, expected_items=expected_items)
+    writer = ManifestWriter(job, output, stack=stack, expected_items=expected_items)
     add = writer.add
     for seconds, payload in items:
         add(seconds, payload)

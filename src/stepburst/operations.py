@@ -362,10 +362,18 @@ class Operations:
         return len(arns)
 
     def _terminate_batch_jobs(self, run_id: str) -> int:
-        queue = self.stack.outputs.get("WorkerJobQueueArn")
-        if not queue:
-            return 0
-        job_ids = batch.unfinished_jobs(queue, named=lambda name: is_batch_job_of_run(name, run_id))
+        # Each job's capacity and architecture has its queue; a stack from before lists one.
+        listed = self.stack.outputs.get("WorkerJobQueueArns") or self.stack.outputs.get(
+            "WorkerJobQueueArn"
+        )
+        queues = [queue for queue in (listed or "").split(",") if queue]
+        job_ids = [
+            job_id
+            for queue in queues
+            for job_id in batch.unfinished_jobs(
+                queue, named=lambda name: is_batch_job_of_run(name, run_id)
+            )
+        ]
         for job_id in job_ids:
             batch.terminate_job(job_id, reason="stepburst cancel")
         return len(job_ids)

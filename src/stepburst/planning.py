@@ -28,7 +28,7 @@ from stepburst import (
 )
 from stepburst.combining import combine_route
 from stepburst.errors import InvalidInputError, StepburstError
-from stepburst.jobs import Job, JobCatalog, check_for_stack
+from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import (
     manifest_key,
     object_version,
@@ -220,7 +220,11 @@ class Planner:
         items are counted, routed and grouped as they are made, never all kept."""
         draft = self._manual_draft(start)
         summary = write_manifest(
-            draft.job, draft.pieces, DiscardedManifest(), expected_items=draft.expected_items
+            draft.job,
+            draft.pieces,
+            DiscardedManifest(),
+            stack=self.settings.stack_name,
+            expected_items=draft.expected_items,
         )
         return Preview(job=draft.job, params=draft.params, summary=summary)
 
@@ -287,7 +291,7 @@ class Planner:
         key = manifest_key(run_id, redrive)
         # The first manifest is read a unit at a time and the new one written as it goes.
         with s3_manifest(self.settings.work_bucket, key) as output:
-            writer = ManifestWriter(job, output, manifest=redrive)
+            writer = ManifestWriter(job, output, stack=self.settings.stack_name, manifest=redrive)
             for unit in iter_units(self.settings.work_bucket, manifest_key(run_id)):
                 records = self.ledger.get_items(run_id, (item.sk for item in unit.items))
                 for item in unit.items:
@@ -477,7 +481,6 @@ class Planner:
         self, draft: Draft, run_id: str, trigger: Trigger, request: PlanRequest
     ) -> Plan:
         job = draft.job
-        check_for_stack(job, self.settings.worker_architecture)
         key = manifest_key(run_id)
         # Streamed as the items are made: a failure aborts the upload, leaving no manifest.
         with s3_manifest(self.settings.work_bucket, key) as output:
@@ -520,9 +523,14 @@ class Planner:
             job, run_id, key=key, redrive=0, summary=summary, params=draft.params
         )
 
-    @staticmethod
-    def _stream(draft: Draft, output: ManifestOutput) -> ManifestSummary:
-        return write_manifest(draft.job, draft.pieces, output, expected_items=draft.expected_items)
+    def _stream(self, draft: Draft, output: ManifestOutput) -> ManifestSummary:
+        return write_manifest(
+            draft.job,
+            draft.pieces,
+            output,
+            stack=self.settings.stack_name,
+            expected_items=draft.expected_items,
+        )
 
     def _plan_state(
         self,
@@ -599,7 +607,7 @@ def _input_date(given: dict[str, Any], scheduled: datetime | None) -> date:
     raise InvalidInputError("input.date", "give a date as YYYYMMDD or YYYY-MM-DD")
 
 
-def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[Unit]:
+def build_units(job: Job, items: Sequence[Item], *, stack: str, manifest: int = 0) -> list[Unit]:
     """Group items into work units, as the manifest writer does while a plan streams.
 
     Container items run one per unit. Lambda items are grouped only as far as needed to keep
@@ -607,7 +615,7 @@ def build_units(job: Job, items: Sequence[Item], *, manifest: int = 0) -> list[U
     the job's Lambda time budget or MAX_ITEMS_PER_UNIT.
     """
     output = _Collected()
-    writer = ManifestWriter(job, output, manifest=manifest, expected_items=len(items))
+    writer = ManifestWriter(job, output, stack=stack, manifest=manifest, expected_items=len(items))
     for item in items:
         writer.add_item(msgspec.convert(item.model_dump(exclude_none=True), PlannedItem))
     writer.close()

@@ -27,21 +27,11 @@ from stepburst.failures import (
     decide,
 )
 from stepburst.jobs import Job, JobCatalog
+from stepburst.jobs.compute_rules import FARGATE_MEMORY
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Unit
 from stepburst.observability import logger
 from stepburst.statuses import ItemStatus, RunStatus
-
-# Fargate's CPU and memory pairs ("Task CPU and memory", Amazon ECS developer guide).
-FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4097, 1024)),
-    1024: tuple(range(2048, 8193, 1024)),
-    2048: tuple(range(4096, 16385, 1024)),
-    4096: tuple(range(8192, 30721, 1024)),
-    8192: tuple(range(16384, 61441, 4096)),
-    16384: tuple(range(32768, 122881, 8192)),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +140,17 @@ class UnitRecovery:
             unit["batch"]["resource_requirements"] = [
                 {"Type": "VCPU", "Value": f"{cpu / 1024:g}"},
                 {"Type": "MEMORY", "Value": str(memory)},
+                *(
+                    requirement
+                    for requirement in event.unit.batch.resource_requirements
+                    if requirement["Type"] == "GPU"
+                ),
             ]
         if decision.on_demand:
             unit["ecs"]["capacity_provider_strategy"] = [
                 {"CapacityProvider": "FARGATE", "Weight": 1}
             ]
+            unit["batch"]["job_queue"] = event.unit.batch.on_demand_queue
         return {
             "run_id": event.run_id,
             "job": event.job,

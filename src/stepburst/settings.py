@@ -32,6 +32,8 @@ class Settings(BaseModel):
     jobs_dir: Path
     event_bus_name: str = Field(min_length=1)
     retention_days: int = Field(ge=1)
+    # Per-job task and job definitions, queues and roles are named after it (layout).
+    stack_name: str = Field(min_length=1)
     # The worker task and job definitions' architecture; functions know it, workers need not.
     worker_architecture: Literal["X86_64", "ARM64"] | None = None
     # The Glue database of the jobs' output tables (output.table); the template sets it.

@@ -55,6 +55,8 @@ class Stack:
             jobs_dir=jobs_dir,
             event_bus_name="default",
             retention_days=self.retention_days(),
+            # Per-job definitions are named after the CloudFormation stack (layout).
+            stack_name=self.outputs.get("StackName") or self.name,
         )
 
     def retention_days(self) -> int:

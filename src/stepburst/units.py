@@ -24,6 +24,7 @@ import orjson
 
 from stepburst import table_items
 from stepburst.errors import ItemsFailedError, StepburstError
+from stepburst.job_credentials import JOB_ROLE_VARIABLE, job_environment
 from stepburst.jobs import Job
 from stepburst.jsonl import process_jsonl_range
 from stepburst.layout import output_prefix, part_key, rejects_part_key
@@ -74,10 +75,19 @@ class CommandFailedError(StepburstError):
 
 
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# An argument that is a whole AWS Batch parameter placeholder, as in a job definition's
+# command: https://docs.aws.amazon.com/batch/latest/userguide/example-use-parameters.html
+BATCH_PARAMETER = re.compile(r"^Ref::([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def render_command(command: str, values: Mapping[str, str]) -> list[str]:
-    """Split a command line and replace each ``{VAR}``; an unknown one is an error."""
+    """Split a command line and replace each ``{VAR}``; an unknown one is an error.
+
+    An argument ``Ref::name`` becomes the value of ``name``, as Batch substitutes a job
+    definition's parameters; unlike Batch, which leaves an unset one as the literal text and
+    passes an empty one as an empty argument, a parameter that is unset or empty is left out
+    (``replace: ""`` means no ``--replace`` flag, not an empty argument).
+    """
 
     def replace(match: re.Match[str]) -> str:
         name = match[1]
@@ -85,7 +95,14 @@ def render_command(command: str, values: Mapping[str, str]) -> list[str]:
             raise StepburstError(f"{{{name}}} in the command is not a param or variable")
         return values[name]
 
-    return [_VARIABLE.sub(replace, argument) for argument in shlex.split(command)]
+    arguments: list[str] = []
+    for argument in shlex.split(command):
+        parameter = BATCH_PARAMETER.match(argument)
+        if parameter is None:
+            arguments.append(_VARIABLE.sub(replace, argument))
+        elif values.get(parameter[1]):
+            arguments.append(values[parameter[1]])
+    return arguments
 
 
 def run_command(command: str, variables: Mapping[str, str], *, jobs_dir: Path) -> dict[str, Any]:
@@ -101,14 +118,17 @@ def run_command(command: str, variables: Mapping[str, str], *, jobs_dir: Path) -
     arguments = render_command(command, environment)
     if arguments and arguments[0] in ("python", "python3"):
         arguments[0] = sys.executable
+    session = f"{variables.get('JOB', 'job')}-{variables.get('ITEM_INDEX', '0')}"
     with (
+        # The command runs with the job's role, not the worker's (stepburst.job_compute).
+        job_environment(environment, os.environ.get(JOB_ROLE_VARIABLE), session) as job_env,
         tempfile.TemporaryDirectory(prefix="stepburst-") as scratch,
         tempfile.TemporaryFile() as log,
     ):
         completed = subprocess.run(
             arguments,
             cwd=scratch,
-            env=environment,
+            env=job_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             check=False,

@@ -19,6 +19,7 @@ from stepburst.manifest import Unit
 from stepburst.observability import bind_run, logger
 from stepburst.settings import ConfigurationError, settings
 from stepburst.statuses import CombineStatus
+from stepburst.units import BATCH_PARAMETER
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -50,9 +51,26 @@ def _combine(run_id: str) -> int:
     return EXIT_OK if status == CombineStatus.SUCCEEDED else EXIT_ITEMS_FAILED
 
 
+def without_unset_parameters(argv: Sequence[str]) -> list[str]:
+    """``argv`` less the ``Ref::name`` placeholders Batch left unset (it passes them on as
+    literal text), each with the option it was the value of.
+    https://docs.aws.amazon.com/batch/latest/userguide/example-use-parameters.html
+    """
+    kept: list[str] = []
+    for argument in argv:
+        if BATCH_PARAMETER.match(argument):
+            if kept and kept[-1].startswith("--"):
+                kept.pop()
+            continue
+        kept.append(argument)
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(
+            without_unset_parameters(sys.argv[1:] if argv is None else argv)
+        )
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code else EXIT_OK
     if args.command == "combine":

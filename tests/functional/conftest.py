@@ -63,6 +63,7 @@ class Cloud:
             "InputBucket": self.input_bucket,
             "OutputBucket": self.output_bucket,
             "WorkBucket": self.work_bucket,
+            "AWS::StackName": "stepburst",
         }
 
 

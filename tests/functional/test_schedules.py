@@ -132,19 +132,19 @@ def test_deleting_the_stack_removes_every_schedule(
     assert schedules() == {}
 
 
-def test_a_job_for_workers_the_stack_lacks_fails_the_deploy(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+def test_a_job_fargate_cannot_place_fails_the_deploy(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = responses
-    monkeypatch.setenv("STEPBURST_WORKER_ARCHITECTURE", "X86_64")
     components.reset()
     spec = jobs / "dam-periods.yaml"
     spec.write_text(
         spec.read_text(encoding="utf-8").replace(
-            "compute:\n  platform: auto", "compute:\n  platform: auto\n  architecture: arm64"
+            "compute:\n  platform: auto",
+            "compute:\n  platform: auto\n  cpu: 256\n  memory_mb: 16384",
         ),
         encoding="utf-8",
     )
     invoke("sync_schedules", request("Update", url))
     assert received[-1]["Status"] == "FAILED"
-    assert "dam-periods.yaml: compute.architecture" in received[-1]["Reason"]
+    assert "dam-periods.yaml: compute.memory_mb" in received[-1]["Reason"]

@@ -19,6 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 # Actions AWS authorises only against Resource "*".
 RESOURCELESS_ACTIONS = {
     "batch:DescribeJobs",
+    "batch:DescribeJobDefinitions",
+    "ecs:RegisterTaskDefinition",
+    "ecs:DeregisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
+    "ecs:ListTaskDefinitionFamilies",
+    "iam:ListRoles",
     "scheduler:ListSchedules",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
@@ -117,10 +124,20 @@ def test_resource_wildcards_only_where_aws_allows_nothing_narrower(
 
 
 def test_pass_role_is_limited_to_the_roles_each_service_needs(template: dict[str, Any]) -> None:
-    """The coordinator passes only the worker roles; the schedule sync only the scheduler's."""
+    """The coordinator passes only the worker roles and the jobs' own (stepburst.job_compute);
+    the compute sync the same to the definitions it registers; the schedule sync only the
+    scheduler's."""
+    job_roles = {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/stepburst/${AWS::StackName}/*"
+    }
+
+    def roles(*logical_ids: str) -> list[Any]:
+        return [{"Fn::GetAtt": [role, "Arn"]} for role in logical_ids]
+
     allowed = {
-        "CoordinatorStateMachine": {"WorkerExecutionRole", "WorkerTaskRole"},
-        "SyncSchedulesFunction": {"SchedulerRole"},
+        "CoordinatorStateMachine": [*roles("WorkerExecutionRole", "WorkerTaskRole"), job_roles],
+        "SyncJobComputeFunction": [*roles("WorkerExecutionRole", "WorkerTaskRole"), job_roles],
+        "SyncSchedulesFunction": roles("SchedulerRole"),
     }
     passes = [
         (owner, statement)
@@ -131,7 +148,7 @@ def test_pass_role_is_limited_to_the_roles_each_service_needs(template: dict[str
     assert {owner for owner, _ in passes} == set(allowed)
     for owner, statement in passes:
         assert sorted(json.dumps(r) for r in as_list(statement["Resource"])) == sorted(
-            json.dumps({"Fn::GetAtt": [role, "Arn"]}) for role in allowed[owner]
+            json.dumps(role) for role in allowed[owner]
         ), owner
 
 

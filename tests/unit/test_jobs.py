@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stepburst.errors import JobSpecError, UnknownJobError
-from stepburst.jobs import JobCatalog, check_for_stack, load_job_file, parse_job
+from stepburst.jobs import JobCatalog, load_job_file, parse_job
 from stepburst.jobs.schema import SCHEMA_PATH, generate_schema
 
 pytestmark = pytest.mark.unit
@@ -125,14 +125,6 @@ def test_two_files_of_one_job_are_both_named(tmp_path: Path) -> None:
     assert str(raised.value) == (
         "scores.yml: name: job 'scores' is defined twice, in scores.yaml and scores.yml"
     )
-
-
-def test_a_job_for_other_workers_than_the_stack_has_is_refused() -> None:
-    arm = parse_job({**VALID, "compute": {"architecture": "arm64"}}, "scores.yaml")
-    check_for_stack(arm, "ARM64")
-    check_for_stack(arm, None)
-    with pytest.raises(JobSpecError, match=r"scores\.yaml: compute\.architecture: .*x86_64"):
-        check_for_stack(arm, "X86_64")
 
 
 def scheduled(expression: str) -> dict[str, object]:

@@ -6,10 +6,17 @@ import pytest
 
 from stepburst.jobs import Job, parse_job
 from stepburst.layout import item_sort_key
-from stepburst.manifest import Item
-from stepburst.planning import MAX_ITEMS_PER_UNIT, build_units, route_for
+from stepburst.manifest import Item, Unit
+from stepburst.planning import MAX_ITEMS_PER_UNIT, route_for
+from stepburst.planning import build_units as build_stack_units
 
 pytestmark = pytest.mark.unit
+
+STACK = "sb"
+
+
+def build_units(job: Job, items: list[Item]) -> list[Unit]:
+    return build_stack_units(job, items, stack=STACK)
 
 
 def job(**changes: object) -> Job:
@@ -77,5 +84,29 @@ def test_container_items_are_units_of_their_own_and_fallback_follows_platform() 
 
 
 def test_arm64_containers_run_on_demand_because_fargate_spot_is_x86_only() -> None:
-    (unit,) = build_units(job(compute={"architecture": "arm64", "spot": True}), items(900))
+    (unit,) = build_units(job(compute={"architecture": "arm64"}), items(900))
     assert unit.ecs.capacity_provider_strategy == [{"CapacityProvider": "FARGATE", "Weight": 1}]
+    assert unit.batch.job_queue == "sb-fargate-on-demand"
+
+
+def test_each_unit_names_its_jobs_definitions_and_queue() -> None:
+    (ecs,) = build_units(job(compute={"platform": "ecs"}), items(900))
+    assert ecs.ecs.task_definition == "sb-job-scores"
+    assert ecs.batch.job_definition == "sb-job-scores"
+    (arm,) = build_units(
+        job(
+            compute={
+                "platform": "batch",
+                "architecture": "arm64",
+                "cpu": 1024,
+                "memory_mb": 16384,
+                "batch": {"capacity": "ec2", "spot": True, "gpus": 1},
+            }
+        ),
+        items(900),
+    )
+    assert arm.batch.job_queue == "sb-ec2-spot-arm64"
+    assert arm.batch.on_demand_queue == "sb-ec2-on-demand-arm64"
+    assert {"Type": "GPU", "Value": "1"} in arm.batch.resource_requirements
+    (fargate,) = build_units(job(compute={"platform": "batch"}), items(900))
+    assert fargate.batch.job_queue == "sb-fargate-spot"

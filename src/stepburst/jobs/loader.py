@@ -13,6 +13,7 @@ from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
 from stepburst.errors import JobSpecError, UnknownJobError
+from stepburst.jobs.compute_rules import ComputeFieldError
 from stepburst.jobs.model import Job
 from stepburst.jobs.output_keys import FieldError
 from stepburst.jobs.schema import shipped_schema
@@ -42,7 +43,10 @@ def parse_job(document: Any, source: str) -> Job:
         if isinstance(cause, FieldError):
             raise JobSpecError(source, cause.field, cause.problem) from exc
         problem = str(cause) if first["type"] == "value_error" and cause else first["msg"]
-        raise JobSpecError(source, _field_path(first["loc"]), problem) from exc
+        location = list(first["loc"])
+        if isinstance(cause, ComputeFieldError):
+            location.append(cause.field)
+        raise JobSpecError(source, _field_path(location), problem) from exc
 
 
 def load_job_file(path: Path) -> Job:
@@ -56,18 +60,6 @@ def load_job_file(path: Path) -> Job:
     if path.stem != job.name:
         raise JobSpecError(path.name, "name", f"must match the file name {path.stem!r}")
     return job
-
-
-def check_for_stack(job: Job, worker_architecture: str | None) -> None:
-    """Refuse a job the stack's workers cannot run: they have one architecture."""
-    wanted = job.compute.architecture.upper()
-    if worker_architecture is not None and wanted != worker_architecture:
-        raise JobSpecError(
-            f"{job.name}.yaml",
-            "compute.architecture",
-            f"the stack's workers are {worker_architecture.lower()} (WorkerArchitecture), "
-            f"not {job.compute.architecture}",
-        )
 
 
 class JobCatalog:

@@ -12,6 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stepburst.jobs.compute_rules import (
+    FARGATE_STORAGE_GB,
+    INSTANCE_TYPE_PATTERN,
+    ComputeFieldError,
+    fargate_memory_problem,
+    instance_architecture,
+)
 from stepburst.jobs.output_keys import check_output_key
 from stepburst.jobs.schedule_expressions import check_schedule_expression
 
@@ -252,6 +259,39 @@ Platform = Literal["auto", "lambda", "ecs", "batch"]
 Architecture = Literal["x86_64", "arm64"]
 
 
+Capacity = Literal["fargate", "ec2"]
+# An image reference as ECS and Batch take it: [registry/]repository[:tag][@digest].
+IMAGE_PATTERN = r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"
+S3_LOCATION_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+# A secret's source as ECS takes it in valueFrom: a Secrets Manager secret's ARN (with an
+# optional ":json-key:version-stage:version-id" suffix), an SSM parameter's ARN, or the name
+# of a parameter in the stack's Region.
+SECRET_SOURCE_PATTERN = (
+    r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+"
+    r"|arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/.+"
+    r"|/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)$"
+)
+
+
+class BatchCapacity(_Spec):
+    """Where a ``platform: batch`` job runs: Fargate, or EC2 instances Batch starts for it."""
+
+    capacity: Capacity = Field(
+        default="fargate", description="fargate, or ec2 for instance types, GPUs, bigger sizes."
+    )
+    instance_types: list[Annotated[str, Field(pattern=INSTANCE_TYPE_PATTERN)]] = Field(
+        default_factory=list,
+        description="EC2 only: instance types or families the job may run on (optimal, m7g, "
+        "c6i.large); empty takes the stack's EC2 environment of the job's architecture.",
+    )
+    spot: bool | None = Field(
+        default=None,
+        description="Run on Spot capacity; unset follows compute.spot (Fargate Spot is "
+        "x86_64 only, EC2 Spot has both architectures).",
+    )
+    gpus: int = Field(default=0, ge=0, le=16, description="EC2 only: GPUs per container.")
+
+
 class Compute(_Spec):
     platform: Platform = Field(
         default="auto", description="auto routes each item by its estimated duration."
@@ -283,6 +323,79 @@ class Compute(_Spec):
         le=1_209_600,
         description="A container item still running after this long is stopped and failed.",
     )
+    image: str | None = Field(
+        default=None,
+        pattern=IMAGE_PATTERN,
+        description="The container image; default the stack's worker image. It must run "
+        "`python -m stepburst.worker` (built FROM the worker image, or Python 3.11+ with "
+        "stepburst installed).",
+    )
+    batch: BatchCapacity | None = Field(
+        default=None, description="platform batch only: Fargate or EC2 capacity."
+    )
+    storage_gb: int | None = Field(
+        default=None,
+        ge=1,
+        le=16384,
+        description="Scratch disk in GiB: Fargate ephemeral storage (21 to 200).",
+    )
+
+    @model_validator(mode="after")
+    def _placeable(self) -> Compute:
+        on_ec2 = self.batch is not None and self.batch.capacity == "ec2"
+        if self.batch is not None and self.platform != "batch":
+            raise ComputeFieldError("batch", "only a platform: batch job takes compute.batch")
+        if self.image is not None and self.platform not in ("ecs", "batch"):
+            raise ComputeFieldError(
+                "image", "Lambda items do not run an image: set platform ecs or batch"
+            )
+        if not on_ec2:
+            problem = fargate_memory_problem(self.cpu, self.memory_mb)
+            if problem is not None:
+                raise ComputeFieldError("memory_mb", problem + " (EC2 capacity has no table)")
+            if self.storage_gb is not None and not (
+                FARGATE_STORAGE_GB[0] <= self.storage_gb <= FARGATE_STORAGE_GB[1]
+            ):
+                low, high = FARGATE_STORAGE_GB
+                raise ComputeFieldError(
+                    "storage_gb", f"Fargate ephemeral storage is {low} to {high} GiB"
+                )
+        if self.architecture == "arm64" and not on_ec2:
+            spot_field = "batch.spot" if self.batch and self.batch.spot is not None else "spot"
+            explicit = (self.batch is not None and self.batch.spot) or (
+                "spot" in self.model_fields_set and self.spot
+            )
+            if explicit:
+                raise ComputeFieldError(
+                    spot_field,
+                    "Fargate Spot runs x86_64 only: set it false, or run arm64 on "
+                    "batch capacity ec2",
+                )
+        if self.batch is None:
+            return self
+        if self.batch.gpus and not on_ec2:
+            raise ComputeFieldError("batch.gpus", "Fargate has no GPUs: use capacity: ec2")
+        if self.batch.instance_types and not on_ec2:
+            raise ComputeFieldError("batch.instance_types", "only capacity: ec2 has instance types")
+        for index, instance_type in enumerate(self.batch.instance_types):
+            found = instance_architecture(instance_type)
+            if found != self.architecture:
+                raise ComputeFieldError(
+                    f"batch.instance_types[{index}]",
+                    f"{instance_type} is {found}, the job is {self.architecture}",
+                )
+        return self
+
+    @property
+    def on_ec2(self) -> bool:
+        return self.batch is not None and self.batch.capacity == "ec2"
+
+    @property
+    def uses_spot(self) -> bool:
+        """Whether the job's containers run on Spot capacity (arm64 Fargate never does)."""
+        spot = self.batch.spot if self.batch is not None and self.batch.spot is not None else None
+        wanted = self.spot if spot is None else spot
+        return wanted and (self.on_ec2 or self.architecture == "x86_64")
 
 
 class Estimate(_Spec):
@@ -395,6 +508,18 @@ class FailurePolicy(_Spec):
     )
 
 
+class Access(_Spec):
+    """S3 locations (``s3://bucket/prefix``) the job's own code is granted, beyond its input
+    objects and its output prefix."""
+
+    read: list[Annotated[str, Field(pattern=S3_LOCATION_PATTERN)]] = Field(
+        default_factory=list, description="Locations the job's code may list and read."
+    )
+    write: list[Annotated[str, Field(pattern=S3_LOCATION_PATTERN)]] = Field(
+        default_factory=list, description="Locations the job's code may write and delete."
+    )
+
+
 class Job(_Spec):
     """One job: what starts it, how its input is split, what runs on each item, where."""
 
@@ -436,9 +561,23 @@ class Job(_Spec):
         default=None,
         description="JSON Schema that a manual start's input must satisfy.",
     )
+    access: Access = Field(
+        default_factory=Access,
+        description="S3 locations the job's code reads or writes beyond the stack's buckets.",
+    )
+    secrets: dict[
+        Annotated[str, Field(pattern=PARAM_NAME_PATTERN)],
+        Annotated[str, Field(pattern=SECRET_SOURCE_PATTERN)],
+    ] = Field(
+        default_factory=dict,
+        description="Environment variables filled when the container starts, from Secrets "
+        "Manager (a secret's ARN) or SSM Parameter Store (a parameter's ARN or name).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Job:
+        if self.secrets and self.compute.platform not in ("ecs", "batch"):
+            raise ValueError("secrets reach containers only: set compute.platform to ecs or batch")
         records = self.split.jsonl or self.split.csv or self.split.parquet
         if records is not None and self.run.function is None:
             raise ValueError(

@@ -1,0 +1,282 @@
+"""Each job's task definition, job definition and roles follow the job files: the custom
+resource creates, updates and removes them in (in-memory) ECS, Batch and IAM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from stepburst import components
+
+from .conftest import JOBS_DIR, Cloud
+from .handlers import invoke
+
+pytestmark = pytest.mark.functional
+
+STACK = "stepburst"
+ACCOUNT = "123456789012"
+WORKER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepburst-worker"
+EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepburst-execution"
+PROCESS_ITEMS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepburst-process-items"
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:triage/db-AbCdEf"
+
+TRIAGE = """\
+name: triage-experiment
+description: A triage experiment on Batch EC2 Graviton, with its database password.
+split:
+  single: {}
+run:
+  command: triage --tb Ref::experiment_file --project-path {OUTPUT_PREFIX} Ref::replace
+compute:
+  platform: batch
+  architecture: arm64
+  cpu: 1024
+  memory_mb: 16384
+  storage_gb: 100
+  image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/triage:3.3.0
+  batch:
+    capacity: ec2
+    instance_types: [m7g, c7g.xlarge]
+    spot: true
+    gpus: 1
+params:
+  experiment_file: s3://experiments/simple.yaml
+  replace: ""
+access:
+  read: ["s3://experiments/"]
+  write: ["s3://shared-results/triage/"]
+secrets:
+  POSTGRES_PASSWORD: {secret}
+  POSTGRES_USER: /triage/db-user
+output:
+  prefix: triage/
+"""
+
+
+@pytest.fixture
+def responses() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A stand-in for CloudFormation's pre-signed response URL."""
+    received: list[dict[str, Any]] = []
+
+    class Receive(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/response", received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def jobs(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "jobs"
+    shutil.copytree(JOBS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
+    (directory / "triage-experiment.yaml").write_text(
+        TRIAGE.replace("{secret}", SECRET), encoding="utf-8"
+    )
+    monkeypatch.setenv("STEPBURST_JOBS_DIR", str(directory))
+    components.reset()
+    return directory
+
+
+def request(kind: str, url: str) -> dict[str, Any]:
+    return {
+        "RequestType": kind,
+        "ResponseURL": url,
+        "StackId": f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/{STACK}/1",
+        "RequestId": f"{kind}-1",
+        "LogicalResourceId": "JobCompute",
+        "ResourceType": "Custom::JobCompute",
+        "ResourceProperties": {
+            "ServiceToken": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:sync-job-compute",
+            "StackName": STACK,
+            "Partition": "aws",
+            "Region": "us-east-1",
+            "AccountId": ACCOUNT,
+            "WorkerImage": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/worker:v1",
+            "ExecutionRoleArn": EXECUTION_ROLE,
+            "WorkerRoleArn": WORKER_ROLE,
+            "TrustedRoleArns": [PROCESS_ITEMS_ROLE],
+            "LogGroup": "/stepburst/stepburst/worker",
+            "AssignPublicIp": "ENABLED",
+            "InputBucket": "stepburst-input-example",
+            "OutputBucket": "stepburst-output-example",
+            "Environment": {"STEPBURST_LEDGER_TABLE": "ledger", "STEPBURST_STACK_NAME": STACK},
+        },
+    }
+
+
+def latest_task_definition(family: str) -> dict[str, Any]:
+    described = boto3.client("ecs").describe_task_definition(
+        taskDefinition=family, include=["TAGS"]
+    )
+    return {**described["taskDefinition"], "tags": described.get("tags", [])}
+
+
+def active_job_definitions(name: str) -> list[dict[str, Any]]:
+    found = boto3.client("batch").describe_job_definitions(jobDefinitionName=name, status="ACTIVE")[
+        "jobDefinitions"
+    ]
+    return sorted(found, key=lambda definition: definition["revision"])
+
+
+def active_task_definitions(family: str) -> list[str]:
+    arns = boto3.client("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE")
+    return [arn for arn in arns["taskDefinitionArns"] if f"/{family}:" in arn]
+
+
+def role_names() -> set[str]:
+    roles = boto3.client("iam").list_roles(PathPrefix=f"/stepburst/{STACK}/")["Roles"]
+    return {role["RoleName"] for role in roles}
+
+
+def policy(role: str, name: str) -> dict[str, Any]:
+    document = boto3.client("iam").get_role_policy(RoleName=role, PolicyName=name)
+    loaded = document["PolicyDocument"]
+    return json.loads(loaded) if isinstance(loaded, str) else dict(loaded)
+
+
+def test_each_job_gets_its_definitions_and_roles(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = responses
+    invoke("sync_job_compute", request("Create", url))
+    assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
+    names = {path.stem for path in jobs.glob("*.yaml")}
+    assert role_names() == {f"{STACK}-job-{name}" for name in names} | {
+        f"{STACK}-job-triage-experiment_exec"
+    }
+
+    # A platform: batch job runs on Batch only; the others on ECS (and Lambda).
+    assert active_task_definitions(f"{STACK}-job-triage-experiment") == []
+    task = latest_task_definition(f"{STACK}-job-dam-periods")
+    (container,) = task["containerDefinitions"]
+    assert task["runtimePlatform"]["cpuArchitecture"] == "X86_64"
+    assert container["image"].endswith("/worker:v1")
+    assert container["entryPoint"] == ["python", "-m", "stepburst.worker"]
+    assert "secrets" not in container
+    assert task["taskRoleArn"] == WORKER_ROLE
+    assert task["executionRoleArn"] == EXECUTION_ROLE
+    assert active_job_definitions(f"{STACK}-job-dam-periods") == []
+
+    (job_definition,) = active_job_definitions(f"{STACK}-job-triage-experiment")
+    properties = job_definition["containerProperties"]
+    assert job_definition["platformCapabilities"] == ["EC2"]
+    assert job_definition["parameters"] == {"experiment_file": "s3://experiments/simple.yaml"}
+    assert properties["image"].endswith("/triage:3.3.0")
+    assert {r["type"]: r["value"] for r in properties["resourceRequirements"]} == {
+        "VCPU": "1",
+        "MEMORY": "16384",
+        "GPU": "1",
+    }
+    assert "Ref::run" in properties["command"]
+    assert {secret["name"]: secret["valueFrom"] for secret in properties["secrets"]} == {
+        "POSTGRES_PASSWORD": SECRET,
+        "POSTGRES_USER": "/triage/db-user",
+    }
+    assert properties["jobRoleArn"] == WORKER_ROLE
+    assert properties["executionRoleArn"].endswith(f"/{STACK}-job-triage-experiment_exec")
+    environment = {pair["name"]: pair["value"] for pair in properties["environment"]}
+    assert environment["STEPBURST_JOB_ROLE_ARN"] == (
+        f"arn:aws:iam::{ACCOUNT}:role/stepburst/{STACK}/{STACK}-job-triage-experiment"
+    )
+
+    access = policy(f"{STACK}-job-triage-experiment", "job-access")
+    grants = {statement["Sid"]: statement for statement in access["Statement"]}
+    assert grants["ReadDeclaredLocations"]["Resource"] == ["arn:aws:s3:::experiments/*"]
+    assert grants["WriteDeclaredLocations"]["Resource"] == [
+        "arn:aws:s3:::stepburst-output-example/triage/*",
+        "arn:aws:s3:::shared-results/triage/*",
+    ]
+    assert grants["ReadDeclaredSecrets"]["Resource"] == [SECRET]
+    assert grants["ReadDeclaredParameters"]["Resource"] == [
+        f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/triage/db-user"
+    ]
+    # Nothing of the ledger, the work bucket or other jobs' outputs.
+    text = json.dumps(access)
+    assert "dynamodb" not in text
+    assert "stepburst-work-example" not in text
+    assert "stepburst-output-example/*" not in text
+    execution = policy(f"{STACK}-job-triage-experiment_exec", "job-secrets")
+    secret_grants = [
+        s for s in execution["Statement"] if "Secret" in s["Sid"] or "Param" in s["Sid"]
+    ]
+    assert {arn for s in secret_grants for arn in s["Resource"]} == {
+        SECRET,
+        f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/triage/db-user",
+    }
+    trust = boto3.client("iam").get_role(RoleName=f"{STACK}-job-triage-experiment")["Role"]
+    principals = trust["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"]
+    assert sorted(principals) == sorted([WORKER_ROLE, PROCESS_ITEMS_ROLE])
+
+
+def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = responses
+    invoke("sync_job_compute", request("Create", url))
+    invoke("sync_job_compute", request("Update", url))
+    assert received[-1]["Data"]["Created"] == ""
+    assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Unchanged"]
+    assert f"task-definition/{STACK}-job-dam-periods" in received[-1]["Data"]["Unchanged"]
+
+    spec = jobs / "triage-experiment.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("memory_mb: 16384", "memory_mb: 32768"), "utf-8"
+    )
+    invoke("sync_job_compute", request("Update", url))
+    assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Updated"]
+    (revision,) = active_job_definitions(f"{STACK}-job-triage-experiment")
+    assert revision["revision"] == 2
+    assert {r["type"]: r["value"] for r in revision["containerProperties"]["resourceRequirements"]}[
+        "MEMORY"
+    ] == "32768"
+
+    spec.unlink()
+    invoke("sync_job_compute", request("Update", url))
+    assert received[-1]["Status"] == "SUCCESS"
+    assert active_job_definitions(f"{STACK}-job-triage-experiment") == []
+    assert f"{STACK}-job-triage-experiment" not in role_names()
+    assert f"{STACK}-job-triage-experiment_exec" not in role_names()
+    assert len(active_task_definitions(f"{STACK}-job-dam-periods")) == 1
+
+
+def test_deleting_the_stack_removes_every_definition_and_role(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = responses
+    invoke("sync_job_compute", request("Create", url))
+    invoke("sync_job_compute", request("Delete", url))
+    assert received[-1]["Status"] == "SUCCESS"
+    assert role_names() == set()
+    assert active_task_definitions(f"{STACK}-job-dam-periods") == []
+    assert active_job_definitions(f"{STACK}-job-triage-experiment") == []
+
+
+def test_an_invalid_job_file_fails_the_deploy_naming_the_field(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = responses
+    spec = jobs / "triage-experiment.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("capacity: ec2", "capacity: fargate"), "utf-8"
+    )
+    invoke("sync_job_compute", request("Update", url))
+    assert received[-1]["Status"] == "FAILED"
+    assert "triage-experiment.yaml: compute.memory_mb" in received[-1]["Reason"]
