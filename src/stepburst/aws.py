@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from types_boto3_events import EventBridgeClient
     from types_boto3_s3 import S3Client
     from types_boto3_scheduler import EventBridgeSchedulerClient
+    from types_boto3_secretsmanager import SecretsManagerClient
     from types_boto3_ssm import SSMClient
     from types_boto3_stepfunctions import SFNClient
 
@@ -59,6 +60,8 @@ def client(service: Literal["events"]) -> EventBridgeClient: ...
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload
 def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
 @overload
 def client(service: Literal["stepfunctions"]) -> SFNClient: ...
 @overload

@@ -7,8 +7,7 @@ import tracemalloc
 
 import pytest
 
-from stepburst.errors import InvalidInputError, StepburstError
-from stepburst.units import render_command
+from stepburst.errors import InvalidInputError
 from stepburst.workitems import expand, from_lines, parse
 
 pytestmark = pytest.mark.unit
@@ -157,16 +156,3 @@ def test_list_files_skip_blanks_and_comments() -> None:
     ]
     with pytest.raises(InvalidInputError, match="names no work items"):
         from_lines(["# nothing"])
-
-
-def test_commands_substitute_variables_per_argument() -> None:
-    values = {"ITEM": "Dam001/Period01", "MODE_STR": "full mode"}
-    assert render_command("run.sh --item {ITEM} --mode '{MODE_STR}'", values) == [
-        "run.sh",
-        "--item",
-        "Dam001/Period01",
-        "--mode",
-        "full mode",
-    ]
-    with pytest.raises(StepburstError, match=r"\{MISSING\}"):
-        render_command("run.sh {MISSING}", values)
