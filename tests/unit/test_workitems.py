@@ -156,3 +156,48 @@ def test_list_files_skip_blanks_and_comments() -> None:
     ]
     with pytest.raises(InvalidInputError, match="names no work items"):
         from_lines(["# nothing"])
+
+
+def test_two_level_ranges_with_padding_and_widths() -> None:
+    # Each range is as wide as its own start; padding pads both levels alike.
+    assert list(expand("Dam8-10/Period1-2")) == [
+        "Dam8/Period1",
+        "Dam8/Period2",
+        "Dam9/Period1",
+        "Dam9/Period2",
+        "Dam10/Period1",
+        "Dam10/Period2",
+    ]
+    assert list(expand("Dam1-2/Period9-10", padding=3)) == [
+        "Dam001/Period009",
+        "Dam001/Period010",
+        "Dam002/Period009",
+        "Dam002/Period010",
+    ]
+    assert list(expand("1-2/Period01-02", prefix="Dam00")) == [
+        "Dam001/Period01",
+        "Dam001/Period02",
+        "Dam002/Period01",
+        "Dam002/Period02",
+    ]
+    assert parse("Dam001-100/Period01-16").count == 1600
+
+
+@pytest.mark.parametrize(
+    ("expression", "element", "words"),
+    [
+        ("Dam001-03/Period01-02", "Dam001-03/Period01-02", "as wide as its start"),
+        ("Dam001-003/Period1-02", "Dam001-003/Period1-02", "as wide as its start"),
+        ("Dam003-001/Period01-02", "Dam003-001/Period01-02", "ends before it starts"),
+        ("Dam001-003/Period01-", "Dam001-003/Period01-", "needs a number after it"),
+        ("a,Dam001-003/Period02-01", "Dam001-003/Period02-01", "ends before it starts"),
+    ],
+)
+def test_two_level_ranges_that_cannot_mean_one_list_are_refused(
+    expression: str, element: str, words: str
+) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        parse(expression)
+    assert raised.value.field == "input.items"
+    assert raised.value.problem.startswith(f"{element!r}: ")
+    assert words in raised.value.problem
