@@ -72,6 +72,9 @@ class SecretValues:
     @contextmanager
     def in_environment(self) -> Iterator[None]:
         """os.environ holds the secrets for the block (an item function reads them there)."""
+        if not self._values:
+            yield
+            return
         with _environ_lock:
             saved = {name: os.environ.get(name) for name in self._values}
             os.environ.update(self._values)

@@ -200,16 +200,19 @@ class UnitRunner:
             if job.run.function is None:
                 raise StepburstError("a jsonl item needs a record function")
             source = item.jsonl.source
-            result = process_jsonl_range(
-                S3Object(source.bucket, source.key, source.version_id),
-                item.jsonl.start,
-                item.jsonl.end,
-                job.run.function,
-                S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
-                S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
-                if_match=source.etag,
-                max_reject_percent=job.split.jsonl.max_reject_percent if job.split.jsonl else None,
-            )
+            with secrets.in_environment():
+                result = process_jsonl_range(
+                    S3Object(source.bucket, source.key, source.version_id),
+                    item.jsonl.start,
+                    item.jsonl.end,
+                    job.run.function,
+                    S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
+                    S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
+                    if_match=source.etag,
+                    max_reject_percent=(
+                        job.split.jsonl.max_reject_percent if job.split.jsonl else None
+                    ),
+                )
             stats = result.stats
             return {
                 "compression": result.compression,
