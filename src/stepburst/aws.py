@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from types_boto3_logs import CloudWatchLogsClient
     from types_boto3_s3 import S3Client
     from types_boto3_scheduler import EventBridgeSchedulerClient
+    from types_boto3_secretsmanager import SecretsManagerClient
     from types_boto3_ssm import SSMClient
     from types_boto3_stepfunctions import SFNClient
     from types_boto3_sts import STSClient
@@ -69,6 +70,8 @@ def client(service: Literal["iam"]) -> IAMClient: ...
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload
 def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
 @overload
 def client(service: Literal["stepfunctions"]) -> SFNClient: ...
 @overload

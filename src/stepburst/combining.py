@@ -32,8 +32,8 @@ from stepburst.observability import logger
 from stepburst.records import import_function
 from stepburst.settings import Settings
 from stepburst.statuses import CombineStatus, RunStatus
+from stepburst.steps import item_result, run_command
 from stepburst.tally import RunTally, tally_run
-from stepburst.units import item_result, run_command
 
 CombineRoute = Literal["lambda", "ecs"]
 # What an item contributes to the manifest besides its identity.

@@ -208,7 +208,8 @@ class UnitRecovery:
                     failure_class=failure.failure_class.value,
                     finished_at=now_iso(),
                 )
-                if failure.exit_code is not None:
+                # A worker that ran the item exits 3 for it; the item's command's code is its own.
+                if failure.exit_code is not None and not (own and "exit_code" in previous):
                     record["exit_code"] = failure.exit_code
                 if failure.stop_reason:
                     record["stop_reason"] = failure.stop_reason

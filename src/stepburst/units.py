@@ -8,24 +8,16 @@ the state machine counts the unit against the job's tolerated-failure budget.
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
-import subprocess
-import sys
-import tempfile
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from stepburst import table_items
 from stepburst.errors import ItemsFailedError, StepburstError
-from stepburst.job_credentials import JOB_ROLE_VARIABLE, job_environment
 from stepburst.jobs import Job
+from stepburst.jobs.pipeline import Step
 from stepburst.jsonl import process_jsonl_range
 from stepburst.layout import output_prefix, part_key, rejects_part_key
 from stepburst.ledger import Ledger, item_digest, now_iso
@@ -33,14 +25,17 @@ from stepburst.manifest import Item, Unit
 from stepburst.observability import logger
 from stepburst.outputs import item_output_prefix
 from stepburst.records import import_function
+from stepburst.secret_values import NO_SECRETS, SecretValues, read_secrets
 from stepburst.settings import Settings
 from stepburst.statuses import ItemStatus
+from stepburst.steps import (
+    RECORDED_TAIL_CHARS,
+    ItemContext,
+    StepFailedError,
+    item_result,
+    run_steps,
+)
 from stepburst.storage import S3Object
-
-# What an item's command leaves in the ledger: enough to see why it failed.
-OUTPUT_TAIL_BYTES = 4096
-# An item function's result lives in its ledger record, and DynamoDB items hold 400 KB.
-MAX_RESULT_BYTES = 64 * 1024
 
 ItemFunction = Callable[[str, Mapping[str, str]], Mapping[str, Any] | None]
 
@@ -59,85 +54,6 @@ class UnitResult:
             "skipped": self.skipped,
             "failed": self.failed,
         }
-
-
-class ItemResultError(StepburstError):
-    """An item function returned something its ledger record cannot keep."""
-
-
-class CommandFailedError(StepburstError):
-    """An item's command exited non-zero."""
-
-    def __init__(self, exit_code: int, output_tail: str) -> None:
-        self.exit_code = exit_code
-        self.output_tail = output_tail
-        super().__init__(f"the command exited with code {exit_code}: {output_tail[-500:]}")
-
-
-_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# An argument that is a whole AWS Batch parameter placeholder, as in a job definition's
-# command: https://docs.aws.amazon.com/batch/latest/userguide/example-use-parameters.html
-BATCH_PARAMETER = re.compile(r"^Ref::([A-Za-z_][A-Za-z0-9_]*)$")
-
-
-def render_command(command: str, values: Mapping[str, str]) -> list[str]:
-    """Split a command line and replace each ``{VAR}``; an unknown one is an error.
-
-    An argument ``Ref::name`` becomes the value of ``name``, as Batch substitutes a job
-    definition's parameters; unlike Batch, which leaves an unset one as the literal text and
-    passes an empty one as an empty argument, a parameter that is unset or empty is left out
-    (``replace: ""`` means no ``--replace`` flag, not an empty argument).
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        name = match[1]
-        if name not in values:
-            raise StepburstError(f"{{{name}}} in the command is not a param or variable")
-        return values[name]
-
-    arguments: list[str] = []
-    for argument in shlex.split(command):
-        parameter = BATCH_PARAMETER.match(argument)
-        if parameter is None:
-            arguments.append(_VARIABLE.sub(replace, argument))
-        elif values.get(parameter[1]):
-            arguments.append(values[parameter[1]])
-    return arguments
-
-
-def run_command(command: str, variables: Mapping[str, str], *, jobs_dir: Path) -> dict[str, Any]:
-    """Run an item's command in a scratch directory, keeping only the tail of its output.
-
-    A leading ``python`` is this interpreter, with the jobs directory and stepburst importable,
-    so a job's own modules run the same on Lambda, in the container and locally.
-    """
-    import_path = [str(jobs_dir), str(Path(__file__).resolve().parent.parent)]
-    if os.environ.get("PYTHONPATH"):
-        import_path.append(os.environ["PYTHONPATH"])
-    environment = {**os.environ, **variables, "PYTHONPATH": os.pathsep.join(import_path)}
-    arguments = render_command(command, environment)
-    if arguments and arguments[0] in ("python", "python3"):
-        arguments[0] = sys.executable
-    session = f"{variables.get('JOB', 'job')}-{variables.get('ITEM_INDEX', '0')}"
-    with (
-        # The command runs with the job's role, not the worker's (stepburst.job_compute).
-        job_environment(environment, os.environ.get(JOB_ROLE_VARIABLE), session) as job_env,
-        tempfile.TemporaryDirectory(prefix="stepburst-") as scratch,
-        tempfile.TemporaryFile() as log,
-    ):
-        completed = subprocess.run(
-            arguments,
-            cwd=scratch,
-            env=job_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-        log.seek(max(0, log.seek(0, os.SEEK_END) - OUTPUT_TAIL_BYTES))
-        tail = log.read().decode("utf-8", "replace")
-    if completed.returncode != 0:
-        raise CommandFailedError(completed.returncode, tail)
-    return {"exit_code": 0, "output_tail": tail[-1000:]}
 
 
 def _previous_attempt(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,25 +113,38 @@ class UnitRunner:
         outcomes = []
         failed = 0
         run_prefix, values = self._output_location(job, run_id) if pending else ("", {})
+        secrets: SecretValues | None = None
         for item in pending:
             began = time.perf_counter()
             record = dict(base[item.sk])
             try:
                 prefix = item_output_prefix(job, run_prefix, values, item)
+                # Read once per unit, inside the item: a secret that cannot be read fails the
+                # item with its cause, like any other step of it.
+                secrets = secrets or read_secrets(job.secrets)
                 details = {
                     "output_prefix": prefix,
-                    **self._run_item(job, run_id, item, params or {}, prefix),
+                    **self._run_item(
+                        job, run_id, item, params or {}, prefix=prefix, secrets=secrets
+                    ),
                 }
             except Exception as exc:  # an item's failure is recorded, not raised: see module doc
                 failed += 1
-                logger.exception(
-                    "item failed", extra={"run_id": run_id, "item": item.index, "route": route}
+                record.update(_failure_fields(exc, secrets or NO_SECRETS))
+                logger.error(
+                    "item failed",
+                    extra={
+                        "run_id": run_id,
+                        "item": item.index,
+                        "route": route,
+                        "error": record["error"],
+                        "cause": record["cause"],
+                        # Formatted and redacted here: a logged exception would show values.
+                        "traceback": (secrets or NO_SECRETS).redact(
+                            "".join(traceback.format_exception(exc))
+                        ),
+                    },
                 )
-                record.update(
-                    status=ItemStatus.FAILED, error=type(exc).__name__, cause=str(exc)[:4000]
-                )
-                if isinstance(exc, CommandFailedError):
-                    record["exit_code"] = exc.exit_code
             else:
                 record.update(status=ItemStatus.SUCCEEDED, **details)
             record["finished_at"] = now_iso()
@@ -295,22 +224,32 @@ class UnitRunner:
         return str(run["output_prefix"]), values
 
     def _run_item(
-        self, job: Job, run_id: str, item: Item, params: Mapping[str, str], prefix: str
+        self,
+        job: Job,
+        run_id: str,
+        item: Item,
+        params: Mapping[str, str],
+        *,
+        prefix: str,
+        secrets: SecretValues,
     ) -> dict[str, Any]:
         if item.jsonl is not None:
             if job.run.function is None:
                 raise StepburstError("a jsonl item needs a record function")
             source = item.jsonl.source
-            result = process_jsonl_range(
-                S3Object(source.bucket, source.key, source.version_id),
-                item.jsonl.start,
-                item.jsonl.end,
-                job.run.function,
-                S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
-                S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
-                if_match=source.etag,
-                max_reject_percent=job.split.jsonl.max_reject_percent if job.split.jsonl else None,
-            )
+            with secrets.in_environment():
+                result = process_jsonl_range(
+                    S3Object(source.bucket, source.key, source.version_id),
+                    item.jsonl.start,
+                    item.jsonl.end,
+                    job.run.function,
+                    S3Object(self.settings.output_bucket, part_key(prefix, item.index)),
+                    S3Object(self.settings.output_bucket, rejects_part_key(prefix, item.index)),
+                    if_match=source.etag,
+                    max_reject_percent=(
+                        job.split.jsonl.max_reject_percent if job.split.jsonl else None
+                    ),
+                )
             stats = result.stats
             return {
                 "compression": result.compression,
@@ -346,42 +285,45 @@ class UnitRunner:
             "ITEM_INDEX": str(item.index),
             "RUN_ID": run_id,
             "JOB": job.name,
+            "INPUT_BUCKET": self.settings.input_bucket,
             "OUTPUT_BUCKET": self.settings.output_bucket,
             "OUTPUT_PREFIX": prefix,
         }
-        if job.run.command is not None:
-            return run_command(job.run.command, variables, jobs_dir=self.settings.jobs_dir)
+        if job.run.steps is not None or job.run.command is not None:
+            context = ItemContext(
+                item=item.value,
+                variables=variables,
+                input_bucket=self.settings.input_bucket,
+                output_bucket=self.settings.output_bucket,
+                output_prefix=prefix,
+                jobs_dir=self.settings.jobs_dir,
+                secrets=secrets,
+                variables_from_environment=job.run.steps is None,
+            )
+            return run_steps(job.run.steps or [Step(command=job.run.command)], context)
         assert job.run.function is not None
         item_function: ItemFunction = import_function(job.run.function)
-        returned = item_function(item.value, variables)
-        return {"result": item_result(job.run.function, returned)}
+        with secrets.in_environment():
+            returned = item_function(item.value, variables)
+        return {"result": secrets.redact_value(item_result(job.run.function, returned))}
 
 
-def item_result(function: str, returned: object) -> dict[str, Any] | None:
-    """What an item function returned, as the ledger keeps it: a JSON object, or None.
-
-    Anything else fails the item with a cause that says what to return, rather than a
-    ``TypeError`` from deep inside ``dict()`` or a ledger write that refuses a value.
-    """
-    if returned is None:
-        return None
-    if not isinstance(returned, Mapping):
-        kind = type(returned).__name__
-        article = "an" if kind[0] in "aeiou" else "a"
-        raise ItemResultError(
-            f"{function}: the function returned {article} {kind}; return a mapping or None"
-        )
-    try:
-        encoded = orjson.dumps(dict(returned), option=orjson.OPT_NON_STR_KEYS)
-    except TypeError as exc:
-        raise ItemResultError(
-            f"{function}: the function's result cannot be kept as JSON: {exc}"
-        ) from exc
-    if len(encoded) > MAX_RESULT_BYTES:
-        raise ItemResultError(
-            f"{function}: the function's result is {len(encoded)} bytes as JSON, over "
-            f"{MAX_RESULT_BYTES}; write it to OUTPUT_BUCKET under OUTPUT_PREFIX and return "
-            "its key"
-        )
-    result: dict[str, Any] = orjson.loads(encoded)
-    return result or None
+def _failure_fields(exc: Exception, secrets: SecretValues) -> dict[str, Any]:
+    """What an item's ledger record keeps of its failure, with every secret value redacted."""
+    if not isinstance(exc, StepFailedError):
+        return {
+            "status": ItemStatus.FAILED,
+            "error": type(exc).__name__,
+            "cause": secrets.redact(str(exc))[:4000],
+        }
+    fields: dict[str, Any] = {
+        "status": ItemStatus.FAILED,
+        "error": exc.error,
+        "cause": secrets.redact(str(exc))[:4000],
+        "failed_step": exc.index,
+        "failed_step_kind": exc.kind,
+        "output_tail": secrets.redact(exc.output_tail)[-RECORDED_TAIL_CHARS:],
+    }
+    if exc.exit_code is not None:
+        fields["exit_code"] = exc.exit_code
+    return fields

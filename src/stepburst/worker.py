@@ -19,7 +19,7 @@ from stepburst.manifest import Unit
 from stepburst.observability import bind_run, logger
 from stepburst.settings import ConfigurationError, settings
 from stepburst.statuses import CombineStatus
-from stepburst.units import BATCH_PARAMETER
+from stepburst.steps import BATCH_PARAMETER
 
 EXIT_OK = 0
 EXIT_USAGE = 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stepburst.units import render_command
+from stepburst.steps import render_command
 from stepburst.worker import without_unset_parameters
 
 pytestmark = pytest.mark.unit

@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from stepburst.payloads import (
+    CombinePayload,
     ExecutionStatusChange,
     FinalizePayload,
     PlanFailedPayload,
@@ -81,6 +82,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "process_items": UnitPayload,
     "recover_unit": RecoverPayload,
     "finalize": FinalizePayload,
+    "combine": CombinePayload,
 }
 
 
@@ -108,7 +110,9 @@ def test_reconcile_events_parse_as_the_handler_reads_them() -> None:
     assert kinds == {"execution ended", "plan failed"}
 
 
-@pytest.mark.parametrize("directory", ["sync_schedules", "sync_upload_rule"])
+@pytest.mark.parametrize(
+    "directory", ["sync_schedules", "sync_upload_rule", "sync_tables", "sync_job_compute"]
+)
 def test_custom_resource_events_carry_the_templates_properties(directory: str) -> None:
     served = custom_resource_properties(function_directories()[directory])
     assert served

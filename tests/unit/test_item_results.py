@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stepburst.units import MAX_RESULT_BYTES, ItemResultError, item_result
+from stepburst.steps import MAX_RESULT_BYTES, ItemResultError, item_result
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,7 @@ import tracemalloc
 
 import pytest
 
-from stepburst.errors import InvalidInputError, StepburstError
-from stepburst.units import render_command
+from stepburst.errors import InvalidInputError
 from stepburst.workitems import expand, from_lines, parse
 
 pytestmark = pytest.mark.unit
@@ -159,14 +158,46 @@ def test_list_files_skip_blanks_and_comments() -> None:
         from_lines(["# nothing"])
 
 
-def test_commands_substitute_variables_per_argument() -> None:
-    values = {"ITEM": "Dam001/Period01", "MODE_STR": "full mode"}
-    assert render_command("run.sh --item {ITEM} --mode '{MODE_STR}'", values) == [
-        "run.sh",
-        "--item",
-        "Dam001/Period01",
-        "--mode",
-        "full mode",
+def test_two_level_ranges_with_padding_and_widths() -> None:
+    # Each range is as wide as its own start; padding pads both levels alike.
+    assert list(expand("Dam8-10/Period1-2")) == [
+        "Dam8/Period1",
+        "Dam8/Period2",
+        "Dam9/Period1",
+        "Dam9/Period2",
+        "Dam10/Period1",
+        "Dam10/Period2",
     ]
-    with pytest.raises(StepburstError, match=r"\{MISSING\}"):
-        render_command("run.sh {MISSING}", values)
+    assert list(expand("Dam1-2/Period9-10", padding=3)) == [
+        "Dam001/Period009",
+        "Dam001/Period010",
+        "Dam002/Period009",
+        "Dam002/Period010",
+    ]
+    assert list(expand("1-2/Period01-02", prefix="Dam00")) == [
+        "Dam001/Period01",
+        "Dam001/Period02",
+        "Dam002/Period01",
+        "Dam002/Period02",
+    ]
+    assert parse("Dam001-100/Period01-16").count == 1600
+
+
+@pytest.mark.parametrize(
+    ("expression", "element", "words"),
+    [
+        ("Dam001-03/Period01-02", "Dam001-03/Period01-02", "as wide as its start"),
+        ("Dam001-003/Period1-02", "Dam001-003/Period1-02", "as wide as its start"),
+        ("Dam003-001/Period01-02", "Dam003-001/Period01-02", "ends before it starts"),
+        ("Dam001-003/Period01-", "Dam001-003/Period01-", "needs a number after it"),
+        ("a,Dam001-003/Period02-01", "Dam001-003/Period02-01", "ends before it starts"),
+    ],
+)
+def test_two_level_ranges_that_cannot_mean_one_list_are_refused(
+    expression: str, element: str, words: str
+) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        parse(expression)
+    assert raised.value.field == "input.items"
+    assert raised.value.problem.startswith(f"{element!r}: ")
+    assert words in raised.value.problem

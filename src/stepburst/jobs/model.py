@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from stepburst.jobs.compute_rules import (
     FARGATE_STORAGE_GB,
@@ -20,11 +21,18 @@ from stepburst.jobs.compute_rules import (
     instance_architecture,
 )
 from stepburst.jobs.output_keys import check_output_key
+from stepburst.jobs.pipeline import BUILTIN_VARIABLES, Step, unknown_variables
 from stepburst.jobs.schedule_expressions import check_schedule_expression
 
 JOB_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 FUNCTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A secret becomes an environment variable of that name.
+SECRET_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+# These configure the runtime itself: a job never replaces them.
+RESERVED_ENV_PREFIXES = ("AWS_", "STEPBURST_", "POWERTOOLS_", "PYTHON", "LAMBDA_", "ECS_")
+# A Secrets Manager secret ARN, or an SSM parameter name or ARN.
+SECRET_SOURCE_PATTERN = r"^(arn:aws[a-z-]*:(secretsmanager|ssm):\S+|[A-Za-z0-9_./-]+)$"
 # The schema gives editors the shape; check_schedule_expression checks every field.
 SCHEDULE_PATTERN = r"^(cron|rate|at)\(.*\)$"
 # Glue names that Athena reads without quoting: lower case letters, digits and underscores.
@@ -212,11 +220,20 @@ class Run(_Spec):
             "RUN_ID, JOB, the run's params and the environment."
         ),
     )
+    steps: list[Step] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Steps run in order per item in a scratch directory of its own: fetch, command, "
+            "function or store. A failed step stops the item."
+        ),
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Run:
-        if (self.function is None) == (self.command is None):
-            raise ValueError("give exactly one of function or command")
+        given = [self.function, self.command, self.steps]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of function, command or steps")
         return self
 
 
@@ -266,11 +283,6 @@ S3_LOCATION_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
 # A secret's source as ECS takes it in valueFrom: a Secrets Manager secret's ARN (with an
 # optional ":json-key:version-stage:version-id" suffix), an SSM parameter's ARN, or the name
 # of a parameter in the stack's Region.
-SECRET_SOURCE_PATTERN = (
-    r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+"
-    r"|arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/.+"
-    r"|/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)$"
-)
 
 
 class BatchCapacity(_Spec):
@@ -566,18 +578,20 @@ class Job(_Spec):
         description="S3 locations the job's code reads or writes beyond the stack's buckets.",
     )
     secrets: dict[
-        Annotated[str, Field(pattern=PARAM_NAME_PATTERN)],
+        Annotated[str, Field(pattern=SECRET_NAME_PATTERN)],
         Annotated[str, Field(pattern=SECRET_SOURCE_PATTERN)],
     ] = Field(
         default_factory=dict,
-        description="Environment variables filled when the container starts, from Secrets "
-        "Manager (a secret's ARN) or SSM Parameter Store (a parameter's ARN or name).",
+        description=(
+            "NAME: a Secrets Manager secret ARN, or an SSM parameter name or ARN. Read when an "
+            "item runs (an environment variable NAME already set, as ECS and Batch set task "
+            "secrets, is used as it is) and given to its commands and functions as the "
+            "environment variable NAME; its value is never shown."
+        ),
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> Job:
-        if self.secrets and self.compute.platform not in ("ecs", "batch"):
-            raise ValueError("secrets reach containers only: set compute.platform to ecs or batch")
         records = self.split.jsonl or self.split.csv or self.split.parquet
         if records is not None and self.run.function is None:
             raise ValueError(
@@ -586,4 +600,39 @@ class Job(_Spec):
         if self.triggers.s3 and records is None and self.split.single is None:
             raise ValueError("upload triggers need a jsonl, csv, parquet or single split")
         check_output_key(self)
+        self._check_secret_names()
+        self._check_step_variables()
         return self
+
+    def _check_secret_names(self) -> None:
+        for name in self.secrets:
+            if name.startswith(RESERVED_ENV_PREFIXES) or name in ("PATH", "HOME"):
+                _raise_at(("secrets", name), f"{name} is an environment variable of the runtime")
+            if name in self.params or name in BUILTIN_VARIABLES:
+                _raise_at(("secrets", name), f"{name} is already a param or a built-in variable")
+
+    def _check_step_variables(self) -> None:
+        # An open job takes params nobody declared: its names are only known at run time.
+        if self.run.steps is None or self.params_open:
+            return
+        known = BUILTIN_VARIABLES | frozenset(self.params)
+        for index, step in enumerate(self.run.steps):
+            # Secrets fill a command's arguments only: keys and paths are logged and recorded.
+            allowed = known | frozenset(self.secrets) if step.command is not None else known
+            for path, template in step.templates():
+                unknown = unknown_variables(template, allowed)
+                if unknown:
+                    where = "a param or a built-in variable"
+                    if unknown[0] in self.secrets:
+                        where = "usable here: a secret fills only a command's arguments"
+                    _raise_at(("run", "steps", index, *path), f"{{{unknown[0]}}} is not {where}")
+
+
+def _raise_at(location: tuple[str | int, ...], problem: str) -> None:
+    """Fail validation at ``location`` (a field path), as a field's own validator would."""
+    error: InitErrorDetails = {
+        "type": PydanticCustomError("job_field", "{problem}", {"problem": problem}),
+        "loc": location,
+        "input": None,
+    }
+    raise ValidationError.from_exception_data("Job", [error])
