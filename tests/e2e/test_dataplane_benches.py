@@ -34,3 +34,13 @@ def test_jsonl_throughput_matches_its_reference(tmp_path: Path) -> None:
 
     assert output.count("identical to the reference") == 3
     assert "processor / plain read+write" in output
+
+
+def test_item_path_over_tls_uploads_what_local_processing_writes(tmp_path: Path) -> None:
+    output = run_bench(
+        "item_path_tls.py", "--size-mb", "0.5", "--repeat", "1", "--data-dir", str(tmp_path)
+    )
+
+    assert "output uploaded identical to the local output" in output
+    assert "I/O overhead over local files" in output
+    assert "precomputed with zlib" in output
