@@ -627,3 +627,67 @@ def iter_objects(bucket: str, prefix: str) -> Iterator[ListedObject]:
                 yield ListedObject(key=str(entry["Key"]), size=int(entry["Size"]))
     except FAILURES as exc:
         raise _translate(exc, S3Object(bucket, prefix or "/")) from exc
+
+
+# -- one multipart upload shared by several writers (processes), each with its part numbers --
+
+
+def create_multipart_upload(target: S3Object, content_type: str = NDJSON) -> str:
+    """Start a multipart upload whose parts carry CRC32 checksums; its upload id."""
+    try:
+        response = client("s3").create_multipart_upload(
+            Bucket=target.bucket,
+            Key=target.key,
+            ContentType=content_type,
+            ChecksumAlgorithm="CRC32",
+        )
+    except FAILURES as exc:
+        raise _translate(exc, target) from exc
+    return str(response["UploadId"])
+
+
+def upload_part(target: S3Object, upload_id: str, number: int, data: bytes) -> CompletedPartTypeDef:
+    """Upload part ``number`` with its CRC32 computed here; what completing it needs."""
+    try:
+        response = client("s3").upload_part(
+            Bucket=target.bucket,
+            Key=target.key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumCRC32=crc32_checksum(data),
+        )
+    except FAILURES as exc:
+        raise _translate(exc, target) from exc
+    part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
+    if "ChecksumCRC32" in response:
+        part["ChecksumCRC32"] = response["ChecksumCRC32"]
+    return part
+
+
+def complete_multipart_upload(
+    target: S3Object, upload_id: str, parts: list[CompletedPartTypeDef]
+) -> str:
+    """Complete the upload from ``parts`` (in part-number order, gaps allowed); its ETag."""
+    ordered = sorted(parts, key=lambda part: part.get("PartNumber", 0))
+    try:
+        response = client("s3").complete_multipart_upload(
+            Bucket=target.bucket,
+            Key=target.key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": ordered},
+        )
+    except FAILURES as exc:
+        raise _translate(exc, target) from exc
+    return str(response["ETag"])
+
+
+def abort_multipart_upload(target: S3Object, upload_id: str) -> None:
+    """Drop an upload and its parts; one already gone is not an error."""
+    try:
+        client("s3").abort_multipart_upload(
+            Bucket=target.bucket, Key=target.key, UploadId=upload_id
+        )
+    except FAILURES as exc:
+        if error_code(exc) != "NoSuchUpload":
+            raise _translate(exc, target) from exc

@@ -24,10 +24,10 @@ import orjson
 
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.jobs import Job
-from stepburst.jsonl import process_jsonl_range
 from stepburst.layout import output_prefix, part_key, rejects_part_key
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Item, Unit
+from stepburst.multicore import process_jsonl_range_on_cpus
 from stepburst.observability import logger
 from stepburst.records import import_function
 from stepburst.settings import Settings
@@ -248,7 +248,8 @@ class UnitRunner:
             if job.run.function is None:
                 raise StepburstError("a jsonl item needs a record function")
             source = item.jsonl.source
-            result = process_jsonl_range(
+            # One process per vCPU the task or function has (one on the default Lambda).
+            result = process_jsonl_range_on_cpus(
                 S3Object(source.bucket, source.key, source.version_id),
                 item.jsonl.start,
                 item.jsonl.end,
