@@ -44,3 +44,12 @@ def test_item_path_over_tls_uploads_what_local_processing_writes(tmp_path: Path)
     assert "output uploaded identical to the local output" in output
     assert "I/O overhead over local files" in output
     assert "precomputed with zlib" in output
+
+
+def test_two_core_scaling_writes_the_same_output_on_several_processes(tmp_path: Path) -> None:
+    output = run_bench(
+        "two_core_scaling.py", "--size-mb", "0.5", "--repeat", "1", "--data-dir", str(tmp_path)
+    )
+
+    assert "processing scaling" in output
+    assert "item output on several processes identical to one process's" in output
