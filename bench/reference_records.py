@@ -255,6 +255,10 @@ def process_records(
     LF and CRLF endings are accepted; output lines end in LF. A line longer than
     ``max_line_bytes`` is rejected (``line_too_long``) without being held in memory.
     """
+    if transform.adder is not None:  # this copy's own decoder, as it was built then
+        adder = transform.adder
+        own = FieldAdder(adder.function, adder.reads, adder.adds)
+        transform = Transform(transform.reference, transform.function, own)
     processor = _Processor(transform, write_output, write_reject, first_offset, max_line_bytes)
     pending: list[bytes] = []
     pending_size = 0

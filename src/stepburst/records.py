@@ -342,6 +342,19 @@ def process_records(
     return processor.stats
 
 
+def _call_each(function: Callable[[Any], Any], records: list[Any]) -> list[Any]:
+    """``function`` of each record, in order; what one raises is kept in its place."""
+    results: list[Any] = []
+    while True:
+        try:
+            # extend() keeps what it appended before an exception, and runs map() in C.
+            results.extend(map(function, itertools.islice(records, len(results), None)))
+        except Exception as exc:
+            results.append(_Raised(exc))
+        else:
+            return results
+
+
 class _Raised:
     """What a function raised for one record of a block, raised again when its line is handled."""
 
@@ -434,13 +447,7 @@ class _Processor:
         if len(records) != count:  # blank lines, which decode_lines skips
             return False, None
         function = adder.function
-        results: list[Any] = []
-        append = results.append
-        for record in records:
-            try:
-                append(function(record))
-            except Exception as exc:
-                append(_Raised(exc))
+        results = _call_each(function, records)
         decoded: _Decoded = (records, results)
         if (
             set(map(_LAST_BYTE, lines)) != _ONLY_CLOSE_BRACE
@@ -479,13 +486,7 @@ class _Processor:
         if len(records) != count or set(map(type, records)) != {dict}:
             return False, None
         function = self.transform.function
-        results: list[Any] = []
-        append = results.append
-        for record in records:
-            try:
-                append(function(record))
-            except Exception as exc:
-                append(_Raised(exc))
+        results = _call_each(function, records)
         decoded: _Decoded = (records, results)
         if set(map(type, results)) != {dict}:
             return False, decoded
