@@ -55,6 +55,8 @@ pytest: $(STAMP) $(SAM_STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/jsonl_throughput.py
+	$(PY) bench/item_path_tls.py
+	$(PY) bench/two_core_scaling.py
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/demo_wall_time.py
 	$(PY) bench/finalize_scale.py

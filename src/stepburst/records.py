@@ -33,9 +33,10 @@ import functools
 import importlib
 import itertools
 import keyword
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -65,6 +66,10 @@ _NEWLINE = ord("\n")
 # it is ``{`` (an empty object) or whitespace (which might follow a ``{``): those take the
 # careful path.
 _UNSAFE_BEFORE_CLOSE = frozenset(b"{ \t\r")
+_ONLY_CLOSE_BRACE = {_CLOSE_BRACE}
+_LAST_BYTE = itemgetter(-1)
+_BYTE_BEFORE_LAST = itemgetter(-2)
+_WITHOUT_LAST_BYTE = itemgetter(slice(None, -1))
 _UNSET = msgspec.UNSET
 
 StructT = TypeVar("StructT", bound=msgspec.Struct)
@@ -153,6 +158,10 @@ def _probe_struct(
     adds: those lines must be merged in full instead of patched. Only names usable as Python
     identifiers that the struct's own config leaves unchanged can be probed; the others are
     checked by searching the line's bytes.
+
+    The subclass is not tracked by the garbage collector: decoded JSON holds no reference
+    cycles, and a block decodes thousands of records at once, which would otherwise make each
+    collection walk them all.
     """
     existing = set(reads.__struct_fields__) | set(reads.__struct_encode_fields__)
     names = sorted(
@@ -163,19 +172,24 @@ def _probe_struct(
         and not name.startswith("_")
         and name not in existing
     )
+    try:
+        untracked = msgspec.defstruct(f"{reads.__name__}Decoded", [], bases=(reads,), gc=False)
+    except (TypeError, ValueError):
+        untracked = reads
     if not names:
-        return reads, frozenset()
+        return untracked, frozenset()
     try:
         probe = msgspec.defstruct(
             f"{reads.__name__}WithProbe",
             [(name, msgspec.Raw | msgspec.UnsetType, _UNSET) for name in names],
             bases=(reads,),
+            gc=False,
         )
     except (TypeError, ValueError):
-        return reads, frozenset()
+        return untracked, frozenset()
     encoded = dict(zip(probe.__struct_fields__, probe.__struct_encode_fields__, strict=True))
     if any(encoded[name] != name for name in names):
-        return reads, frozenset()
+        return untracked, frozenset()
     return probe, frozenset(names)
 
 
@@ -287,7 +301,8 @@ def process_records(
         if not chunk:
             continue
         processor.stats.bytes_in += len(chunk)
-        if chunk.rfind(b"\n") < 0:
+        last = chunk.rfind(b"\n")
+        if last < 0:
             pending_size += len(chunk)
             if not oversized:
                 pending.append(chunk)
@@ -297,21 +312,24 @@ def process_records(
             elif len(pending[0]) < REJECT_TEXT_LIMIT:
                 pending = [(pending[0] + chunk[:REJECT_TEXT_LIMIT])[:REJECT_TEXT_LIMIT]]
             continue
-        lines = chunk.split(b"\n")
-        if oversized or pending_size + len(lines[0]) > max_line_bytes:
-            head = b"".join([*pending, lines[0][:REJECT_TEXT_LIMIT]])[:REJECT_TEXT_LIMIT]
-            processor.oversized_line(head, pending_size + len(lines[0]), ended=True)
-            del lines[0]
+        # The whole lines of this chunk, with the line it completes, go as one block.
+        first = chunk.find(b"\n")
+        if oversized or pending_size + first > max_line_bytes:
+            head = b"".join([*pending, chunk[: min(first, REJECT_TEXT_LIMIT)]])
+            processor.oversized_line(head[:REJECT_TEXT_LIMIT], pending_size + first, ended=True)
+            block = chunk[first + 1 : last + 1]
         elif pending:
-            pending.append(lines[0])
-            lines[0] = b"".join(pending)
+            pending.append(chunk[: last + 1])
+            block = b"".join(pending)
+        else:
+            block = chunk if last + 1 == len(chunk) else chunk[: last + 1]
         pending.clear()
         pending_size = 0
         oversized = False
-        tail = lines.pop()
-        if lines:
-            processor.batch(lines, ended=True)
-        if tail:
+        if block:
+            processor.block(block)
+        if last + 1 < len(chunk):
+            tail = chunk[last + 1 :]
             pending.append(tail)
             pending_size = len(tail)
             if pending_size > max_line_bytes:
@@ -322,6 +340,34 @@ def process_records(
     elif pending:
         processor.batch([b"".join(pending)], ended=False)
     return processor.stats
+
+
+def _call_each(function: Callable[[Any], Any], records: list[Any]) -> list[Any]:
+    """``function`` of each record, in order; what one raises is kept in its place."""
+    results: list[Any] = []
+    while True:
+        try:
+            # extend() keeps what it appended before an exception, and runs map() in C.
+            results.extend(map(function, itertools.islice(records, len(results), None)))
+        except Exception as exc:
+            results.append(_Raised(exc))
+        else:
+            return results
+
+
+class _Raised:
+    """What a function raised for one record of a block, raised again when its line is handled."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+# Per line of a block: the decoded records and what the function returned for each.
+_Decoded = tuple[list[Any], list[Any]]
+# Whether a block's fast path wrote it, and if not what it decoded that the slow one can reuse.
+_Attempt = tuple[bool, _Decoded | None]
 
 
 class _Processor:
@@ -350,7 +396,115 @@ class _Processor:
         self.lines: list[bytes] = []
         self.out = bytearray()
 
-    def batch(self, lines: list[bytes], *, ended: bool, skip: str | None = None) -> None:
+    def block(self, block: bytes) -> None:
+        """Process whole lines, each ending in LF: in one go when they allow, else line by line.
+
+        The fast path decodes every line with one ``decode_lines`` call and writes the block's
+        output with one join. Whatever it does not cover (a bad line, a CR, a blank line, a
+        result that is not a plain dict...) sends the block line by line, reusing what was
+        already decoded and computed so the function never runs twice on a record.
+        """
+        decoded: _Decoded | None = None
+        if len(block) <= self.max_line_bytes or max(map(len, block.split(b"\n"))) <= (
+            self.max_line_bytes
+        ):
+            adder = self.transform.adder
+            done, decoded = (
+                self._fast_adder_block(block, adder)
+                if adder is not None
+                else self._fast_plain_block(block)
+            )
+            if done:
+                return
+        lines = block.split(b"\n")
+        lines.pop()
+        self.batch(lines, ended=True, decoded=decoded)
+
+    def _finish_block(self, block: bytes, lines: int, output: bytes) -> None:
+        stats = self.stats
+        stats.lines += lines
+        stats.records += lines
+        if output:
+            stats.bytes_out += len(output)
+            self.write_output(output)
+        self.line_base += lines
+        self.offset_base += len(block)
+
+    def _fast_adder_block(self, block: bytes, adder: FieldAdder[Any]) -> _Attempt:
+        """Patch every line of ``block`` at once, when every line allows it.
+
+        Every line must be a valid record in UTF-8 ending in ``}``, with neither ``{`` nor
+        whitespace before that brace, and its function's result a non-empty dict of declared
+        fields absent from the record: the same lines the line-by-line loop patches.
+        """
+        try:
+            records = adder.decoder.decode_lines(block)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return False, None
+        lines = block.split(b"\n")
+        lines.pop()
+        count = len(lines)
+        if len(records) != count:  # blank lines, which decode_lines skips
+            return False, None
+        function = adder.function
+        results = _call_each(function, records)
+        decoded: _Decoded = (records, results)
+        if (
+            set(map(_LAST_BYTE, lines)) != _ONLY_CLOSE_BRACE
+            or not _UNSAFE_BEFORE_CLOSE.isdisjoint(map(_BYTE_BEFORE_LAST, lines))
+            or set(map(type, results)) != {dict}
+            or not all(results)
+            or not adder.probed.issuperset(set().union(*results))
+            or list(map(adder.probe, records)).count(adder.probe_absent) != count
+        ):
+            return False, decoded
+        if not block.isascii():  # msgspec does not check UTF-8 in the values it skips
+            try:
+                deque(map(bytes.decode, itertools.filterfalse(bytes.isascii, lines)), 0)
+            except UnicodeDecodeError:
+                return False, decoded
+        try:
+            encoded = self.encoder.encode_lines(results)
+        except Exception:
+            return False, decoded
+        # '{"f":1}\\n{"f":2}\\n' becomes ',"f":1}\\n' ',"f":2}\\n' to follow each line cut
+        # before its closing brace: no raw LF is inside an encoded value, so each "\\n{"
+        # starts the next result.
+        additions = (b"," + encoded[1:]).replace(b"\n{", b"\n,").splitlines(keepends=True)
+        bodies = map(_WITHOUT_LAST_BYTE, lines)
+        output = b"".join(itertools.chain.from_iterable(zip(bodies, additions, strict=True)))
+        self._finish_block(block, count, output)
+        return True, None
+
+    def _fast_plain_block(self, block: bytes) -> _Attempt:
+        """Decode and encode every line of ``block`` at once; as :meth:`_fast_adder_block`."""
+        count = block.count(b"\n")
+        try:
+            records = self.any_decoder.decode_lines(block)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return False, None
+        if len(records) != count or set(map(type, records)) != {dict}:
+            return False, None
+        function = self.transform.function
+        results = _call_each(function, records)
+        decoded: _Decoded = (records, results)
+        if set(map(type, results)) != {dict}:
+            return False, decoded
+        try:
+            output = self.encoder.encode_lines(results)
+        except Exception:
+            return False, decoded
+        self._finish_block(block, count, output)
+        return True, None
+
+    def batch(
+        self,
+        lines: list[bytes],
+        *,
+        ended: bool,
+        skip: str | None = None,
+        decoded: _Decoded | None = None,
+    ) -> None:
         """Process whole ``lines``; with ``skip``, reject the one line given for that reason."""
         if skip is None and max(map(len, lines)) > self.max_line_bytes:
             self._batch_around_oversized(lines, ended=ended)
@@ -363,9 +517,9 @@ class _Processor:
         if skip is not None:
             self._reject(0, LINE_TOO_LONG, skip)
         elif self.transform.adder is not None:
-            self._adder_batch(lines, self.transform.adder, out)
+            self._adder_batch(lines, self.transform.adder, out, decoded)
         else:
-            self._plain_batch(lines, out)
+            self._plain_batch(lines, out, decoded)
         skipped = stats.blank_lines + stats.rejects + stats.filtered - skipped_before
         stats.lines += len(lines)
         stats.records += len(lines) - skipped
@@ -397,7 +551,13 @@ class _Processor:
 
     # -- the two loops ------------------------------------------------------------------
 
-    def _adder_batch(self, lines: list[bytes], adder: FieldAdder[Any], out: bytearray) -> None:
+    def _adder_batch(
+        self,
+        lines: list[bytes],
+        adder: FieldAdder[Any],
+        out: bytearray,
+        decoded: _Decoded | None = None,
+    ) -> None:
         decode = adder.decoder.decode
         function = adder.function
         declared = adder.probed
@@ -406,11 +566,15 @@ class _Processor:
         encode_into = self.encoder.encode_into
         unsafe = _UNSAFE_BEFORE_CLOSE
         for index, line in enumerate(lines):
-            try:
-                record = decode(line)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                self._bad_line(index, line, exc, adder)
-                continue
+            if decoded is None:
+                try:
+                    record = decode(line)
+                except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                    self._bad_line(index, line, exc, adder)
+                    continue
+            else:
+                record = decoded[0][index]
+                added = decoded[1][index]
             if not line.isascii():
                 try:
                     line.decode()
@@ -418,7 +582,10 @@ class _Processor:
                     self._reject(index, INVALID_JSON, f"invalid UTF-8: {exc.reason}")
                     continue
             try:
-                added = function(record)
+                if decoded is None:
+                    added = function(record)
+                elif type(added) is _Raised:
+                    raise added.error
             except RejectRecord as exc:
                 self._reject(index, REJECTED, str(exc))
                 continue
@@ -447,21 +614,30 @@ class _Processor:
             else:
                 self._add_carefully(index, line, record, added)
 
-    def _plain_batch(self, lines: list[bytes], out: bytearray) -> None:
+    def _plain_batch(
+        self, lines: list[bytes], out: bytearray, decoded: _Decoded | None = None
+    ) -> None:
         decode = self.any_decoder.decode
         function = self.transform.function
         encode_into = self.encoder.encode_into
         for index, line in enumerate(lines):
-            try:
-                record = decode(line)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                self._bad_line(index, line, exc, None)
-                continue
+            if decoded is None:
+                try:
+                    record = decode(line)
+                except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                    self._bad_line(index, line, exc, None)
+                    continue
+            else:
+                record = decoded[0][index]
+                result = decoded[1][index]
             if type(record) is not dict:
                 self._reject(index, NOT_AN_OBJECT, f"expected an object, got {_json_type(record)}")
                 continue
             try:
-                result = function(record)
+                if decoded is None:
+                    result = function(record)
+                elif type(result) is _Raised:
+                    raise result.error
             except RejectRecord as exc:
                 self._reject(index, REJECTED, str(exc))
                 continue

@@ -18,10 +18,10 @@ from stepburst import table_items
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.jobs import Job
 from stepburst.jobs.pipeline import Step
-from stepburst.jsonl import process_jsonl_range
 from stepburst.layout import output_prefix, part_key, rejects_part_key
 from stepburst.ledger import Ledger, item_digest, now_iso
 from stepburst.manifest import Item, Unit
+from stepburst.multicore import process_jsonl_range_on_cpus
 from stepburst.observability import logger
 from stepburst.outputs import item_output_prefix
 from stepburst.records import import_function
@@ -237,8 +237,9 @@ class UnitRunner:
             if job.run.function is None:
                 raise StepburstError("a jsonl item needs a record function")
             source = item.jsonl.source
+            # One process per vCPU the task or function has (one on the default Lambda).
             with secrets.in_environment():
-                result = process_jsonl_range(
+                result = process_jsonl_range_on_cpus(
                     S3Object(source.bucket, source.key, source.version_id),
                     item.jsonl.start,
                     item.jsonl.end,

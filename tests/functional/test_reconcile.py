@@ -108,7 +108,7 @@ def test_a_late_worker_never_turns_a_cancelled_item_back(
     plan = invoke("plan", plan_payload(event, "late"))
     unit = storage.get_json(cloud.work_bucket, plan["manifest"]["key"])[0]
     ledger = components.ledger()
-    process_range = units.process_jsonl_range
+    process_range = units.process_jsonl_range_on_cpus
 
     def cancelled_while_running(*args: Any, **kwargs: Any) -> Any:
         # `stepburst cancel` lands while the item runs: it marks the running item CANCELLED.
@@ -116,7 +116,7 @@ def test_a_late_worker_never_turns_a_cancelled_item_back(
         ledger.put_items(plan["run_id"], [{**record, "status": "CANCELLED"}])
         return process_range(*args, **kwargs)
 
-    monkeypatch.setattr(units, "process_jsonl_range", cancelled_while_running)
+    monkeypatch.setattr(units, "process_jsonl_range_on_cpus", cancelled_while_running)
 
     invoke(
         "process_items",

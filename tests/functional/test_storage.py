@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ResponseStreamingError
 
+from stepburst.aws import client
 from stepburst.errors import SourceChangedError
 from stepburst.storage import (
     MIN_PART_SIZE,
@@ -60,6 +63,39 @@ def test_multipart_round_trip_with_several_parts(s3: Any) -> None:
     assert head["ContentType"] == "application/x-ndjson"
     assert out.etag == head["ETag"]
     assert uploads_in_progress(s3) == []
+
+
+@pytest.mark.parametrize("size", [MIN_PART_SIZE + 10, 100])
+def test_uploads_carry_a_precomputed_crc32_and_are_never_aws_chunked(s3: Any, size: int) -> None:
+    """botocore streams a checksum it computes itself as aws-chunked over HTTPS; one given
+    to it goes as a plain header, and S3 checks it against the body."""
+    sent: list[dict[str, str]] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        headers = {
+            name: value.decode() if isinstance(value, bytes) else value
+            for name, value in request.headers.items()
+        }
+        sent.append(headers)
+
+    events = client("s3").meta.events
+    events.register("before-send.s3.UploadPart", capture)
+    events.register("before-send.s3.PutObject", capture)
+    try:
+        data = random.Random(size).randbytes(size)
+        with MultipartWriter(BUCKET, "out/checked.bin", part_size=MIN_PART_SIZE) as out:
+            out.write(data)
+    finally:
+        events.unregister("before-send.s3.UploadPart", capture)
+        events.unregister("before-send.s3.PutObject", capture)
+
+    parts = [data[:MIN_PART_SIZE], data[MIN_PART_SIZE:]] if size > MIN_PART_SIZE else [data]
+    expected = {base64.b64encode(zlib.crc32(part).to_bytes(4, "big")).decode() for part in parts}
+    assert {headers["x-amz-checksum-crc32"] for headers in sent} == expected
+    assert len(sent) == len(parts)
+    for headers in sent:
+        assert "aws-chunked" not in headers.get("Content-Encoding", "")
+    assert body(s3, "out/checked.bin") == data
 
 
 def test_exactly_one_part_is_still_complete(s3: Any) -> None:
