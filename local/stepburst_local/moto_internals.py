@@ -26,6 +26,7 @@ try:
     from moto.core.models import botocore_stubber
     from moto.core.responses import ActionResult
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
     from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.events.models import Rule, events_backends
@@ -190,6 +191,7 @@ __all__ = [
     "DistributedIterationComponent",
     "DomainDispatcherApplication",
     "DynamoDBBackend",
+    "DynamoHandler",
     "EC2ContainerServiceBackend",
     "EC2ContainerServiceResponse",
     "Environment",
