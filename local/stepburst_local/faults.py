@@ -48,7 +48,7 @@ class Faults:
         self._ecs_capacity: list[str] = []
         self._ecs_spot_interruptions = 0
         self._running: dict[str, list[tuple[Condition | None, int | None]]] = {}
-        self._dynamodb_throttles: list[tuple[str, str | None]] = []
+        self._dynamodb_throttles: list[tuple[str, str | None, Condition | None]] = []
         self._s3_range_faults: list[tuple[str, str | None]] = []
         self.fired: Counter[str] = Counter()
         """How many times each kind of fault fired (``lambda_throttle``, ``ecs_capacity``)."""
@@ -105,12 +105,14 @@ class Faults:
         times: int = 1,
         operation: str | None = None,
         code: str = "ProvisionedThroughputExceededException",
+        when: Condition | None = None,
     ) -> None:
-        """The next ``times`` DynamoDB calls (of ``operation``, e.g. ``UpdateItem``, or any)
-        answer HTTP 400 with ``code`` (``ProvisionedThroughputExceededException`` or
-        ``ThrottlingException``), as DynamoDB does past its capacity."""
+        """The next ``times`` DynamoDB calls (of ``operation``, e.g. ``UpdateItem``, or any;
+        once ``when`` holds) answer HTTP 400 with ``code``
+        (``ProvisionedThroughputExceededException`` or ``ThrottlingException``), as DynamoDB
+        does past its capacity. ``when`` must not call DynamoDB itself."""
         with self._lock:
-            self._dynamodb_throttles.extend([(code, operation)] * times)
+            self._dynamodb_throttles.extend([(code, operation, when)] * times)
 
     def s3_range_failure(
         self, *, times: int = 1, kind: str = "SlowDown", key_contains: str | None = None
@@ -154,8 +156,11 @@ class Faults:
 
     def take_dynamodb_throttle(self, operation: str) -> str | None:
         with self._lock:
-            for index, (code, only) in enumerate(self._dynamodb_throttles):
-                if only in (None, operation):
+            armed = list(self._dynamodb_throttles)
+        due = {id(when): when is None or when() for _, _, when in armed}
+        with self._lock:
+            for index, (code, only, when) in enumerate(self._dynamodb_throttles):
+                if only in (None, operation) and due.get(id(when), False):
                     del self._dynamodb_throttles[index]
                     self.fired["dynamodb_throttle"] += 1
                     return code

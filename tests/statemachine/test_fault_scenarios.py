@@ -8,7 +8,7 @@ each item's end and attempts, and where the run failed, that a redrive completes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,4 +230,39 @@ def test_a_lambda_process_exit_mid_unit_keeps_finished_ranges_and_retries_the_re
     cut_short = next(item for item in run.items if int(item["attempts"]) == 2)
     assert _classes(cut_short)[0] == "application"
     assert cut_short["history"][0]["error"] == "Runtime.ExitError"
+    _assert_complete(upload, RECORDS)
+
+
+# -- DynamoDB throttling ------------------------------------------------------------------------
+
+
+def _invoked(engine: LocalEngine, function: str) -> Callable[[], bool]:
+    """A fault's condition that does not call DynamoDB: ``function`` has been invoked."""
+    already = engine.lambda_runtime.invocations.get(function, 0)
+    return lambda: engine.lambda_runtime.invocations.get(function, 0) > already
+
+
+@pytest.mark.parametrize(
+    ("function", "code"),
+    [
+        ("PlanFunction", "ProvisionedThroughputExceededException"),
+        ("ProcessItemsFunction", "ThrottlingException"),
+        ("FinalizeFunction", "ProvisionedThroughputExceededException"),
+    ],
+)
+def test_dynamodb_throttling_within_the_sdks_retries_loses_nothing(
+    engine: LocalEngine, function: str, code: str
+) -> None:
+    # Three throttles in a row: the SDK's own retries (adaptive, 10 attempts) absorb them.
+    engine.faults.dynamodb_throttle(times=3, code=code, when=_invoked(engine, function))
+    key = f"scenario-faults/throttled-{function}.jsonl"
+
+    upload = _upload(engine, key, _jsonl(RECORDS))
+
+    run = upload.run
+    assert run.status == "SUCCEEDED", run.execution.get("cause")
+    assert run.record["status"] == "SUCCEEDED"
+    assert engine.faults.fired["dynamodb_throttle"] == 3
+    assert {item["status"] for item in run.items} == {"SUCCEEDED"}
+    assert {int(item["attempts"]) for item in run.items} == {1}
     _assert_complete(upload, RECORDS)
