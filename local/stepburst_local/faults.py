@@ -119,7 +119,8 @@ class Faults:
     ) -> None:
         """The next ``times`` ranged S3 GETs (of keys containing ``key_contains``, or any) fail:
         ``kind`` ``SlowDown`` (503), ``InternalError`` (500) or ``truncated`` (the body ends
-        before its Content-Length)."""
+        before its Content-Length: seen only by in-process clients, whose responses moto does
+        not re-frame; the server re-counts a short body's length)."""
         if kind not in ("SlowDown", "InternalError", "truncated"):
             raise ValueError("kind must be SlowDown, InternalError or truncated")
         with self._lock:

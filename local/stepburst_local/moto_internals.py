@@ -40,6 +40,7 @@ try:
     )
     from moto.s3 import notifications as s3_notifications
     from moto.s3.models import S3Backend, s3_backends
+    from moto.s3.responses import S3Response
     from moto.settings import moto_server_port
     from moto.stepfunctions.exceptions import (
         InvalidToken,
@@ -222,6 +223,7 @@ __all__ = [
     "ResultWriterResourceEvalS3",
     "Rule",
     "S3Backend",
+    "S3Response",
     "StateMap",
     "StateTaskServiceBatch",
     "StateTaskServiceCallback",

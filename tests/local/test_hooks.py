@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, IncompleteReadError
 from local_stage import FUNCTION_ARN, RECORDER_ARN, Stage, recorded, task_failures
 from tests.polling import Pending, failed_execution, poll
 
@@ -1530,3 +1530,24 @@ def test_dynamodb_throttling_answers_an_armed_throttle_then_disarms(stage: Stage
     ddb.put_item(TableName="throttled", Item=item)
     assert ddb.get_item(TableName="throttled", Key=item)["Item"] == item
     assert stage.cloud.faults.fired["dynamodb_throttle"] == 2
+
+
+@pytest.mark.parametrize("kind", ["SlowDown", "InternalError", "truncated"])
+def test_s3_range_faults_fail_one_ranged_get_then_disarm(stage: Stage, kind: str) -> None:
+    # No SDK retries: each call meets the fault once.
+    s3 = boto3.client(
+        "s3", region_name=stage.cloud.region, config=Config(retries={"total_max_attempts": 1})
+    )
+    s3.create_bucket(Bucket="ranged")
+    body = bytes(range(256)) * 64
+    s3.put_object(Bucket="ranged", Key="data/object.bin", Body=body)
+    stage.cloud.faults.s3_range_failure(times=1, kind=kind, key_contains="data/object")
+
+    # A GET without a range is never failed.
+    assert s3.get_object(Bucket="ranged", Key="data/object.bin")["Body"].read() == body
+    failure: type[Exception] = ClientError if kind != "truncated" else IncompleteReadError
+    with pytest.raises(failure):
+        s3.get_object(Bucket="ranged", Key="data/object.bin", Range="bytes=100-9099")["Body"].read()
+    ranged = s3.get_object(Bucket="ranged", Key="data/object.bin", Range="bytes=100-9099")
+    assert ranged["Body"].read() == body[100:9100]
+    assert stage.cloud.faults.fired["s3_range_failure"] == 1

@@ -165,6 +165,7 @@ class Upload:
     summary: dict[str, Any]
     output_ids: list[int]
     rejected_lines: int
+    parts: dict[str, bytes]
 
 
 def _upload(engine: LocalEngine, key: str, data: bytes, done: ItemIs | None = None) -> Upload:
@@ -182,6 +183,7 @@ def _read_upload(engine: LocalEngine, run: Run) -> Upload:
     summary: dict[str, Any] = {}
     ids: list[int] = []
     rejected = 0
+    parts: dict[str, bytes] = {}
     if record.get("summary_key"):
         summary = json.loads(s3.get_object(Bucket=bucket, Key=record["summary_key"])["Body"].read())
         prefix = str(record["summary_key"]).rsplit("/", 1)[0] + "/"
@@ -190,10 +192,11 @@ def _read_upload(engine: LocalEngine, run: Run) -> Upload:
                 name = entry["Key"][len(prefix) :]
                 body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
                 if name.startswith("part-"):
+                    parts[name] = body
                     ids += [json.loads(line)["id"] for line in body.splitlines() if line]
                 elif name.startswith("rejects/part-"):
                     rejected += len([line for line in body.splitlines() if line])
-    return Upload(run=run, summary=summary, output_ids=ids, rejected_lines=rejected)
+    return Upload(run=run, summary=summary, output_ids=ids, rejected_lines=rejected, parts=parts)
 
 
 def _assert_complete(upload: Upload, records: int) -> None:
@@ -266,3 +269,34 @@ def test_dynamodb_throttling_within_the_sdks_retries_loses_nothing(
     assert {item["status"] for item in run.items} == {"SUCCEEDED"}
     assert {int(item["attempts"]) for item in run.items} == {1}
     _assert_complete(upload, RECORDS)
+
+
+# -- S3 ranged reads ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clean_upload(engine: LocalEngine) -> Upload:
+    """The reference: the same records uploaded with no fault armed."""
+    upload = _upload(engine, "scenario-faults/clean.jsonl", _jsonl(RECORDS))
+    assert upload.run.status == "SUCCEEDED", upload.run.execution.get("cause")
+    return upload
+
+
+@pytest.mark.parametrize("kind", ["SlowDown", "InternalError"])
+def test_s3_failures_mid_range_are_retried_and_the_output_is_a_clean_runs(
+    engine: LocalEngine, clean_upload: Upload, kind: str
+) -> None:
+    key = f"scenario-faults/ranged-{kind}.jsonl"
+    # Two in a row: within the SDK's own retries of a 5xx.
+    engine.faults.s3_range_failure(times=2, kind=kind, key_contains=key)
+
+    upload = _upload(engine, key, _jsonl(RECORDS))
+
+    run = upload.run
+    assert run.status == "SUCCEEDED", run.execution.get("cause")
+    assert run.record["status"] == "SUCCEEDED"
+    assert engine.faults.fired["s3_range_failure"] == 2
+    assert {item["status"] for item in run.items} == {"SUCCEEDED"}
+    assert {int(item["attempts"]) for item in run.items} == {1}
+    _assert_complete(upload, RECORDS)
+    assert upload.parts == clean_upload.parts
