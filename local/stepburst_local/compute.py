@@ -92,11 +92,15 @@ class LambdaTimeout(BaseException):
     gone on AWS; here the thread is interrupted at its next Python instruction)."""
 
 
-def _interrupt(thread: threading.Thread) -> None:
+class LambdaProcessExit(BaseException):
+    """Raised inside a handler thread whose runtime process an armed fault ended."""
+
+
+def _interrupt(thread: threading.Thread, exception: type[BaseException] = LambdaTimeout) -> None:
     ident = thread.ident
     if ident is not None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(ident), ctypes.py_object(LambdaTimeout)
+            ctypes.c_ulong(ident), ctypes.py_object(exception)
         )
 
 
@@ -151,6 +155,7 @@ class LambdaRuntime:
         if self._faults.take_lambda_throttle(spec.logical_id, spec.name):
             raise LambdaThrottledError(spec.name)
         self.invocations[spec.logical_id] = self.invocations.get(spec.logical_id, 0) + 1
+        process_exit = self._faults.take_running("lambda_process_exit", spec.logical_id, spec.name)
         event = json.loads(payload or b"{}")
         request_id = str(uuid.uuid4())
         self._apply_environment(spec)
@@ -163,7 +168,7 @@ class LambdaRuntime:
                 context = LambdaContext(spec, request_id, deadline)
                 with logs.invocation(spec.log_group, spec.name):
                     outcome["result"] = handler(event, context)
-            except LambdaTimeout:
+            except (LambdaTimeout, LambdaProcessExit):
                 outcome["timed_out"] = True
             except BaseException as exc:  # the handler failed: report it like Lambda does
                 outcome["error"] = exc
@@ -175,7 +180,23 @@ class LambdaRuntime:
 
         thread = threading.Thread(target=run, name=f"lambda-{spec.logical_id}", daemon=True)
         thread.start()
-        thread.join(spec.timeout_seconds)
+        if process_exit is None:
+            thread.join(spec.timeout_seconds)
+        else:
+            while thread.is_alive() and time.monotonic() < deadline:
+                if process_exit.due():
+                    # The runtime's process is gone mid-invocation: what it wrote stays.
+                    _interrupt(thread, LambdaProcessExit)
+                    thread.join(1.0)
+                    response_headers["x-amz-function-error"] = "Unhandled"
+                    return _json_bytes(
+                        {
+                            "errorType": "Runtime.ExitError",
+                            "errorMessage": f"RequestId: {request_id} Error: Runtime exited "
+                            "with error: exit status 1",
+                        }
+                    )
+                thread.join(0.02)
         if thread.is_alive():
             _interrupt(thread)
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -483,12 +504,15 @@ class ContainerRunner:
         if not task.launch_type and task.capacity_provider_name in ("FARGATE", "FARGATE_SPOT"):
             task.launch_type = "FARGATE"
 
+        interrupted = self.faults.take_ecs_spot_interruption()
+        reclaim = self.faults.take_running("ecs_spot_interruption_running", command=command)
+
         def should_stop() -> str | None:
             if task.desired_status == "STOPPED":
                 return str(task.stopped_reason or "Task stopped by user")
+            if reclaim is not None and reclaim.due():
+                return SPOT_INTERRUPTED
             return None
-
-        interrupted = self.faults.take_ecs_spot_interruption()
 
         def supervise() -> None:
             if interrupted:
@@ -503,7 +527,7 @@ class ContainerRunner:
             if run.stopped_by is None:
                 task.stopped_reason = ESSENTIAL_CONTAINER_EXITED
                 task.stop_code = "EssentialContainerExited"
-            elif interrupted:
+            elif interrupted or (reclaim is not None and reclaim.fired):
                 task.stopped_reason = SPOT_INTERRUPTED
                 task.stop_code = "SpotInterruption"
             else:
@@ -529,21 +553,31 @@ class ContainerRunner:
         env["AWS_BATCH_JQ_NAME"] = job.job_queue.name
         run = self._register("batch", job.job_id, command)
 
+        host_lost = self.faults.take_running("batch_host_termination", command=command)
+
         def should_stop() -> str | None:
             if job.stop:
                 return str(job.job_stopped_reason or "Terminated")
+            if host_lost is not None and host_lost.due():
+                return host_terminated()
             return None
 
         def supervise() -> None:
             self._supervise(run, env, should_stop)
             container: dict[str, Any] = {"exitCode": run.exit_code}
-            if run.stopped_by is not None:
+            status_reason = ESSENTIAL_CONTAINER_EXITED
+            if host_lost is not None and host_lost.fired:
+                # The instance is gone with its container: no exit code, the host's reason.
+                run.exit_code = None
+                container = {"reason": "Host terminated"}
+                status_reason = job.job_stopped_reason = str(run.stopped_by)
+            elif run.stopped_by is not None:
                 container["reason"] = run.stopped_by
             job.exit_code = run.exit_code
             job.local_container = container
             if job.latest_attempt is not None:
                 job.latest_attempt["container"].update(container)
-                job.latest_attempt["statusReason"] = ESSENTIAL_CONTAINER_EXITED
+                job.latest_attempt["statusReason"] = status_reason
             if run.stopped_by is None:
                 job.job_stopped_reason = ESSENTIAL_CONTAINER_EXITED
             job._mark_stopped(success=run.exit_code == 0 and run.stopped_by is None)
@@ -575,6 +609,12 @@ class ContainerRunner:
             return ""
         text = run.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+
+def host_terminated() -> str:
+    """How Batch reports a job whose EC2 host (a reclaimed Spot instance) went away:
+    "Host EC2 (instance i-...) terminated." ("Troubleshooting AWS Batch")."""
+    return f"Host EC2 (instance i-{uuid.uuid4().hex[:17]}) terminated."
 
 
 def _container_override(overrides: Mapping[str, Any] | None, name: str) -> dict[str, Any]:

@@ -13,6 +13,30 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
+
+# A condition a running fault waits for (e.g. "the unit's first item is SUCCEEDED").
+Condition = Callable[[], bool]
+
+
+class Reclaim:
+    """A fault assigned to one running task, job or invocation: it fires once ``when`` holds."""
+
+    def __init__(self, faults: Faults, kind: str, when: Condition | None) -> None:
+        self._faults = faults
+        self._kind = kind
+        self._when = when
+        self.fired = False
+
+    def due(self) -> bool:
+        if self.fired:
+            return True
+        if self._when is not None and not self._when():
+            return False
+        self.fired = True
+        with self._faults._lock:
+            self._faults.fired[self._kind] += 1
+        return True
 
 
 class Faults:
@@ -23,6 +47,9 @@ class Faults:
         self._lambda_throttles: Counter[str] = Counter()
         self._ecs_capacity: list[str] = []
         self._ecs_spot_interruptions = 0
+        self._running: dict[str, list[tuple[Condition | None, int | None]]] = {}
+        self._dynamodb_throttles: list[tuple[str, str | None, Condition | None]] = []
+        self._s3_range_faults: list[tuple[str, str | None]] = []
         self.fired: Counter[str] = Counter()
         """How many times each kind of fault fired (``lambda_throttle``, ``ecs_capacity``)."""
 
@@ -46,11 +73,108 @@ class Faults:
         with self._lock:
             self._ecs_spot_interruptions += times
 
+    def ecs_spot_interruption_running(
+        self, *, times: int = 1, when: Condition | None = None, unit: int | None = None
+    ) -> None:
+        """The next ``times`` ECS tasks are reclaimed by Fargate Spot while their worker runs,
+        once ``when`` holds (at once if None): the process group gets SIGTERM (SIGKILL 2 s
+        later) and the task stops with ``StopCode`` ``SpotInterruption`` ("Amazon ECS stopped
+        task error codes"). ``unit``: only the tasks of that work unit."""
+        self._arm_running("ecs_spot_interruption_running", times, when, unit)
+
+    def batch_host_termination(
+        self, *, times: int = 1, when: Condition | None = None, unit: int | None = None
+    ) -> None:
+        """The next ``times`` Batch jobs lose their host while the worker runs, once ``when``
+        holds: the process is killed, the container has no exit code and the job fails with
+        ``statusReason`` ``Host EC2 (instance i-...) terminated.``, as Batch reports a
+        reclaimed Spot instance ("Troubleshooting AWS Batch"). ``unit``: only that unit's jobs."""
+        self._arm_running("batch_host_termination", times, when, unit)
+
+    def lambda_process_exit(
+        self, function: str, *, times: int = 1, when: Condition | None = None
+    ) -> None:
+        """The next ``times`` invocations of ``function`` lose their runtime process once
+        ``when`` holds: the handler stops where it is and Lambda answers ``Runtime.ExitError``
+        ("Runtime exited with error: exit status 1")."""
+        self._arm_running(f"lambda_process_exit:{function}", times, when)
+
+    def dynamodb_throttle(
+        self,
+        *,
+        times: int = 1,
+        operation: str | None = None,
+        code: str = "ProvisionedThroughputExceededException",
+        when: Condition | None = None,
+    ) -> None:
+        """The next ``times`` DynamoDB calls (of ``operation``, e.g. ``UpdateItem``, or any;
+        once ``when`` holds) answer HTTP 400 with ``code``
+        (``ProvisionedThroughputExceededException`` or ``ThrottlingException``), as DynamoDB
+        does past its capacity. ``when`` must not call DynamoDB itself."""
+        with self._lock:
+            self._dynamodb_throttles.extend([(code, operation, when)] * times)
+
+    def s3_range_failure(
+        self, *, times: int = 1, kind: str = "SlowDown", key_contains: str | None = None
+    ) -> None:
+        """The next ``times`` ranged S3 GETs (of keys containing ``key_contains``, or any) fail:
+        ``kind`` ``SlowDown`` (503), ``InternalError`` (500) or ``truncated`` (the body ends
+        before its Content-Length: seen only by in-process clients, whose responses moto does
+        not re-frame; the server re-counts a short body's length)."""
+        if kind not in ("SlowDown", "InternalError", "truncated"):
+            raise ValueError("kind must be SlowDown, InternalError or truncated")
+        with self._lock:
+            self._s3_range_faults.extend([(kind, key_contains)] * times)
+
+    def _arm_running(
+        self, kind: str, times: int, when: Condition | None, unit: int | None = None
+    ) -> None:
+        with self._lock:
+            self._running.setdefault(kind, []).extend([(when, unit)] * times)
+
     def clear(self) -> None:
         with self._lock:
             self._lambda_throttles.clear()
             self._ecs_capacity.clear()
             self._ecs_spot_interruptions = 0
+            self._running.clear()
+            self._dynamodb_throttles.clear()
+            self._s3_range_faults.clear()
+            self.fired.clear()
+
+    def take_running(self, kind: str, *names: str, command: Sequence[str] = ()) -> Reclaim | None:
+        """The running fault armed for ``kind`` (or ``kind:name``), assigned to one task; a
+        fault for one unit only to a task whose ``command`` runs that unit."""
+        unit = _unit_of(command)
+        with self._lock:
+            for key in (kind, *(f"{kind}:{name}" for name in names)):
+                armed = self._running.get(key) or []
+                for index, (when, only) in enumerate(armed):
+                    if only is None or only == unit:
+                        del armed[index]
+                        return Reclaim(self, kind, when)
+            return None
+
+    def take_dynamodb_throttle(self, operation: str) -> str | None:
+        with self._lock:
+            armed = list(self._dynamodb_throttles)
+        due = {id(when): when is None or when() for _, _, when in armed}
+        with self._lock:
+            for index, (code, only, when) in enumerate(self._dynamodb_throttles):
+                if only in (None, operation) and due.get(id(when), False):
+                    del self._dynamodb_throttles[index]
+                    self.fired["dynamodb_throttle"] += 1
+                    return code
+            return None
+
+    def take_s3_range_failure(self, key: str) -> str | None:
+        with self._lock:
+            for index, (kind, contains) in enumerate(self._s3_range_faults):
+                if contains is None or contains in key:
+                    del self._s3_range_faults[index]
+                    self.fired["s3_range_failure"] += 1
+                    return kind
+            return None
 
     def take_lambda_throttle(self, *names: str) -> bool:
         with self._lock:
@@ -75,3 +199,12 @@ class Faults:
                 return None
             self.fired["ecs_capacity"] += 1
             return self._ecs_capacity.pop(0)
+
+
+def _unit_of(command: Sequence[str]) -> int | None:
+    """The unit a worker command (``run-unit ... --unit N``) runs."""
+    arguments = list(command)
+    if "--unit" in arguments[:-1]:
+        value = arguments[arguments.index("--unit") + 1]
+        return int(value) if value.isdigit() else None
+    return None

@@ -26,6 +26,7 @@ try:
     from moto.core.models import botocore_stubber
     from moto.core.responses import ActionResult
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
     from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.events.models import Rule, events_backends
@@ -39,6 +40,7 @@ try:
     )
     from moto.s3 import notifications as s3_notifications
     from moto.s3.models import S3Backend, s3_backends
+    from moto.s3.responses import S3Response
     from moto.settings import moto_server_port
     from moto.stepfunctions.exceptions import (
         InvalidToken,
@@ -190,6 +192,7 @@ __all__ = [
     "DistributedIterationComponent",
     "DomainDispatcherApplication",
     "DynamoDBBackend",
+    "DynamoHandler",
     "EC2ContainerServiceBackend",
     "EC2ContainerServiceResponse",
     "Environment",
@@ -220,6 +223,7 @@ __all__ = [
     "ResultWriterResourceEvalS3",
     "Rule",
     "S3Backend",
+    "S3Response",
     "StateMap",
     "StateTaskServiceBatch",
     "StateTaskServiceCallback",

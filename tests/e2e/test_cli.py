@@ -489,3 +489,38 @@ def test_without_job_files_the_cli_uses_the_engines_jobs(session: Session, tmp_p
     assert refused.returncode == 2
     assert "no job named 'not-deployed'" in refused.stderr
     assert "scenario-lambda" in refused.stderr
+
+
+def test_cancel_before_any_unit_started_ends_the_run_cancelled_for_good(
+    session: Session,
+) -> None:
+    # No capacity: the run's ECS tasks are never placed, so no unit starts before the cancel.
+    session.engine.faults.ecs_capacity(reason="RESOURCE:MEMORY", times=10_000)
+    invocations = session.engine.lambda_runtime.invocations
+    reconciled = invocations.get("ReconcileFunction", 0)
+    try:
+        started = session.json("start", "scenario-ecs", "--items", "ok-1,ok-2", "--apply")
+        run_id = started["run_id"]
+        cancelled = session.json("cancel", run_id)
+        assert cancelled["stopped"]["executions"] == 1
+        assert cancelled["stopped"]["ecs_tasks"] == 0
+
+        arn = started["execution_arn"]
+        assert session.engine.wait_for_execution(arn, timeout=60)["status"] == "ABORTED"
+        # The stop's event reaches ReconcileFunction; it must not change the cancelled run.
+        poll(
+            lambda: (
+                invocations.get("ReconcileFunction", 0) > reconciled or Pending("no reconcile yet")
+            ),
+            what=f"run {run_id}'s stopped execution is reconciled",
+            timeout=DEADLINE_SECONDS,
+            interval=0.1,
+        )
+    finally:
+        session.engine.faults.clear()
+    run = session.ledger_run(run_id)
+    assert run["status"] == "CANCELLED"
+    statuses = {item["status"] for item in session.json("items", run_id)["items"]}
+    assert statuses <= {"CANCELLED"}, statuses
+    _, again = session.cli("cancel", run_id, check=2)
+    assert "already ended CANCELLED" in again

@@ -19,7 +19,8 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import ClientError, IncompleteReadError
 from local_stage import FUNCTION_ARN, RECORDER_ARN, Stage, recorded, task_failures
 from tests.polling import Pending, failed_execution, poll
 
@@ -1501,3 +1502,52 @@ def test_dynamodb_atomic_items_reads_beside_writes_and_counts_every_add(stage: S
     )
     assert counter["Item"]["done"]["N"] == str(3 * 60)
     assert sorted(claims, key=int) == [str(index) for index in range(60)]  # one winner each
+
+
+def test_dynamodb_throttling_answers_an_armed_throttle_then_disarms(stage: Stage) -> None:
+    # No SDK retries: each call meets the fault once.
+    ddb = boto3.client(
+        "dynamodb", region_name=stage.cloud.region, config=Config(retries={"total_max_attempts": 1})
+    )
+    ddb.create_table(
+        TableName="throttled",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    stage.cloud.faults.dynamodb_throttle(times=1, operation="PutItem")
+    stage.cloud.faults.dynamodb_throttle(times=1, code="ThrottlingException")
+
+    item = {"pk": {"S": "one"}}
+    with pytest.raises(ClientError) as throttled:
+        ddb.put_item(TableName="throttled", Item=item)
+    assert throttled.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as again:
+        ddb.get_item(TableName="throttled", Key=item)
+    assert again.value.response["Error"]["Code"] == "ThrottlingException"
+
+    ddb.put_item(TableName="throttled", Item=item)
+    assert ddb.get_item(TableName="throttled", Key=item)["Item"] == item
+    assert stage.cloud.faults.fired["dynamodb_throttle"] == 2
+
+
+@pytest.mark.parametrize("kind", ["SlowDown", "InternalError", "truncated"])
+def test_s3_range_faults_fail_one_ranged_get_then_disarm(stage: Stage, kind: str) -> None:
+    # No SDK retries: each call meets the fault once.
+    s3 = boto3.client(
+        "s3", region_name=stage.cloud.region, config=Config(retries={"total_max_attempts": 1})
+    )
+    s3.create_bucket(Bucket="ranged")
+    body = bytes(range(256)) * 64
+    s3.put_object(Bucket="ranged", Key="data/object.bin", Body=body)
+    stage.cloud.faults.s3_range_failure(times=1, kind=kind, key_contains="data/object")
+
+    # A GET without a range is never failed.
+    assert s3.get_object(Bucket="ranged", Key="data/object.bin")["Body"].read() == body
+    failure: type[Exception] = ClientError if kind != "truncated" else IncompleteReadError
+    with pytest.raises(failure):
+        s3.get_object(Bucket="ranged", Key="data/object.bin", Range="bytes=100-9099")["Body"].read()
+    ranged = s3.get_object(Bucket="ranged", Key="data/object.bin", Range="bytes=100-9099")
+    assert ranged["Body"].read() == body[100:9100]
+    assert stage.cloud.faults.fired["s3_range_failure"] == 1

@@ -44,6 +44,7 @@ from stepburst_local.patches import (
     interpreter,
     lambda_,
     quotas,
+    s3,
     status_events,
 )
 from stepburst_local.patching import Hook, apply_hooks
@@ -63,6 +64,7 @@ _MODULES = (
     status_events,
     executions,
     dynamodb,
+    s3,
 )
 HOOKS: dict[str, Hook] = {hook.name: hook for module in _MODULES for hook in module.HOOKS}
 

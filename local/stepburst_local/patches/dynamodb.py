@@ -13,11 +13,13 @@ lock for all tables: an operation takes milliseconds, a Query of a big table ten
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from stepburst_local.moto_internals import DynamoDBBackend
+from stepburst_local.binding import current
+from stepburst_local.moto_internals import DynamoDBBackend, DynamoHandler
 from stepburst_local.patching import Hook, patch
 
 ITEM_OPERATIONS = (
@@ -73,4 +75,31 @@ def _get_item(
         return copy.deepcopy(original(self, table_name, keys, projection_expressions))
 
 
-HOOKS = (dynamodb_atomic_items,)
+dynamodb_throttling = Hook(
+    "dynamodb_throttling",
+    why="Fault injection: an armed dynamodb_throttle fault answers a DynamoDB call with HTTP "
+    "400 ProvisionedThroughputExceededException or ThrottlingException, as DynamoDB does past "
+    "a table's capacity; moto never throttles.",
+    upstream="no upstream issue found (moto never throttles; this is fault injection)",
+)
+
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
+_ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+
+
+@patch(dynamodb_throttling, DynamoHandler, "call_action")
+def _call_action(original: Callable[[Any], Any], self: Any) -> Any:
+    bindings = current()
+    if bindings is not None:
+        code = bindings.faults.take_dynamodb_throttle(str(self._get_action()))
+        if code is not None:
+            body = {
+                "__type": _ERROR_PREFIX + code,
+                "message": "The level of configured provisioned throughput for the table was "
+                "exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+            }
+            return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body)
+    return original(self)
+
+
+HOOKS = (dynamodb_atomic_items, dynamodb_throttling)
