@@ -99,3 +99,13 @@ def ledger(table_name: str, function_environment: Mapping[str, str]) -> Any:
 
     retention = function_environment.get(RETENTION_VARIABLE, str(DEFAULT_RETENTION_DAYS))
     return Ledger(table_name, int(retention))
+
+
+def schedule_fire_times(
+    expression: str, timezone: str, *, after: Any, until: Any, anchor: Any = None
+) -> Any:
+    """When a schedule fires between ``after`` and ``until``, as the product reads its
+    schedules (time zones and DST as EventBridge Scheduler reads them)."""
+    from stepburst.jobs.schedule_times import fire_times
+
+    return fire_times(expression, timezone, after=after, until=until, anchor=anchor)

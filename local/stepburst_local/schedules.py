@@ -2,7 +2,8 @@
 
 moto keeps schedules but never fires them. :class:`ScheduleFirer` reads the schedules the
 deploy created (enabled ones only), works out their fire times with
-:mod:`stepburst.jobs.schedule_times` (time zones and DST as Scheduler reads them) and starts
+:mod:`stepburst.jobs.schedule_times` (reached through :mod:`stepburst_local.product`: time zones
+and DST as Scheduler reads them) and starts
 each target the way Scheduler does: the target's input with ``<aws.scheduler.scheduled-time>``
 filled in, somewhere inside a flexible time window when the schedule has one, and retried
 with backoff while the start fails, within the target's retry policy (attempts and event
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stepburst.jobs.schedule_times import fire_times
+from stepburst_local.product import schedule_fire_times
 
 LOG = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class ScheduleFirer:
             if schedule.get("State") != "ENABLED":
                 known.checked = now
                 continue
-            for moment in fire_times(
+            for moment in schedule_fire_times(
                 schedule["ScheduleExpression"],
                 schedule.get("ScheduleExpressionTimezone") or "UTC",
                 after=known.checked,
