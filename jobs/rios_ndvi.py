@@ -179,6 +179,12 @@ class _Raster:
         self.tiff.close()
 
 
+def _input_bucket(params: Mapping[str, str]) -> str:
+    """Split functions are told the input bucket; items and combine steps run where the
+    stack's settings are in the environment (Lambda, the worker image)."""
+    return params.get("INPUT_BUCKET") or settings().input_bucket
+
+
 def _positive(given: Mapping[str, Any], name: str) -> int:
     value = given.get(name, DEFAULT_BLOCK)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -216,7 +222,7 @@ def blocks(given: Mapping[str, Any], params: Mapping[str, str]) -> Iterator[dict
         raise RasterError("input.key must name a raster in the input bucket")
     block_rows = _positive(given, "block_rows")
     block_cols = _positive(given, "block_cols")
-    raster = _Raster.open(settings().input_bucket, key)
+    raster = _Raster.open(_input_bucket(params), key)
     try:
         for name in ("RED_BAND", "NIR_BAND"):
             _band(params, name, raster.bands)
@@ -247,7 +253,7 @@ def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
 def ndvi_block(item: str, params: Mapping[str, str]) -> dict[str, Any]:
     """``run.function``: NDVI of one block, written as a float32 TIFF in the run's folder."""
     key, rows, cols = parse_block_name(item)
-    raster = _Raster.open(settings().input_bucket, key)
+    raster = _Raster.open(_input_bucket(params), key)
     try:
         if rows[1] > raster.height or cols[1] > raster.width:
             raise RasterError(f"{item} lies outside the {raster.height}x{raster.width} raster")
@@ -298,7 +304,7 @@ def mosaic(manifest_key: str, params: Mapping[str, str]) -> dict[str, Any]:
     if not (covered == 1).all():
         missing, twice = int((covered == 0).sum()), int((covered > 1).sum())
         raise RasterError(f"the blocks leave {missing} pixels uncovered and {twice} covered twice")
-    source = _Raster.open(settings().input_bucket, key)
+    source = _Raster.open(_input_bucket(params), key)
     try:
         geo_tags = source.geo_tags()
     finally:

@@ -186,6 +186,11 @@ def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
     # The command line's own files first: a typo in a path needs no AWS to be reported.
     manual_start = _manual_start(args)
     ops = _operations(args)
+    # The preview runs a split function here, as Plan does from the jobs layer: import it from
+    # the same jobs directory the job files come from.
+    jobs_path = str(Path(args.jobs_dir).resolve())
+    if jobs_path not in sys.path:
+        sys.path.insert(0, jobs_path)
     start = ops.prepare(manual_start)
     draft = ops.preview(start)
     cost = operations.draft_cost(draft)
