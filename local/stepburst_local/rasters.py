@@ -10,6 +10,7 @@ as separate planes, georeferenced on a 30 m UTM grid (zone 55 south, EPSG:32755)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -24,7 +25,9 @@ EPSG = 32755
 NODATA_PIXELS = 37
 
 
-def two_band_scene(height: int = HEIGHT, width: int = WIDTH, *, seed: int = 3) -> np.ndarray:
+def two_band_scene(
+    height: int = HEIGHT, width: int = WIDTH, *, seed: int = 3
+) -> np.ndarray[Any, np.dtype[np.uint16]]:
     """``(2, height, width)`` uint16: band 1 red, band 2 near-infrared."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -40,7 +43,9 @@ def two_band_scene(height: int = HEIGHT, width: int = WIDTH, *, seed: int = 3) -
     lake = (x - 0.78) ** 2 / 0.01 + (y - 0.3) ** 2 / 0.02 < 1
     red[lake], nir[lake] = 0.04, 0.02
     bands = np.stack([red, nir]) * 10_000
-    scene: np.ndarray = np.clip(np.rint(bands), 1, 10_000).astype(np.uint16)
+    scene: np.ndarray[Any, np.dtype[np.uint16]] = np.clip(np.rint(bands), 1, 10_000).astype(
+        np.uint16
+    )
     # Nodata: a few scattered pixels and the corner the sensor's swath missed.
     spots = rng.choice(height * width, NODATA_PIXELS, replace=False)
     scene[:, spots // width, spots % width] = 0
@@ -48,7 +53,7 @@ def two_band_scene(height: int = HEIGHT, width: int = WIDTH, *, seed: int = 3) -
     return scene
 
 
-def write_geotiff(path: Path, scene: np.ndarray, *, tiled: bool = True) -> Path:
+def write_geotiff(path: Path, scene: np.ndarray[Any, np.dtype[Any]], *, tiled: bool = True) -> Path:
     """The scene as a GeoTIFF, deflated, bands as separate planes; tiles or 64-row strips."""
     layout: dict[str, object] = {"tile": (TILE, TILE)} if tiled else {"rowsperstrip": 64}
     geo_keys = (
