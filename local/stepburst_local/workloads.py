@@ -132,9 +132,71 @@ def _ztf(engine: LocalEngine, scratch: Path, say: Say) -> bool:
     return True
 
 
+# -- RIOS raster processing ------------------------------------------------------------------
+
+RIOS_KEY = "rasters/field-30m.tif"
+RIOS_BLOCK = 256
+
+
+def _rios(engine: LocalEngine, scratch: Path, say: Say) -> bool:
+    from stepburst_local.rasters import HEIGHT, WIDTH, write_scene
+
+    raster = write_scene(scratch / "field-30m.tif")
+    engine.client("s3").upload_file(str(raster), engine.outputs["InputBucketName"], RIOS_KEY)
+    blocks = -(-HEIGHT // RIOS_BLOCK) * -(-WIDTH // RIOS_BLOCK)
+    say(
+        f"uploaded a generated {WIDTH}x{HEIGHT} two-band GeoTIFF (red, NIR; tiled, "
+        f"{raster.stat().st_size / 1_000_000:.1f} MB) to s3://…/{RIOS_KEY}"
+    )
+    say(
+        f'start rios-ndvi --input \'{{"key": "{RIOS_KEY}"}}\': '
+        f"{blocks} blocks of {RIOS_BLOCK}x{RIOS_BLOCK} on AWS Batch, then a mosaic"
+    )
+    arn = engine.start_execution({"job": "rios-ndvi", "input": {"key": RIOS_KEY}, "params": {}})
+    status, run = _finished(engine, arn)
+    if run is None:
+        say(f"the execution ended {status} without a run")
+        return False
+    items = list(engine.ledger().iter_items(str(run["run_id"])))
+    routes = sorted({str(item.get("route")) for item in items})
+    succeeded = sum(item.get("status") == "SUCCEEDED" for item in items)
+    say(
+        f"run {run['run_id']}: {run.get('status')}; {succeeded}/{len(items)} blocks "
+        f"succeeded on {', '.join(routes)}; combine {run.get('combine_status')}"
+    )
+    result = run.get("combine_result")
+    if run.get("status") != "SUCCEEDED" or not result:
+        say(f"  cause: {run.get('cause') or run.get('combine_cause')}")
+        return False
+    read = sum(int((item.get("result") or {}).get("bytes_read", 0)) for item in items)
+    say(
+        f"  the blocks read {read / 1_000_000:.1f} MB of the raster with ranged GETs "
+        "(each block its own tiles)"
+    )
+    bucket, key = str(result["output_bucket"]), str(result["output_key"])
+    say(f"  mosaic: s3://{bucket}/{key}  (float32 GeoTIFF, NaN where NIR + Red = 0)")
+    say(
+        f"  shape {result['shape'][0]}x{result['shape'][1]}, NDVI min {result['ndvi_min']:.3f} "
+        f"max {result['ndvi_max']:.3f} mean {result['ndvi_mean']:.3f}, "
+        f"{result['nodata_pixels']} nodata pixels"
+    )
+    saved = Path(tempfile.gettempdir()) / "stepburst-demo-rios-ndvi.tif"
+    engine.client("s3").download_file(bucket, key, str(saved))
+    say(f"  a copy is at {saved}; look at it with")
+    say(f"    gdalinfo -stats {saved}      (or QGIS: Layer > Add Raster Layer)")
+    say(
+        f"    python -c \"import tifffile; a = tifffile.imread('{saved}'); "
+        'print(a.shape, a.dtype)"'
+    )
+    return True
+
+
 WORKLOADS: dict[str, Workload] = {
     workload.name: workload
-    for workload in (Workload("ztf", "ZTF daily alerts", "ztf-alerts-daily", _ztf),)
+    for workload in (
+        Workload("ztf", "ZTF daily alerts", "ztf-alerts-daily", _ztf),
+        Workload("rios", "RIOS raster processing on AWS Batch", "rios-ndvi", _rios),
+    )
 }
 
 
