@@ -26,6 +26,9 @@ try:
     from moto.core.models import botocore_stubber
     from moto.core.responses import ActionResult
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import RESULT_SIZE_LIMIT as DYNAMODB_RESULT_SIZE_LIMIT
+    from moto.dynamodb.models.table import Table as DynamoDBTable
     from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.events.models import Rule, events_backends
@@ -180,6 +183,7 @@ EXTRACT_JSON_IMPORTERS = (
 
 __all__ = [
     "BOTO_CLIENT_FOR_IMPORTERS",
+    "DYNAMODB_RESULT_SIZE_LIMIT",
     "EXTRACT_JSON_IMPORTERS",
     "ActionResult",
     "AmazonStateLanguageParser",
@@ -190,6 +194,8 @@ __all__ = [
     "DistributedIterationComponent",
     "DomainDispatcherApplication",
     "DynamoDBBackend",
+    "DynamoDBTable",
+    "DynamoType",
     "EC2ContainerServiceBackend",
     "EC2ContainerServiceResponse",
     "Environment",

@@ -1501,3 +1501,87 @@ def test_dynamodb_atomic_items_reads_beside_writes_and_counts_every_add(stage: S
     )
     assert counter["Item"]["done"]["N"] == str(3 * 60)
     assert sorted(claims, key=int) == [str(index) for index in range(60)]  # one winner each
+
+
+def _all_pages(ddb: Any, **query: Any) -> list[str]:
+    keys: list[str] = []
+    while True:
+        page = ddb.query(TableName="partitions", **query)
+        keys += [item["sk"]["S"] for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return keys
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def test_dynamodb_partition_query_reads_one_partition_page_by_page(stage: Stage) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    ddb.create_table(
+        TableName="partitions",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    # Two runs' partitions interleaved, written out of order, with items big enough that
+    # 1 MB pages end before the partition does.
+    padding = "x" * 20_000
+    written: dict[str, list[str]] = {"RUN#a": [], "RUN#b": []}
+    for index in reversed(range(120)):
+        for pk, keys in written.items():
+            sk = f"ITEM#{index:05d}" if index % 4 else f"UNIT#{index:05d}"
+            ddb.put_item(
+                TableName="partitions",
+                Item={"pk": {"S": pk}, "sk": {"S": sk}, "pad": {"S": padding}},
+            )
+            keys.append(sk)
+    expected = sorted(written["RUN#a"])
+    key = {"KeyConditionExpression": "pk = :pk"}
+
+    everything = _all_pages(ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#a"}})
+    limited = _all_pages(ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#a"}}, Limit=7)
+    units = _all_pages(
+        ddb,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": "RUN#a"}, ":prefix": {"S": "UNIT#"}},
+        Limit=4,
+    )
+    backwards = _all_pages(
+        ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#a"}}, ScanIndexForward=False
+    )
+    between = _all_pages(
+        ddb,
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+        ExpressionAttributeValues={
+            ":pk": {"S": "RUN#b"},
+            ":low": {"S": "ITEM#00010"},
+            ":high": {"S": "ITEM#00020"},
+        },
+    )
+    missing = _all_pages(ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#c"}})
+
+    assert everything == expected
+    assert limited == expected
+    assert units == [sk for sk in expected if sk.startswith("UNIT#")]
+    assert backwards == expected[::-1]
+    assert between == [sk for sk in sorted(written["RUN#b"]) if "ITEM#00010" <= sk <= "ITEM#00020"]
+    assert missing == []
+    # A write between pages is seen by the next page, as on AWS.
+    first = ddb.query(
+        TableName="partitions",
+        **key,
+        ExpressionAttributeValues={":pk": {"S": "RUN#a"}},
+        Limit=2,
+    )
+    ddb.put_item(TableName="partitions", Item={"pk": {"S": "RUN#a"}, "sk": {"S": "ITEM#00077a"}})
+    rest = _all_pages(
+        ddb,
+        **key,
+        ExpressionAttributeValues={":pk": {"S": "RUN#a"}},
+        ExclusiveStartKey=first["LastEvaluatedKey"],
+    )
+    assert [i["sk"]["S"] for i in first["Items"]] + rest == sorted([*expected, "ITEM#00077a"])

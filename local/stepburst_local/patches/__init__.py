@@ -19,7 +19,7 @@ module              hooks
 ``events``          S3 -> EventBridge events, EventBridge -> Step Functions and Lambda targets
 ``status_events``   Step Functions execution status-change events
 ``executions``      nameless starts, StopExecution's reason, Map Run listings
-``dynamodb``        atomic item operations, reads beside concurrent writes
+``dynamodb``        atomic item operations, reads beside concurrent writes, partition queries
 =================== ==========================================================================
 
 Hooks are installed once per process (:func:`install`) and are inert until an engine binds
