@@ -21,6 +21,7 @@ try:
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.batch.models import Job, batch_backends
     from moto.batch_simple.models import BatchSimpleBackend
+    from moto.core.base_backend import BackendDict
     from moto.core.config import DefaultConfig
     from moto.core.exceptions import JsonRESTError
     from moto.core.models import botocore_stubber
@@ -187,6 +188,7 @@ __all__ = [
     "EXTRACT_JSON_IMPORTERS",
     "ActionResult",
     "AmazonStateLanguageParser",
+    "BackendDict",
     "BaseExecutionWorkerCommunication",
     "BatchSimpleBackend",
     "CustomErrorName",

@@ -1585,3 +1585,29 @@ def test_dynamodb_partition_query_reads_one_partition_page_by_page(stage: Stage)
         ExclusiveStartKey=first["LastEvaluatedKey"],
     )
     assert [i["sk"]["S"] for i in first["Items"]] + rest == sorted([*expected, "ITEM#00077a"])
+
+
+def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_endpoint(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the in-process handlers leave in the environment for their own subprocesses.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    clients.forget_clients()
+
+    described, _ = stage.run(_one(_lambda_task({"action": "echo"})))
+
+    assert described["status"] == "SUCCEEDED"
+    assert not clients.client("us-east-1", "lambda").meta.endpoint_url.startswith("http://127.")
+
+
+def test_backend_lookup_finds_existing_backends_and_creates_new_ones(stage: Stage) -> None:
+    from stepburst_local.moto_internals import BackendDict, ecs_backends
+
+    existing = ecs_backends[stage.cloud.account_id]
+    assert ecs_backends[stage.cloud.account_id] is existing
+    # Another account's backend is created, registered for reset, and kept apart.
+    other = ecs_backends["210987654321"]["us-east-1"]
+    other.create_cluster("other-account-cluster")
+    assert "other-account-cluster" in other.clusters
+    assert "other-account-cluster" not in existing["us-east-1"].clusters
+    assert ecs_backends in BackendDict._instances

@@ -9,7 +9,8 @@ which upstream issue it covers, declares its patches (checked before any is appl
 =================== ==========================================================================
 module              hooks
 =================== ==========================================================================
-``clients``         the interpreter's boto3 clients, cached
+``clients``         the interpreter's boto3 clients, cached, in-process
+``backends``        moto's backend lookup without its global lock
 ``interpreter``     parameter casing, JSONPath, definition adaptation, time, StopExecution
 ``lambda_``         the template's handlers run in-process
 ``ecs``             ecs:runTask(.sync), tasks run as processes, the capacity fault
@@ -34,6 +35,7 @@ import threading
 from stepburst_local import binding
 from stepburst_local.moto_internals import state_manager
 from stepburst_local.patches import (
+    backends,
     batch,
     clients,
     distributed_map,
@@ -53,6 +55,7 @@ from stepburst_local.patching import Hook, apply_hooks
 # eventbridge_states_target's delivery.
 _MODULES = (
     clients,
+    backends,
     interpreter,
     lambda_,
     ecs,
