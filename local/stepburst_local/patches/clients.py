@@ -68,7 +68,9 @@ def forget_clients() -> None:
 
 
 def _in_process_client(region: str, service: str) -> Any:
-    return boto3.session.Session().client(
+    # The stubs type Session.client by literal service name; the name here is the state's.
+    session: Any = boto3.session.Session()
+    return session.client(
         service,
         region_name=region,
         aws_access_key_id="ak",
