@@ -43,7 +43,7 @@ client_cache = Hook(
 _IN_PROCESS_CONFIG = Config(
     parameter_validation=False,
     retries={"max_attempts": 0, "total_max_attempts": 1},
-    ignore_configured_endpoint_urls=True,
+    ignore_configured_endpoint_urls=True,  # type: ignore[call-arg]  # botocore 1.31+, not in the stubs
     max_pool_connections=64,
 )
 
