@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -364,18 +365,27 @@ class Operations:
         return job_cost(job, costs.usage_from_ledger(self.ledger.iter_items(run_id)))
 
 
-def job_cost(job: Job, usage: Iterable[costs.Usage]) -> costs.Cost:
+def current_region() -> str | None:
+    """The region the CLI's clients use (boto3's variables), whose prices apply."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def job_cost(job: Job, usage: Iterable[costs.Usage], *, region: str | None = None) -> costs.Cost:
+    """What ``usage`` costs at the job's sizes and container architecture, in ``region``
+    (the clients' region when not given)."""
     return costs.estimate(
         usage,
         lambda_memory_mb=job.compute.lambda_memory_mb,
         cpu_units=job.compute.cpu,
         memory_mb=job.compute.memory_mb,
         spot=job.compute.spot,
+        architecture=job.compute.architecture,
+        region=region or current_region(),
     )
 
 
-def draft_cost(draft: Draft) -> costs.Cost:
-    return job_cost(draft.job, (_unit_usage(unit) for unit in draft.units))
+def draft_cost(draft: Draft, *, region: str | None = None) -> costs.Cost:
+    return job_cost(draft.job, (_unit_usage(unit) for unit in draft.units), region=region)
 
 
 def _unit_usage(unit: Unit) -> costs.Usage:
