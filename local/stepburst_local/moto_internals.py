@@ -42,7 +42,8 @@ try:
         create_backend_app,
     )
     from moto.s3 import notifications as s3_notifications
-    from moto.s3.models import S3Backend, s3_backends
+    from moto.s3.models import FakeKey, S3Backend, s3_backends
+    from moto.s3.responses import S3Response
     from moto.settings import moto_server_port
     from moto.stepfunctions.exceptions import (
         InvalidToken,
@@ -208,6 +209,7 @@ __all__ = [
     "ExecutionWorker",
     "FailureEvent",
     "FailureEventException",
+    "FakeKey",
     "HistoryEventType",
     "InvalidToken",
     "ItemData",
@@ -228,6 +230,7 @@ __all__ = [
     "ResultWriterResourceEvalS3",
     "Rule",
     "S3Backend",
+    "S3Response",
     "StateMap",
     "StateTaskServiceBatch",
     "StateTaskServiceCallback",

@@ -21,6 +21,7 @@ module              hooks
 ``status_events``   Step Functions execution status-change events
 ``executions``      nameless starts, StopExecution's reason, Map Run listings
 ``dynamodb``        atomic item operations, reads beside concurrent writes, partition queries
+``s3``              ranged GETs read only their range, uploads decoded and stored linearly
 =================== ==========================================================================
 
 Hooks are installed once per process (:func:`install`) and are inert until an engine binds
@@ -46,6 +47,7 @@ from stepburst_local.patches import (
     interpreter,
     lambda_,
     quotas,
+    s3,
     status_events,
 )
 from stepburst_local.patching import Hook, apply_hooks
@@ -66,6 +68,7 @@ _MODULES = (
     status_events,
     executions,
     dynamodb,
+    s3,
 )
 HOOKS: dict[str, Hook] = {hook.name: hook for module in _MODULES for hook in module.HOOKS}
 
