@@ -25,6 +25,7 @@ try:
     from moto.core.config import DefaultConfig
     from moto.core.exceptions import JsonRESTError
     from moto.core.models import botocore_stubber
+    from moto.core.request import Request as MotoRequest
     from moto.core.responses import ActionResult
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
@@ -219,6 +220,7 @@ __all__ = [
     "LambdaSimpleBackend",
     "MapData",
     "MapRunFailedEventDetails",
+    "MotoRequest",
     "MotoRequestHandler",
     "ProgramError",
     "ProgramStopped",

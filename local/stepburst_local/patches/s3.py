@@ -5,11 +5,12 @@ beyond). A GET reads the whole file and only then cuts the requested range out o
 ranged GET of 8 MiB of a 210 MB object reads 210 MB, and reading a whole object range by range
 costs its size squared. A ranged GET here seeks to its range and reads only that.
 
-An upload that botocore sends ``aws-chunked`` (its default for a body it checksums) is decoded
-by concatenating each 64 KiB-1 MiB chunk onto the bytes decoded so far: quadratic in the body's
-size (a 210 MB object took over a minute). It is decoded in one pass here. Storing a value
-larger than the spool's memory limit wrote it to memory first, then copied it to disk; it goes
-to disk at once here.
+An upload that botocore sends ``aws-chunked`` (its default for a body it checksums) was
+quadratic in the body's size twice over (a 210 MB object took over a minute): in-process, moto
+reads botocore's chunking wrapper in one ``read()``, which appends each 1 MiB chunk to the
+bytes built so far; over HTTP, moto decodes the chunks the same way. Both run in one pass
+here. Storing a value larger than the spool's memory limit wrote it to memory first, then
+copied it to disk; it goes to disk at once here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from stepburst_local.moto_internals import FakeKey, S3Response
+from botocore.httpchecksum import AwsChunkedWrapper
+
+from stepburst_local.moto_internals import FakeKey, MotoRequest, S3Response
 from stepburst_local.patching import Hook, patch, patch_value
 
 s3_object_bodies = Hook(
@@ -31,8 +34,9 @@ s3_object_bodies = Hook(
     "every other request (no range, several ranges, unsatisfiable, partNumber) as before. "
     "moto decodes an aws-chunked upload body (botocore's default for checksummed PutObject "
     "and UploadPart) by concatenating bytes chunk after chunk, quadratic in the body's "
-    "size, and stores a large value in memory before copying it to its temporary file: "
-    "both are linear here (one join of the chunks, one write to the file).",
+    "size (in-process, botocore's chunking wrapper, read whole, does the same), and stores "
+    "a large value in memory before copying it to its temporary file: all three are linear "
+    "here (the wrapper read in slices, one join of the chunks, one write to the file).",
     upstream="no upstream issue found",
 )
 
@@ -157,6 +161,20 @@ def _handle_encoded_body(self: Any, body: io.BufferedIOBase | bytes) -> bytes:
         stream.readline()
         size = int(stream.readline().split(b";")[0].strip(), 16)
     return b"".join(chunks)
+
+
+_READ_SIZE = 1024 * 1024
+
+
+@patch(s3_object_bodies, MotoRequest, "from_primitives")
+def from_primitives(  # noqa: PLR0917 - moto's signature
+    original: Callable[..., Any], cls: Any, method: str, url: str, headers: Any, body: Any = None
+) -> Any:
+    if isinstance(body, AwsChunkedWrapper):
+        # Read whole, the wrapper appends every chunk to what it has built so far.
+        wrapper = body
+        body = b"".join(iter(lambda: wrapper.read(_READ_SIZE), b""))
+    return original(cls, method, url, headers, body)
 
 
 HOOKS = (s3_object_bodies,)
