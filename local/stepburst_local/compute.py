@@ -13,7 +13,7 @@ Docker engine is present (``containers="docker"``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import contextvars
 import datetime
 import importlib.util
 import json
@@ -27,13 +27,14 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from stepburst_local import ids
+from stepburst_local.deadlines import WATCHDOG, LambdaTimeout
 from stepburst_local.faults import Faults
 
 LOG = logging.getLogger(__name__)
@@ -82,19 +83,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class LambdaTimeout(BaseException):
-    """Raised inside a handler thread that outlived its function's timeout (the sandbox is
-    gone on AWS; here the thread is interrupted at its next Python instruction)."""
-
-
-def _interrupt(thread: threading.Thread) -> None:
-    ident = thread.ident
-    if ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(ident), ctypes.py_object(LambdaTimeout)
-        )
 
 
 class LambdaRuntime:
@@ -149,7 +137,7 @@ class LambdaRuntime:
             raise LambdaThrottledError(spec.name)
         self.invocations[spec.logical_id] = self.invocations.get(spec.logical_id, 0) + 1
         event = json.loads(payload or b"{}")
-        request_id = str(uuid.uuid4())
+        request_id = str(ids.uuid4())
         self._apply_environment(spec)
         deadline = time.monotonic() + spec.timeout_seconds
         outcome: dict[str, Any] = {}
@@ -160,7 +148,7 @@ class LambdaRuntime:
                 context = LambdaContext(spec, request_id, deadline)
                 outcome["result"] = handler(event, context)
             except LambdaTimeout:
-                outcome["timed_out"] = True
+                raise
             except BaseException as exc:  # the handler failed: report it like Lambda does
                 outcome["error"] = exc
                 # The handler's frames only, as Lambda's runtime reports them.
@@ -169,11 +157,16 @@ class LambdaRuntime:
                 )
                 outcome["trace"] = [line.rstrip("\n") for line in frames.format()]
 
-        thread = threading.Thread(target=run, name=f"lambda-{spec.logical_id}", daemon=True)
-        thread.start()
-        thread.join(spec.timeout_seconds)
-        if thread.is_alive():
-            _interrupt(thread)
+        # In this thread (see stepburst_local.deadlines), in a context of its own: what the
+        # handler puts in context variables stays with this invocation.
+        timed_out = False
+        try:
+            with WATCHDOG.watch(deadline) as fired:
+                contextvars.copy_context().run(run)
+            timed_out = fired[0]
+        except LambdaTimeout:
+            timed_out = True
+        if timed_out:
             response_headers["x-amz-function-error"] = "Unhandled"
             return _json_bytes(
                 {
@@ -468,7 +461,7 @@ class ContainerRunner:
         container.last_status = "RUNNING"
         container.exitCode = None
         container.task_arn = task.task_arn
-        container.container_arn = f"{task.task_arn.replace(':task/', ':container/')}/{uuid.uuid4()}"
+        container.container_arn = f"{task.task_arn.replace(':task/', ':container/')}/{ids.uuid4()}"
         if not task.launch_type and task.capacity_provider_name in ("FARGATE", "FARGATE_SPOT"):
             task.launch_type = "FARGATE"
 

@@ -52,6 +52,7 @@ try:
         ValidationException,
     )
     from moto.stepfunctions.parser import quotas
+    from moto.stepfunctions.parser import utils as parser_utils
     from moto.stepfunctions.parser.api import (
         ExecutionFailedEventDetails,
         HistoryEventType,
@@ -73,7 +74,10 @@ try:
     )
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.common.string import string_expression
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
     from moto.stepfunctions.parser.asl.component.intrinsic.argument import argument
+    from moto.stepfunctions.parser.asl.component.program import program as program_module
+    from moto.stepfunctions.parser.asl.component.program.program import Program
     from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator import (
         factory as comparison_factory,
     )
@@ -83,11 +87,16 @@ try:
         string_operators,
         timestamp_operators,
     )
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
         resource_eval_s3 as item_reader_s3,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_output_transformer.transformer_json import (  # noqa: E501
         ResourceOutputTransformerJson,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        inline_iteration_component,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
         DistributedIterationComponent,
@@ -102,6 +111,7 @@ try:
         ResultWriter,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branch_worker
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk,
@@ -123,6 +133,7 @@ try:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
         WaitFunction,
     )
+    from moto.stepfunctions.parser.asl.component.test_state.program import test_state_program
     from moto.stepfunctions.parser.asl.eval import states as eval_states
     from moto.stepfunctions.parser.asl.eval.environment import Environment
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
@@ -136,6 +147,7 @@ try:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    from moto.stepfunctions.parser.backend import execution_worker
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.models import (
@@ -172,6 +184,18 @@ BOTO_CLIENT_FOR_IMPORTERS = (
 )
 """The interpreter's modules that imported ``boto_client.boto_client_for`` by name."""
 
+TMP_THREADS_IMPORTERS = (
+    parser_utils,
+    program_module,
+    test_state_program,
+    inline_iteration_component,
+    state_task_service_callback,
+    branch_worker,
+    execute_state,
+    execution_worker,
+)
+"""The interpreter's modules that hold ``parser.utils.TMP_THREADS`` (the module itself first)."""
+
 EXTRACT_JSON_IMPORTERS = (
     string_expression,
     argument,
@@ -188,6 +212,7 @@ __all__ = [
     "BOTO_CLIENT_FOR_IMPORTERS",
     "DYNAMODB_RESULT_SIZE_LIMIT",
     "EXTRACT_JSON_IMPORTERS",
+    "TMP_THREADS_IMPORTERS",
     "ActionResult",
     "AmazonStateLanguageParser",
     "BackendDict",
@@ -207,6 +232,7 @@ __all__ = [
     "EventManager",
     "EventTemplateParser",
     "ExecutionFailedEventDetails",
+    "ExecutionState",
     "ExecutionWorker",
     "FailureEvent",
     "FailureEventException",
@@ -222,6 +248,7 @@ __all__ = [
     "MapRunFailedEventDetails",
     "MotoRequest",
     "MotoRequestHandler",
+    "Program",
     "ProgramError",
     "ProgramStopped",
     "ProgramTimedOut",
@@ -244,6 +271,7 @@ __all__ = [
     "StepFunctionsParserBackend",
     "TaskFailedEventDetails",
     "ThreadedMotoServer",
+    "TimeoutSeconds",
     "ValidationException",
     "WaitFunction",
     "batch_backends",
@@ -252,6 +280,7 @@ __all__ = [
     "create_backend_app",
     "ecs_backends",
     "events_backends",
+    "execute_state",
     "json_path",
     "mock_aws",
     "moto_server_port",

@@ -70,7 +70,8 @@ def test_every_module_that_imported_a_patched_function_gets_the_patch(stage: Sta
         f"{name}.{declared.attribute}"
         for hook in patches.HOOKS.values()
         for declared in hook.patches
-        if callable(declared.original)
+        # A patched function, not a value set in one module (as a class that module uses).
+        if declared.replacement is not None and callable(declared.original)
         for name, module in list(sys.modules.items())
         if name.startswith("moto.")
         and getattr(module, declared.attribute, None) is declared.original
@@ -1705,3 +1706,64 @@ def test_s3_object_bodies_uploads_round_trip_and_large_values_go_to_disk(stage: 
         assert stored._value_buffer._rolled  # past the spool's memory limit: on disk
     chunked = b"3;chunk-signature=ab\r\nabc\r\n2\r\nde\r\n0\r\nx-amz-checksum-crc32:AA==\r\n\r\n"
     assert S3Response._handle_encoded_body(None, chunked) == b"abcde"
+
+
+# -- the interpreter's threads and ids ---------------------------------------------------------
+
+
+def test_untimed_states_inline_run_untimed_tasks_in_the_calling_thread(stage: Stage) -> None:
+    untimed = _lambda_task({"action": "thread"}, ResultPath="$.untimed")
+    untimed.pop("End")
+    definition = {
+        "StartAt": "Untimed",
+        "States": {
+            "Untimed": {**untimed, "Next": "Timed"},
+            "Timed": _lambda_task({"action": "thread"}, ResultPath="$.timed", TimeoutSeconds=30),
+        },
+    }
+
+    described, _ = stage.run(definition)
+
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    # moto's thread for a state runs its _exec_and_notify; only a state with a timeout has one.
+    assert "_exec_and_notify" not in output["untimed"]["payload"]["thread"]
+    assert "_exec_and_notify" in output["timed"]["payload"]["thread"]
+
+
+def test_untimed_states_inline_still_fail_a_state_that_raises(stage: Stage) -> None:
+    described, history = stage.run(_one(_lambda_task({"action": "fail", "message": "inline"})))
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "ItemsFailedError"
+    assert task_failures(history) == ["ItemsFailedError"]
+
+
+def test_interpreter_threads_released_after_executions(stage: Stage) -> None:
+    from stepburst_local.moto_internals import TMP_THREADS_IMPORTERS
+
+    described, _ = stage.run(_one(_lambda_task({"action": "echo"}, TimeoutSeconds=30)))
+
+    assert described["status"] == "SUCCEEDED"
+    held = {id(module.TMP_THREADS) for module in TMP_THREADS_IMPORTERS}
+    assert len(held) == 1
+    assert list(TMP_THREADS_IMPORTERS[0].TMP_THREADS) == []
+
+
+def test_invocation_ids_are_random_uuids_drawn_without_a_system_call(stage: Stage) -> None:
+    from botocore import endpoint
+
+    from stepburst_local import ids
+
+    seen: list[bytes] = []
+    s3 = stage.cloud.client("s3")
+    s3.meta.events.register(
+        "before-send.s3.ListBuckets",
+        lambda request, **_: seen.append(request.headers["amz-sdk-invocation-id"]),
+    )
+    s3.list_buckets()
+    s3.list_buckets()
+
+    assert endpoint.uuid.uuid4 is ids.uuid4
+    assert len(set(seen)) == 2
+    assert all(uuid.UUID(value.decode()).version == 4 for value in seen)

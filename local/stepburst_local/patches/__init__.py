@@ -9,8 +9,9 @@ which upstream issue it covers, declares its patches (checked before any is appl
 =================== ==========================================================================
 module              hooks
 =================== ==========================================================================
-``clients``         the interpreter's boto3 clients, cached, in-process
+``clients``         the interpreter's boto3 clients, cached, in-process; invocation ids
 ``backends``        moto's backend lookup without its global lock
+``threads``         no thread for what has no timeout; no thread kept after it ends
 ``interpreter``     parameter casing, JSONPath, definition adaptation, time, StopExecution
 ``lambda_``         the template's handlers run in-process
 ``ecs``             ecs:runTask(.sync), tasks run as processes, the capacity fault
@@ -49,6 +50,7 @@ from stepburst_local.patches import (
     quotas,
     s3,
     status_events,
+    threads,
 )
 from stepburst_local.patching import Hook, apply_hooks
 
@@ -58,6 +60,7 @@ from stepburst_local.patching import Hook, apply_hooks
 _MODULES = (
     clients,
     backends,
+    threads,
     interpreter,
     lambda_,
     ecs,

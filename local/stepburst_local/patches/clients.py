@@ -16,19 +16,22 @@ calls do.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore import endpoint as botocore_endpoint
 from botocore.config import Config
 
+from stepburst_local import ids
 from stepburst_local.moto_internals import (
     BOTO_CLIENT_FOR_IMPORTERS,
     boto_client,
     botocore_stubber,
     moto_server_port,
 )
-from stepburst_local.patching import Hook, patch
+from stepburst_local.patching import Hook, patch, patch_value
 
 client_cache = Hook(
     "client_cache",
@@ -99,4 +102,15 @@ def boto_client_for(
     return cached
 
 
-HOOKS = (client_cache,)
+invocation_ids = Hook(
+    "invocation_ids",
+    why="botocore gives every call an invocation id from uuid.uuid4, which reads "
+    "os.urandom and so releases the GIL: with a Map's children calling services from many "
+    "threads, taking it back cost up to a thread switch interval per call. The engine's "
+    "process draws those ids (which name, never guard) from a seeded generator instead.",
+    upstream="no upstream issue found",
+)
+patch_value(invocation_ids, botocore_endpoint, "uuid", ids.UuidModule, was=uuid)
+
+
+HOOKS = (client_cache, invocation_ids)
