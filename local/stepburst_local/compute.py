@@ -13,7 +13,7 @@ Docker engine is present (``containers="docker"``).
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import ctypes
 import datetime
 import importlib.util
 import json
@@ -34,7 +34,6 @@ from types import ModuleType
 from typing import Any
 
 from stepburst_local import ids
-from stepburst_local.deadlines import WATCHDOG, LambdaTimeout
 from stepburst_local.faults import Faults
 
 LOG = logging.getLogger(__name__)
@@ -83,6 +82,19 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LambdaTimeout(BaseException):
+    """Raised inside a handler thread that outlived its function's timeout (the sandbox is
+    gone on AWS; here the thread is interrupted at its next Python instruction)."""
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    ident = thread.ident
+    if ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(LambdaTimeout)
+        )
 
 
 class LambdaRuntime:
@@ -148,7 +160,7 @@ class LambdaRuntime:
                 context = LambdaContext(spec, request_id, deadline)
                 outcome["result"] = handler(event, context)
             except LambdaTimeout:
-                raise
+                outcome["timed_out"] = True
             except BaseException as exc:  # the handler failed: report it like Lambda does
                 outcome["error"] = exc
                 # The handler's frames only, as Lambda's runtime reports them.
@@ -157,16 +169,11 @@ class LambdaRuntime:
                 )
                 outcome["trace"] = [line.rstrip("\n") for line in frames.format()]
 
-        # In this thread (see stepburst_local.deadlines), in a context of its own: what the
-        # handler puts in context variables stays with this invocation.
-        timed_out = False
-        try:
-            with WATCHDOG.watch(deadline) as fired:
-                contextvars.copy_context().run(run)
-            timed_out = fired[0]
-        except LambdaTimeout:
-            timed_out = True
-        if timed_out:
+        thread = threading.Thread(target=run, name=f"lambda-{spec.logical_id}", daemon=True)
+        thread.start()
+        thread.join(spec.timeout_seconds)
+        if thread.is_alive():
+            _interrupt(thread)
             response_headers["x-amz-function-error"] = "Unhandled"
             return _json_bytes(
                 {

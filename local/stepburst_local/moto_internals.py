@@ -74,10 +74,8 @@ try:
     )
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.common.string import string_expression
-    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
     from moto.stepfunctions.parser.asl.component.intrinsic.argument import argument
     from moto.stepfunctions.parser.asl.component.program import program as program_module
-    from moto.stepfunctions.parser.asl.component.program.program import Program
     from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator import (
         factory as comparison_factory,
     )
@@ -88,7 +86,6 @@ try:
         timestamp_operators,
     )
     from moto.stepfunctions.parser.asl.component.state.exec import execute_state
-    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
         resource_eval_s3 as item_reader_s3,
     )
@@ -232,7 +229,6 @@ __all__ = [
     "EventManager",
     "EventTemplateParser",
     "ExecutionFailedEventDetails",
-    "ExecutionState",
     "ExecutionWorker",
     "FailureEvent",
     "FailureEventException",
@@ -248,7 +244,6 @@ __all__ = [
     "MapRunFailedEventDetails",
     "MotoRequest",
     "MotoRequestHandler",
-    "Program",
     "ProgramError",
     "ProgramStopped",
     "ProgramTimedOut",
@@ -271,7 +266,6 @@ __all__ = [
     "StepFunctionsParserBackend",
     "TaskFailedEventDetails",
     "ThreadedMotoServer",
-    "TimeoutSeconds",
     "ValidationException",
     "WaitFunction",
     "batch_backends",
@@ -280,7 +274,6 @@ __all__ = [
     "create_backend_app",
     "ecs_backends",
     "events_backends",
-    "execute_state",
     "json_path",
     "mock_aws",
     "moto_server_port",

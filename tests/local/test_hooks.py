@@ -1711,34 +1711,6 @@ def test_s3_object_bodies_uploads_round_trip_and_large_values_go_to_disk(stage: 
 # -- the interpreter's threads and ids ---------------------------------------------------------
 
 
-def test_untimed_states_inline_run_untimed_tasks_in_the_calling_thread(stage: Stage) -> None:
-    untimed = _lambda_task({"action": "thread"}, ResultPath="$.untimed")
-    untimed.pop("End")
-    definition = {
-        "StartAt": "Untimed",
-        "States": {
-            "Untimed": {**untimed, "Next": "Timed"},
-            "Timed": _lambda_task({"action": "thread"}, ResultPath="$.timed", TimeoutSeconds=30),
-        },
-    }
-
-    described, _ = stage.run(definition)
-
-    assert described["status"] == "SUCCEEDED"
-    output = json.loads(described["output"])
-    # moto's thread for a state runs its _exec_and_notify; only a state with a timeout has one.
-    assert "_exec_and_notify" not in output["untimed"]["payload"]["thread"]
-    assert "_exec_and_notify" in output["timed"]["payload"]["thread"]
-
-
-def test_untimed_states_inline_still_fail_a_state_that_raises(stage: Stage) -> None:
-    described, history = stage.run(_one(_lambda_task({"action": "fail", "message": "inline"})))
-
-    assert described["status"] == "FAILED"
-    assert described["error"] == "ItemsFailedError"
-    assert task_failures(history) == ["ItemsFailedError"]
-
-
 def test_interpreter_threads_released_after_executions(stage: Stage) -> None:
     from stepburst_local.moto_internals import TMP_THREADS_IMPORTERS
 

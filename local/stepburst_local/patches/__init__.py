@@ -11,7 +11,7 @@ module              hooks
 =================== ==========================================================================
 ``clients``         the interpreter's boto3 clients, cached, in-process; invocation ids
 ``backends``        moto's backend lookup without its global lock
-``threads``         no thread for what has no timeout; no thread kept after it ends
+``threads``         no finished interpreter thread kept
 ``interpreter``     parameter casing, JSONPath, definition adaptation, time, StopExecution
 ``lambda_``         the template's handlers run in-process
 ``ecs``             ecs:runTask(.sync), tasks run as processes, the capacity fault
