@@ -1,16 +1,25 @@
-"""How long the Finalize state takes as runs grow, on the local engine.
+"""How long a run, its Finalize state and `stepburst status` take as runs grow, locally.
 
 Runs a work-item job of N quick items end to end (Plan, Distributed Map of Lambda units,
-Finalize) and reports the Finalize state's duration from the execution history, per 1,000
-items. Finalize reads one digest per unit (up to 100 items), so it should grow with units.
+Finalize) and reports the whole run's wall time, the Finalize state's duration from the
+execution history, and the wall time of ``stepburst --local status RUN --json`` (a new
+process, as a user runs it) against the run. Finalize reads one digest per unit (up to 100
+items), so it should grow with units, not items.
+
+Targets, for 100,000 items: the run in 3 minutes, Finalize and status in 10 s each. Prints
+the figures and their ratios to the targets; it reports, it does not fail.
 
     .venv/bin/python bench/finalize_scale.py --items 1000 5000
+    .venv/bin/python bench/finalize_scale.py --items 100000      # the targets' size
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +28,10 @@ from typing import Any
 from stepburst_local import LocalEngine
 
 ROOT = Path(__file__).resolve().parents[1]
+TARGET_RUN_SECONDS = 180.0
+TARGET_FINALIZE_SECONDS = 10.0
+TARGET_STATUS_SECONDS = 10.0
+TARGET_ITEMS = 100_000
 
 JOB = """
 name: bench-quick-items
@@ -53,6 +66,27 @@ def state_seconds(events: list[dict[str, Any]], state: str) -> float:
     return float((exited - entered).total_seconds())
 
 
+def status_seconds(engine: LocalEngine, jobs: Path, run_id: str) -> tuple[float, str]:
+    """Wall time of `stepburst status` in a new process, and the run status it printed."""
+    command = [
+        str(Path(sys.executable).with_name("stepburst")),
+        "--local",
+        "--endpoint",
+        engine.endpoint_url,
+        "--jobs-dir",
+        str(jobs),
+        "status",
+        run_id,
+        "--json",
+    ]
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
+    elapsed = time.perf_counter() - began
+    if done.returncode not in (0, 1):  # 1: the run failed, which status reports
+        return elapsed, f"status exit {done.returncode}: {done.stderr.strip()[-200:]}"
+    return elapsed, str(json.loads(done.stdout).get("status"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, nargs="+", default=[1000, 5000])
@@ -72,9 +106,17 @@ def main() -> int:
                 described = engine.wait_for_execution(arn, timeout=1800)
                 total = time.perf_counter() - began
                 seconds = state_seconds(engine.history(arn), "Finalize")
+                run_id = str(engine.ledger().execution_link(arn)["run_id"])
+                status_took, status = status_seconds(engine, jobs, run_id)
                 print(
                     f"  {count:>7,} items  {described['status']:<9}  run {total:6.1f} s  "
-                    f"Finalize {seconds:5.2f} s  ({1000 * seconds / count:.2f} s per 1,000 items)"
+                    f"Finalize {seconds:5.2f} s  status {status_took:5.2f} s ({status})"
+                )
+                print(
+                    f"  {'':>7}        ratios to the {TARGET_ITEMS:,}-item targets: run "
+                    f"{total / TARGET_RUN_SECONDS:.2f}, Finalize "
+                    f"{seconds / TARGET_FINALIZE_SECONDS:.2f}, status "
+                    f"{status_took / TARGET_STATUS_SECONDS:.2f}"
                 )
     return 0
 

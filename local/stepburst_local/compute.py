@@ -27,14 +27,13 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from stepburst_local import logs
+from stepburst_local import ids, logs
 from stepburst_local.faults import Faults
 
 LOG = logging.getLogger(__name__)
@@ -157,7 +156,7 @@ class LambdaRuntime:
         self.invocations[spec.logical_id] = self.invocations.get(spec.logical_id, 0) + 1
         process_exit = self._faults.take_running("lambda_process_exit", spec.logical_id, spec.name)
         event = json.loads(payload or b"{}")
-        request_id = str(uuid.uuid4())
+        request_id = str(ids.uuid4())
         self._apply_environment(spec)
         deadline = time.monotonic() + spec.timeout_seconds
         outcome: dict[str, Any] = {}
@@ -500,7 +499,7 @@ class ContainerRunner:
         container.last_status = "RUNNING"
         container.exitCode = None
         container.task_arn = task.task_arn
-        container.container_arn = f"{task.task_arn.replace(':task/', ':container/')}/{uuid.uuid4()}"
+        container.container_arn = f"{task.task_arn.replace(':task/', ':container/')}/{ids.uuid4()}"
         if not task.launch_type and task.capacity_provider_name in ("FARGATE", "FARGATE_SPOT"):
             task.launch_type = "FARGATE"
 
@@ -614,7 +613,7 @@ class ContainerRunner:
 def host_terminated() -> str:
     """How Batch reports a job whose EC2 host (a reclaimed Spot instance) went away:
     "Host EC2 (instance i-...) terminated." ("Troubleshooting AWS Batch")."""
-    return f"Host EC2 (instance i-{uuid.uuid4().hex[:17]}) terminated."
+    return f"Host EC2 (instance i-{ids.uuid4().hex[:17]}) terminated."
 
 
 def _container_override(overrides: Mapping[str, Any] | None, name: str) -> dict[str, Any]:

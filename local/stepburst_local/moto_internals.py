@@ -21,11 +21,16 @@ try:
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.batch.models import Job, batch_backends
     from moto.batch_simple.models import BatchSimpleBackend
+    from moto.core.base_backend import BackendDict
     from moto.core.config import DefaultConfig
     from moto.core.exceptions import JsonRESTError
     from moto.core.models import botocore_stubber
+    from moto.core.request import Request as MotoRequest
     from moto.core.responses import ActionResult
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import RESULT_SIZE_LIMIT as DYNAMODB_RESULT_SIZE_LIMIT
+    from moto.dynamodb.models.table import Table as DynamoDBTable
     from moto.dynamodb.responses import DynamoHandler
     from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
     from moto.ecs.responses import EC2ContainerServiceResponse
@@ -39,7 +44,7 @@ try:
         create_backend_app,
     )
     from moto.s3 import notifications as s3_notifications
-    from moto.s3.models import S3Backend, s3_backends
+    from moto.s3.models import FakeKey, S3Backend, s3_backends
     from moto.s3.responses import S3Response
     from moto.settings import moto_server_port
     from moto.stepfunctions.exceptions import (
@@ -48,6 +53,7 @@ try:
         ValidationException,
     )
     from moto.stepfunctions.parser import quotas
+    from moto.stepfunctions.parser import utils as parser_utils
     from moto.stepfunctions.parser.api import (
         ExecutionFailedEventDetails,
         HistoryEventType,
@@ -70,6 +76,7 @@ try:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.common.string import string_expression
     from moto.stepfunctions.parser.asl.component.intrinsic.argument import argument
+    from moto.stepfunctions.parser.asl.component.program import program as program_module
     from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator import (
         factory as comparison_factory,
     )
@@ -79,11 +86,15 @@ try:
         string_operators,
         timestamp_operators,
     )
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
         resource_eval_s3 as item_reader_s3,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_output_transformer.transformer_json import (  # noqa: E501
         ResourceOutputTransformerJson,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        inline_iteration_component,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
         DistributedIterationComponent,
@@ -98,6 +109,7 @@ try:
         ResultWriter,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branch_worker
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk,
@@ -119,6 +131,7 @@ try:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
         WaitFunction,
     )
+    from moto.stepfunctions.parser.asl.component.test_state.program import test_state_program
     from moto.stepfunctions.parser.asl.eval import states as eval_states
     from moto.stepfunctions.parser.asl.eval.environment import Environment
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
@@ -132,6 +145,7 @@ try:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    from moto.stepfunctions.parser.backend import execution_worker
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.models import (
@@ -168,6 +182,18 @@ BOTO_CLIENT_FOR_IMPORTERS = (
 )
 """The interpreter's modules that imported ``boto_client.boto_client_for`` by name."""
 
+TMP_THREADS_IMPORTERS = (
+    parser_utils,
+    program_module,
+    test_state_program,
+    inline_iteration_component,
+    state_task_service_callback,
+    branch_worker,
+    execute_state,
+    execution_worker,
+)
+"""The interpreter's modules that hold ``parser.utils.TMP_THREADS`` (the module itself first)."""
+
 EXTRACT_JSON_IMPORTERS = (
     string_expression,
     argument,
@@ -182,9 +208,12 @@ EXTRACT_JSON_IMPORTERS = (
 
 __all__ = [
     "BOTO_CLIENT_FOR_IMPORTERS",
+    "DYNAMODB_RESULT_SIZE_LIMIT",
     "EXTRACT_JSON_IMPORTERS",
+    "TMP_THREADS_IMPORTERS",
     "ActionResult",
     "AmazonStateLanguageParser",
+    "BackendDict",
     "BaseExecutionWorkerCommunication",
     "BatchSimpleBackend",
     "CustomErrorName",
@@ -192,7 +221,9 @@ __all__ = [
     "DistributedIterationComponent",
     "DomainDispatcherApplication",
     "DynamoDBBackend",
+    "DynamoDBTable",
     "DynamoHandler",
+    "DynamoType",
     "EC2ContainerServiceBackend",
     "EC2ContainerServiceResponse",
     "Environment",
@@ -203,6 +234,7 @@ __all__ = [
     "ExecutionWorker",
     "FailureEvent",
     "FailureEventException",
+    "FakeKey",
     "HistoryEventType",
     "InvalidToken",
     "ItemData",
@@ -212,6 +244,7 @@ __all__ = [
     "LambdaSimpleBackend",
     "MapData",
     "MapRunFailedEventDetails",
+    "MotoRequest",
     "MotoRequestHandler",
     "ProgramError",
     "ProgramStopped",

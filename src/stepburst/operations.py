@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -277,6 +278,17 @@ class Operations:
 
     def status(self, run_id: str) -> RunProgress:
         run = self.run(run_id)
+        counted = _finalized_counts(run)
+        if counted is not None:
+            # Finalize counted every item into the run record: a 100,000-item run's status
+            # needs no read of its items.
+            by_status_counted, by_route_counted = counted
+            return RunProgress(
+                run=run,
+                by_status=by_status_counted,
+                by_route=by_route_counted,
+                execution_status=self._execution_status(run),
+            )
         by_status: Counter[str] = Counter()
         by_route: dict[str, Counter[str]] = {}
         for item in self.ledger.iter_items(run_id):
@@ -401,24 +413,57 @@ class Operations:
         return job_cost(job, costs.usage_from_ledger(self.ledger.iter_items(run_id)))
 
 
-def job_cost(job: Job, usage: Iterable[costs.Usage]) -> costs.Cost:
+def _finalized_counts(
+    run: dict[str, Any],
+) -> tuple[dict[str, int], dict[str, dict[str, int]]] | None:
+    """Items by status and by route as Finalize recorded them, if it finished the run with
+    every planned item recorded (the counts then equal a read of every item)."""
+    routes = run.get("item_routes")
+    if run.get("status") not in (RunStatus.SUCCEEDED, RunStatus.FAILED) or not isinstance(
+        routes, dict
+    ):
+        return None
+    by_route = {
+        str(route): {str(status): int(count) for status, count in counts.items()}
+        for route, counts in routes.items()
+        if isinstance(counts, dict)
+    }
+    by_status: Counter[str] = Counter()
+    for counts in by_route.values():
+        by_status.update(counts)
+    if sum(by_status.values()) != int(run.get("planned_items") or 0):
+        return None  # items never recorded, or a redrive's counts: read the items
+    return dict(by_status), by_route
+
+
+def current_region() -> str | None:
+    """The region the CLI's clients use (boto3's variables), whose prices apply."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def job_cost(job: Job, usage: Iterable[costs.Usage], *, region: str | None = None) -> costs.Cost:
+    """What ``usage`` costs at the job's sizes and container architecture, in ``region``
+    (the clients' region when not given)."""
     return costs.estimate(
         usage,
         lambda_memory_mb=job.compute.lambda_memory_mb,
         cpu_units=job.compute.cpu,
         memory_mb=job.compute.memory_mb,
         spot=job.compute.spot,
+        architecture=job.compute.architecture,
+        region=region or current_region(),
     )
 
 
-def draft_cost(draft: Preview) -> costs.Cost:
+def draft_cost(draft: Preview, *, region: str | None = None) -> costs.Cost:
     """A preview's cost from its per-route unit counts and seconds (its units are not kept)."""
-    return job_cost(draft.job, _route_usage(draft.summary))
+    return job_cost(draft.job, _route_usage(draft.summary), region=region)
 
 
 def _route_usage(summary: ManifestSummary) -> Iterator[costs.Usage]:
-    # The estimate adds per unit: each route's seconds on its first unit, none on the rest.
+    # The route's seconds shared evenly by its units: what a container's one-minute minimum
+    # and each unit's start are billed on.
     for route, units in summary.unit_routes.items():
-        yield costs.Usage(route, summary.unit_seconds.get(route, 0.0))
-        for _ in range(units - 1):
-            yield costs.Usage(route, 0.0)
+        share = summary.unit_seconds.get(route, 0.0) / max(units, 1)
+        for _ in range(units):
+            yield costs.Usage(route, share)

@@ -122,6 +122,29 @@ def test_start_previews_without_starting(
     assert executions == []
 
 
+def test_the_preview_estimates_the_bill_computed_by_hand(
+    stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    code, text = run_cli(monkeypatch, "start", "ztf-alerts-daily", "--date", "20190302", "--json")
+    assert code == 0
+    summary = json.loads(text)
+    assert (summary["units"], summary["routes"]) == (1, {"ecs": 1})
+    seconds = float(summary["estimated_seconds"])
+
+    # Step Functions Standard, $0.025 per 1,000 transitions: the coordinator's 8, 1 for
+    # starting the one child, 4 in the child.
+    step_functions = (8 + 1 + 4) * 0.025 / 1000
+    # Fargate on demand, Linux x86_64, us-east-1: 1 vCPU at $0.04048 and 2 GB at $0.004445 an
+    # hour, billed for one minute at least.
+    containers = max(seconds, 60) / 3600 * (1 * 0.04048 + 2 * 0.004445)
+    estimated = summary["estimated_cost_usd"]
+    assert estimated["step_functions"] == pytest.approx(step_functions)
+    assert estimated["lambda"] == 0
+    assert estimated["containers"] == pytest.approx(containers, abs=1e-8)
+    assert estimated["total"] == pytest.approx(step_functions + containers, abs=1e-8)
+
+
 def test_start_with_apply_starts_one_execution_with_the_params(
     stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,6 +269,16 @@ def test_looking_at_a_finished_run(
         cost["step_functions"] + cost["lambda"] + cost["containers"], abs=1e-5
     )
     assert cost["lambda"] > 0
+    # The bill by hand, us-east-1, from the ledger's items: one Distributed Map child per unit.
+    code, text = run_cli(monkeypatch, "items", run_id, "--json")
+    items = json.loads(text)
+    units = {item["unit"] for item in items}
+    seconds = sum(float(item.get("duration_seconds") or 0) for item in items)
+    # $0.025 per 1,000 transitions: the coordinator's 8; per child 1 (its start) + 3 (its own).
+    assert cost["step_functions"] == pytest.approx((8 + len(units) * (1 + 3)) * 0.025 / 1000)
+    # Lambda x86_64: the job's 1,769 MB at $0.0000166667 per GB-s, $0.20 per 1M requests.
+    lambda_bill = seconds * 1769 / 1024 * 0.0000166667 + len(units) * 0.20 / 1e6
+    assert cost["lambda"] == pytest.approx(lambda_bill, abs=1e-8)
 
 
 def test_a_failed_run_exits_1(

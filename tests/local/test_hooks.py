@@ -71,7 +71,8 @@ def test_every_module_that_imported_a_patched_function_gets_the_patch(stage: Sta
         f"{name}.{declared.attribute}"
         for hook in patches.HOOKS.values()
         for declared in hook.patches
-        if callable(declared.original)
+        # A patched function, not a value set in one module (as a class that module uses).
+        if declared.replacement is not None and callable(declared.original)
         for name, module in list(sys.modules.items())
         if name.startswith("moto.")
         and getattr(module, declared.attribute, None) is declared.original
@@ -1551,3 +1552,240 @@ def test_s3_range_faults_fail_one_ranged_get_then_disarm(stage: Stage, kind: str
     ranged = s3.get_object(Bucket="ranged", Key="data/object.bin", Range="bytes=100-9099")
     assert ranged["Body"].read() == body[100:9100]
     assert stage.cloud.faults.fired["s3_range_failure"] == 1
+
+
+def _all_pages(ddb: Any, **query: Any) -> list[str]:
+    keys: list[str] = []
+    while True:
+        page = ddb.query(TableName="partitions", **query)
+        keys += [item["sk"]["S"] for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return keys
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def test_dynamodb_partition_query_reads_one_partition_page_by_page(stage: Stage) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    ddb.create_table(
+        TableName="partitions",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    # Two runs' partitions interleaved, written out of order, with items big enough that
+    # 1 MB pages end before the partition does.
+    padding = "x" * 20_000
+    written: dict[str, list[str]] = {"RUN#a": [], "RUN#b": []}
+    for index in reversed(range(120)):
+        for pk, keys in written.items():
+            sk = f"ITEM#{index:05d}" if index % 4 else f"UNIT#{index:05d}"
+            ddb.put_item(
+                TableName="partitions",
+                Item={"pk": {"S": pk}, "sk": {"S": sk}, "pad": {"S": padding}},
+            )
+            keys.append(sk)
+    expected = sorted(written["RUN#a"])
+    key = {"KeyConditionExpression": "pk = :pk"}
+
+    everything = _all_pages(ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#a"}})
+    limited = _all_pages(ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#a"}}, Limit=7)
+    units = _all_pages(
+        ddb,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": "RUN#a"}, ":prefix": {"S": "UNIT#"}},
+        Limit=4,
+    )
+    backwards = _all_pages(
+        ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#a"}}, ScanIndexForward=False
+    )
+    between = _all_pages(
+        ddb,
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+        ExpressionAttributeValues={
+            ":pk": {"S": "RUN#b"},
+            ":low": {"S": "ITEM#00010"},
+            ":high": {"S": "ITEM#00020"},
+        },
+    )
+    missing = _all_pages(ddb, **key, ExpressionAttributeValues={":pk": {"S": "RUN#c"}})
+
+    assert everything == expected
+    assert limited == expected
+    assert units == [sk for sk in expected if sk.startswith("UNIT#")]
+    assert backwards == expected[::-1]
+    assert between == [sk for sk in sorted(written["RUN#b"]) if "ITEM#00010" <= sk <= "ITEM#00020"]
+    assert missing == []
+    # A write between pages is seen by the next page, as on AWS.
+    first = ddb.query(
+        TableName="partitions",
+        **key,
+        ExpressionAttributeValues={":pk": {"S": "RUN#a"}},
+        Limit=2,
+    )
+    ddb.put_item(TableName="partitions", Item={"pk": {"S": "RUN#a"}, "sk": {"S": "ITEM#00077a"}})
+    rest = _all_pages(
+        ddb,
+        **key,
+        ExpressionAttributeValues={":pk": {"S": "RUN#a"}},
+        ExclusiveStartKey=first["LastEvaluatedKey"],
+    )
+    assert [i["sk"]["S"] for i in first["Items"]] + rest == sorted([*expected, "ITEM#00077a"])
+
+
+def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_endpoint(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the in-process handlers leave in the environment for their own subprocesses.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    clients.forget_clients()
+
+    described, _ = stage.run(_one(_lambda_task({"action": "echo"})))
+
+    assert described["status"] == "SUCCEEDED"
+    assert not clients.client("us-east-1", "lambda").meta.endpoint_url.startswith("http://127.")
+
+
+def test_backend_lookup_finds_existing_backends_and_creates_new_ones(stage: Stage) -> None:
+    from stepburst_local.moto_internals import BackendDict, ecs_backends
+
+    existing = ecs_backends[stage.cloud.account_id]
+    assert ecs_backends[stage.cloud.account_id] is existing
+    # Another account's backend is created, registered for reset, and kept apart.
+    other = ecs_backends["210987654321"]["us-east-1"]
+    other.create_cluster("other-account-cluster")
+    assert "other-account-cluster" in other.clusters
+    assert "other-account-cluster" not in existing["us-east-1"].clusters
+    assert ecs_backends in BackendDict._instances
+
+
+# -- S3 object bodies --------------------------------------------------------------------------
+
+
+class _CountingBuffer:
+    """A stored value's spooled file that counts the bytes read from it."""
+
+    def __init__(self, buffer: Any) -> None:
+        self._buffer = buffer
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._buffer.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._buffer, name)
+
+
+def _http_s3(stage: Stage) -> Any:
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=stage.cloud.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.mark.parametrize("over_http", [False, True], ids=["in-process", "http"])
+def test_s3_object_bodies_ranged_get_reads_only_its_range(
+    stage: Stage, over_http: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepburst_local.moto_internals import s3_backends
+
+    s3 = _http_s3(stage) if over_http else stage.cloud.client("s3")
+    s3.create_bucket(Bucket="ranged-bodies")
+    body = bytes(range(256)) * 40_000  # 10 MB: past the spool's memory, on disk
+    s3.put_object(Bucket="ranged-bodies", Key="big", Body=body)
+    key = s3_backends[stage.cloud.account_id]["aws"].get_object("ranged-bodies", "big")
+    counting = _CountingBuffer(key._value_buffer)
+    monkeypatch.setattr(key, "_value_buffer", counting)
+
+    # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html (Range, RFC 9110)
+    cases = {
+        "bytes=1000-1999": (1000, 1999),
+        "bytes=9999000-": (9_999_000, len(body) - 1),
+        "bytes=-500": (len(body) - 500, len(body) - 1),
+        "bytes=9999990-20000000": (9_999_990, len(body) - 1),
+    }
+    for header, (first, last) in cases.items():
+        got = s3.get_object(Bucket="ranged-bodies", Key="big", Range=header)
+        assert got["Body"].read() == body[first : last + 1], header
+        assert got["ContentRange"] == f"bytes {first}-{last}/{len(body)}", header
+        assert got["ContentLength"] == last - first + 1, header
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert counting.bytes_read == sum(last - first + 1 for first, last in cases.values())
+
+    with pytest.raises(ClientError) as past_the_end:
+        s3.get_object(Bucket="ranged-bodies", Key="big", Range=f"bytes={len(body)}-")
+    assert past_the_end.value.response["Error"]["Code"] == "InvalidRange"
+    whole = s3.get_object(Bucket="ranged-bodies", Key="big")
+    assert whole["Body"].read() == body
+    assert whole["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_s3_object_bodies_uploads_round_trip_and_large_values_go_to_disk(stage: Stage) -> None:
+    from stepburst_local.moto_internals import S3Response, s3_backends
+
+    s3 = stage.cloud.client("s3")  # in-process: botocore sends checksummed bodies aws-chunked
+    s3.create_bucket(Bucket="upload-bodies")
+    body = os.urandom(6 * 1024 * 1024 + 17)
+    s3.put_object(Bucket="upload-bodies", Key="whole", Body=body)
+    upload = s3.create_multipart_upload(Bucket="upload-bodies", Key="parts")["UploadId"]
+    parts = []
+    for number, offset in enumerate(range(0, len(body), 5 * 1024 * 1024), start=1):
+        piece = body[offset : offset + 5 * 1024 * 1024]
+        answer = s3.upload_part(
+            Bucket="upload-bodies", Key="parts", UploadId=upload, PartNumber=number, Body=piece
+        )
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket="upload-bodies", Key="parts", UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+
+    for name in ("whole", "parts"):
+        assert s3.get_object(Bucket="upload-bodies", Key=name)["Body"].read() == body
+        stored = s3_backends[stage.cloud.account_id]["aws"].get_object("upload-bodies", name)
+        assert stored.size == len(body)
+        assert stored._value_buffer._rolled  # past the spool's memory limit: on disk
+    chunked = b"3;chunk-signature=ab\r\nabc\r\n2\r\nde\r\n0\r\nx-amz-checksum-crc32:AA==\r\n\r\n"
+    assert S3Response._handle_encoded_body(None, chunked) == b"abcde"
+
+
+# -- the interpreter's threads and ids ---------------------------------------------------------
+
+
+def test_interpreter_threads_released_after_executions(stage: Stage) -> None:
+    from stepburst_local.moto_internals import TMP_THREADS_IMPORTERS
+
+    described, _ = stage.run(_one(_lambda_task({"action": "echo"}, TimeoutSeconds=30)))
+
+    assert described["status"] == "SUCCEEDED"
+    held = {id(module.TMP_THREADS) for module in TMP_THREADS_IMPORTERS}
+    assert len(held) == 1
+    assert list(TMP_THREADS_IMPORTERS[0].TMP_THREADS) == []
+
+
+def test_invocation_ids_are_random_uuids_drawn_without_a_system_call(stage: Stage) -> None:
+    from botocore import endpoint
+
+    from stepburst_local import ids
+
+    seen: list[bytes] = []
+    s3 = stage.cloud.client("s3")
+    s3.meta.events.register(
+        "before-send.s3.ListBuckets",
+        lambda request, **_: seen.append(request.headers["amz-sdk-invocation-id"]),
+    )
+    s3.list_buckets()
+    s3.list_buckets()
+
+    assert endpoint.uuid.uuid4 is ids.uuid4
+    assert len(set(seen)) == 2
+    assert all(uuid.UUID(value.decode()).version == 4 for value in seen)

@@ -9,7 +9,9 @@ which upstream issue it covers, declares its patches (checked before any is appl
 =================== ==========================================================================
 module              hooks
 =================== ==========================================================================
-``clients``         the interpreter's boto3 clients, cached
+``clients``         the interpreter's boto3 clients, cached, in-process; invocation ids
+``backends``        moto's backend lookup without its global lock
+``threads``         no finished interpreter thread kept
 ``interpreter``     parameter casing, JSONPath, definition adaptation, time, StopExecution
 ``lambda_``         the template's handlers run in-process
 ``ecs``             ecs:runTask(.sync), tasks run as processes, the capacity fault
@@ -19,7 +21,8 @@ module              hooks
 ``events``          S3 -> EventBridge events, EventBridge -> Step Functions and Lambda targets
 ``status_events``   Step Functions execution status-change events
 ``executions``      nameless starts, StopExecution's reason, Map Run listings
-``dynamodb``        atomic item operations, reads beside concurrent writes
+``dynamodb``        atomic item operations, reads beside concurrent writes, partition queries
+``s3``              ranged GETs read only their range, uploads decoded and stored linearly
 =================== ==========================================================================
 
 Hooks are installed once per process (:func:`install`) and are inert until an engine binds
@@ -34,6 +37,7 @@ import threading
 from stepburst_local import binding
 from stepburst_local.moto_internals import state_manager
 from stepburst_local.patches import (
+    backends,
     batch,
     clients,
     distributed_map,
@@ -46,6 +50,7 @@ from stepburst_local.patches import (
     quotas,
     s3,
     status_events,
+    threads,
 )
 from stepburst_local.patching import Hook, apply_hooks
 
@@ -54,6 +59,8 @@ from stepburst_local.patching import Hook, apply_hooks
 # eventbridge_states_target's delivery.
 _MODULES = (
     clients,
+    backends,
+    threads,
     interpreter,
     lambda_,
     ecs,

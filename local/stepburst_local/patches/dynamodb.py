@@ -8,18 +8,33 @@ iterate them while ``Table.put_item`` adds keys, which fails the read with ``Run
 dictionary changed size during iteration`` (a 500), and ``update_item``'s read-modify-write
 interleaves with another's. The engine runs moto's item operations one at a time (one
 lock for all tables: an operation takes milliseconds, a Query of a big table tens of them).
+
+A Query on AWS reads one partition, from its start key on, and costs what it returns. moto's
+``Table.query`` sorts every item of the table on every page and walks the pages before the
+one asked for, so reading a 100,000-item run page by page grows with the square of the table.
+The engine hands moto's query only the items of the partition asked for, from the page's start
+key (and a ``begins_with`` prefix) on, as many as one page can hold; moto still applies every
+condition, filter, projection and page limit itself.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from stepburst_local.binding import current
-from stepburst_local.moto_internals import DynamoDBBackend, DynamoHandler
+from stepburst_local.moto_internals import (
+    DYNAMODB_RESULT_SIZE_LIMIT,
+    DynamoDBBackend,
+    DynamoDBTable,
+    DynamoHandler,
+    DynamoType,
+)
 from stepburst_local.patching import Hook, patch
 
 ITEM_OPERATIONS = (
@@ -48,17 +63,30 @@ dynamodb_atomic_items = Hook(
     "getmoto/moto#372)",
 )
 
+READ_OPERATIONS = frozenset({"query", "scan", "describe_table"})
+
 # Reentrant: TransactWriteItems applies its writes through put_item, update_item, delete_item.
 _items_lock = threading.RLock()
+# Bumped by every write: a partition's sorted keys are reused only while nothing was written.
+_writes = 0
 
 
 def _one_at_a_time(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+    global _writes  # noqa: PLW0603 - one counter for the one lock
+    with _items_lock:
+        _writes += 1
+        return original(self, *args, **kwargs)
+
+
+def _read_at_a_time(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
     with _items_lock:
         return original(self, *args, **kwargs)
 
 
 for _operation in ITEM_OPERATIONS:
-    patch(dynamodb_atomic_items, DynamoDBBackend, _operation)(_one_at_a_time)
+    patch(dynamodb_atomic_items, DynamoDBBackend, _operation)(
+        _read_at_a_time if _operation in READ_OPERATIONS else _one_at_a_time
+    )
 
 
 @patch(dynamodb_atomic_items, DynamoDBBackend, "get_item")
@@ -102,4 +130,153 @@ def _call_action(original: Callable[[Any], Any], self: Any) -> Any:
     return original(self)
 
 
-HOOKS = (dynamodb_atomic_items, dynamodb_throttling)
+dynamodb_partition_query = Hook(
+    "dynamodb_partition_query",
+    why="moto's Table.query sorts every item of the table for every page and re-walks the "
+    "pages before the one asked for, so a Query of a large partition (a 100,000-item run) "
+    "takes minutes; on AWS a Query reads one partition from its start key. The query is "
+    "given only the partition's items from the start key (and begins_with prefix) on, "
+    "as many as fit one page.",
+    upstream="no upstream issue found (moto's Table.query filters Table.all_items())",
+)
+
+
+@dataclass(frozen=True)
+class _SortedPartition:
+    writes: int
+    values: list[Any]
+    """The partition's sort key values, in order (what bisect searches)."""
+    keys: list[Any]
+    """The DynamoType sort keys in the same order (what the partition's dict is keyed by)."""
+
+
+_sorted_partitions: dict[tuple[int, Any], _SortedPartition] = {}
+
+
+def _sorted_partition(table: Any, hash_key: Any, partition: dict[Any, Any]) -> _SortedPartition:
+    cache_key = (id(table), hash_key)
+    cached = _sorted_partitions.get(cache_key)
+    if cached is not None and cached.writes == _writes:
+        return cached
+    keys = sorted(partition, key=lambda key: key.cast_value)
+    cached = _SortedPartition(_writes, [key.cast_value for key in keys], keys)
+    if len(_sorted_partitions) > 1024:  # forget tables and partitions long gone
+        _sorted_partitions.clear()
+    _sorted_partitions[cache_key] = cached
+    return cached
+
+
+class _PartitionView:
+    """A table as moto's query sees it: only the candidate items, the rest delegated."""
+
+    def __init__(self, table: Any, candidates: list[Any]) -> None:
+        self._table = table
+        self._candidates = candidates
+
+    def all_items(self) -> list[Any]:
+        return self._candidates
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+def _candidates(
+    table: Any,
+    hash_key: Any,
+    *,
+    range_comparison: str | None,
+    range_objs: list[Any],
+    limit: int | None,
+    exclusive_start_key: dict[str, Any] | None,
+    forward: bool,
+) -> list[Any]:
+    """The partition's items a page can reach, in sort key order."""
+    partition = table.items.get(hash_key)
+    if not partition:
+        return []
+    ordered = _sorted_partition(table, hash_key, partition)
+    if not forward or (range_comparison and range_comparison.upper() != "BEGINS_WITH"):
+        return [partition[key] for key in ordered.keys]
+    prefix = range_objs[0].cast_value if range_comparison else None
+    start = 0
+    if isinstance(prefix, str):
+        start = bisect.bisect_left(ordered.values, prefix)
+    if exclusive_start_key and table.range_key_attr in exclusive_start_key:
+        after = DynamoType(exclusive_start_key[table.range_key_attr]).cast_value
+        # The start key itself stays: moto's query skips it as it always has.
+        start = max(start, bisect.bisect_left(ordered.values, after))
+    candidates: list[Any] = []
+    size = 0
+    for index in range(start, len(ordered.keys)):
+        value = ordered.values[index]
+        if isinstance(prefix, str) and not (isinstance(value, str) and value.startswith(prefix)):
+            break
+        item = partition[ordered.keys[index]]
+        candidates.append(item)
+        size += item.size()
+        # One more than a page holds, so that moto sees there is a next page.
+        if size > 2 * DYNAMODB_RESULT_SIZE_LIMIT or (limit and len(candidates) > limit + 1):
+            break
+    return candidates
+
+
+@patch(dynamodb_partition_query, DynamoDBTable, "query")
+def _query(  # noqa: PLR0917 - moto's signature
+    original: Callable[..., Any],
+    self: Any,
+    hash_key: Any,
+    range_comparison: str | None,
+    range_objs: list[Any],
+    limit: int,
+    exclusive_start_key: dict[str, Any],
+    scan_index_forward: bool,
+    projection_expressions: Any,
+    index_name: str | None = None,
+    consistent_read: bool = False,
+    filter_expression: Any = None,
+    hash_key_conditions: Any = None,
+    range_key_conditions: Any = None,
+    **filter_kwargs: Any,
+) -> Any:
+    arguments = (
+        hash_key,
+        range_comparison,
+        range_objs,
+        limit,
+        exclusive_start_key,
+        scan_index_forward,
+        projection_expressions,
+        index_name,
+        consistent_read,
+        filter_expression,
+    )
+    keywords = {
+        "hash_key_conditions": hash_key_conditions,
+        "range_key_conditions": range_key_conditions,
+        **filter_kwargs,
+    }
+    simple = (
+        index_name is None
+        and hash_key is not None
+        and self.range_key_attr
+        and not filter_kwargs
+        and len(range_key_conditions or ()) <= 1
+    )
+    if not simple:
+        return original(self, *arguments, **keywords)
+    view = _PartitionView(
+        self,
+        _candidates(
+            self,
+            hash_key,
+            range_comparison=range_comparison,
+            range_objs=range_objs,
+            limit=limit,
+            exclusive_start_key=exclusive_start_key,
+            forward=scan_index_forward is not False,
+        ),
+    )
+    return original(view, *arguments, **keywords)
+
+
+HOOKS = (dynamodb_atomic_items, dynamodb_throttling, dynamodb_partition_query)

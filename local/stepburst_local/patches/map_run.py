@@ -15,12 +15,12 @@ import datetime
 import json
 import logging
 import threading
-import uuid
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from stepburst_local import ids
 from stepburst_local.asl import ItemBatcher
 from stepburst_local.moto_internals import (
     FailureEventException,
@@ -208,7 +208,7 @@ class DistributedMapRun:
             counter.running.count()
         child = ChildRun(
             index=index,
-            name=str(uuid.uuid4()),
+            name=str(ids.uuid4()),
             input=item,
             start=datetime.datetime.now(tz=datetime.UTC),
         )

@@ -15,9 +15,9 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import uuid
 from typing import Any
 
+from stepburst_local import ids
 from stepburst_local.moto_internals import (
     BaseExecutionWorkerCommunication,
     ExecutionWorker,
@@ -168,7 +168,7 @@ def status_change_event(
     now = datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0)
     return {
         "version": "0",
-        "id": str(uuid.uuid4()),
+        "id": str(ids.uuid4()),
         "detail-type": DETAIL_TYPE,
         "source": SOURCE,
         "account": account_id,
