@@ -147,8 +147,7 @@ def test_inputs_up_pipeline_runs_outputs_down_and_check_out(
         assert balance == pytest.approx(summary["final_storage_m3"], abs=0.01)
     # The periods differ: each item read its own inputs.
     inflows = {
-        json.loads((out / i / "out" / "summary.json").read_text())["inflow_m3"]
-        for i in ITEMS
+        json.loads((out / i / "out" / "summary.json").read_text())["inflow_m3"] for i in ITEMS
     }
     assert len(inflows) == len(ITEMS)
 
