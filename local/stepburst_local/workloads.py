@@ -211,7 +211,7 @@ def _dam_periods(engine: LocalEngine, scratch: Path, say: Say) -> bool:
     fetched = _stepburst(
         engine, "sync", f"s3://{output_bucket}/dams/{run_id}/", str(outputs), "--unzip"
     )
-    say(f"  downloaded {fetched['copied']} zips, unzipped {fetched['unzipped']}")
+    say(f"  downloaded {fetched['copied']} objects, unzipped {fetched['unzipped']}")
     for item in items:
         summary = json.loads((outputs / item / "out" / "summary.json").read_text("utf-8"))
         say(
