@@ -191,11 +191,103 @@ def _rios(engine: LocalEngine, scratch: Path, say: Say) -> bool:
     return True
 
 
+# -- Cloudburst dam periods ----------------------------------------------------------------
+
+DAM_ITEMS = "Dam001-002/Period01-03"
+DAM_COMMAND_TIMEOUT_SECONDS = 120.0
+
+
+def _stepburst(engine: LocalEngine, *argv: str) -> dict[str, Any]:
+    """Run a ``stepburst`` command against the engine as a user would, and read its JSON."""
+    import json
+    import os
+    import subprocess
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stepburst.cli",
+            "--local",
+            "--endpoint",
+            engine.endpoint_url,
+            "--jobs-dir",
+            str(engine.resolved_jobs_dir),
+            *argv,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=DAM_COMMAND_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if completed.returncode not in (0, 1):
+        raise RuntimeError(f"stepburst {' '.join(argv)}: {completed.stderr.strip()}")
+    document: dict[str, Any] = json.loads(completed.stdout)
+    return document
+
+
+def _dam_periods(engine: LocalEngine, scratch: Path, say: Say) -> bool:
+    import json
+
+    from stepburst_local.dam_inputs import dam_periods, write_inputs
+
+    items = dam_periods(range(1, 3), range(1, 4))
+    inputs = scratch / "inputs"
+    # The outputs outlive the demo (its scratch directory does not), to look at afterwards.
+    outputs = Path(tempfile.mkdtemp(prefix="stepburst-demo-dam-periods-outputs-"))
+    write_inputs(inputs, items)
+    say(
+        f"generated inputs for {len(items)} dam periods under {inputs} (reservoir.json, inflow.csv)"
+    )
+    input_bucket = engine.outputs["InputBucketName"]
+    say(f"sync {inputs.name} s3://{input_bucket}/input/ --zip-each 'Dam*/Period*'")
+    synced = _stepburst(
+        engine, "sync", str(inputs), f"s3://{input_bucket}/input/", "--zip-each", "Dam*/Period*"
+    )
+    say(f"  uploaded {synced['copied']} zips, {synced['bytes']:,} bytes")
+    say(f"start dam-periods --items '{DAM_ITEMS}' --param MODE_STR=full --apply")
+    started = _stepburst(
+        engine, "start", "dam-periods", "--items", DAM_ITEMS, "--param", "MODE_STR=full", "--apply"
+    )
+    status, run = _finished(engine, str(started["execution_arn"]))
+    if run is None:
+        say(f"the execution ended {status} without a run")
+        return False
+    run_id = str(run["run_id"])
+    ledger_items = list(engine.ledger().iter_items(run_id))
+    counts: dict[str, int] = {}
+    for item in ledger_items:
+        counts[str(item["status"])] = counts.get(str(item["status"]), 0) + 1
+    say(f"run {run_id}: {run.get('status')} ({', '.join(f'{n} {s}' for s, n in counts.items())})")
+    if run.get("status") != "SUCCEEDED":
+        say(f"  cause: {run.get('cause') or [item.get('cause') for item in ledger_items]}")
+        return False
+    output_bucket = engine.outputs["OutputBucketName"]
+    say(f"sync s3://{output_bucket}/dams/{run_id}/ {outputs} --unzip")
+    fetched = _stepburst(
+        engine, "sync", f"s3://{output_bucket}/dams/{run_id}/", str(outputs), "--unzip"
+    )
+    say(f"  downloaded {fetched['copied']} objects, unzipped {fetched['unzipped']}")
+    for item in items:
+        summary = json.loads((outputs / item / "out" / "summary.json").read_text("utf-8"))
+        say(
+            f"  {item}: {summary['steps']} hourly steps, final storage "
+            f"{summary['final_storage_m3']:,.0f} m³ (lowest {summary['lowest_storage_m3']:,.0f}), "
+            f"spilled {summary['spilled_m3']:,.0f} m³"
+        )
+    say(f"  outputs kept at {outputs}/DamNNN/PeriodNN/out/ (storage.csv, summary.json)")
+    return True
+
+
 WORKLOADS: dict[str, Workload] = {
     workload.name: workload
     for workload in (
         Workload("ztf", "ZTF daily alerts", "ztf-alerts-daily", _ztf),
         Workload("rios", "RIOS raster processing on AWS Batch", "rios-ndvi", _rios),
+        Workload("dam-periods", "Cloudburst task pipeline", "dam-periods", _dam_periods),
     )
 }
 

@@ -311,7 +311,12 @@ def register(commands: Any) -> None:
         "image", help="build and push the worker image, then deploy the stack with its tag"
     )
     image.add_argument("--config-env", default="default", help="the samconfig.toml environment")
-    image.add_argument("--architecture", choices=sorted(PLATFORMS), default="X86_64")
+    image.add_argument(
+        "--architecture",
+        choices=sorted(PLATFORMS),
+        default="X86_64",
+        help="the architecture to build the image for (default X86_64)",
+    )
     image.add_argument("--project", default=".", help="the project directory")
     image.add_argument(
         "--dry-run", action="store_true", help="print the commands instead of running them"

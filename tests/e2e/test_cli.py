@@ -21,6 +21,7 @@ import pytest
 from tests.polling import Pending, ended_execution, failed_execution, poll
 
 from stepburst_local import LocalEngine, samples
+from stepburst_local.dam_inputs import dam_periods, write_inputs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -178,7 +179,7 @@ def test_awkward_keys_work(session: Session, tmp_path: Path, name: str) -> None:
     assert status["run"]["trigger"]["key"] == f"incoming/yelp/{name}"
 
 
-def test_preview_starts_nothing_and_apply_starts(session: Session) -> None:
+def test_preview_starts_nothing_and_apply_starts(session: Session, tmp_path: Path) -> None:
     machine = session.engine.state_machine_arn
     before = len(list(session.engine.iter_executions(machine)))
     code, text = session.cli(
@@ -189,6 +190,11 @@ def test_preview_starts_nothing_and_apply_starts(session: Session) -> None:
     assert "preview only" in text
     assert len(list(session.engine.iter_executions(machine))) == before
 
+    # The job fetches each period's zipped inputs: upload them first, as its users do.
+    inputs = tmp_path / "inputs"
+    write_inputs(inputs, dam_periods(range(1, 2), range(1, 4)))
+    bucket = session.engine.outputs["InputBucketName"]
+    session.cli("sync", str(inputs), f"s3://{bucket}/input/", "--zip-each", "Dam*/Period*")
     started = session.json(
         "start",
         "dam-periods",
@@ -209,7 +215,7 @@ def test_preview_starts_nothing_and_apply_starts(session: Session) -> None:
         Prefix=f"dams/{started['run_id']}/Dam001/",
     )
     results = sorted(entry["Key"].rsplit("/", 1)[-1] for entry in listed["Contents"])
-    assert results == ["Period01.json", "Period02.json", "Period03.json"]
+    assert results == ["Period01.zip", "Period02.zip", "Period03.zip"]
 
 
 def test_items_from_stdin_and_params_reach_the_container(session: Session) -> None:
@@ -413,11 +419,15 @@ def test_every_invalid_job_file_has_a_clear_error(
 ) -> None:
     change, field = INVALID_JOBS[case]
     spec = (ROOT / "jobs" / "dam-periods.yaml").read_text(encoding="utf-8")
-    kept = "\n".join(
-        line
-        for line in spec.splitlines()
-        if not line.startswith(("run:", "  command:", "compute:", "  platform:"))
-    )
+    # Drop the run and compute blocks, each a key and the lines indented under it.
+    kept_lines: list[str] = []
+    dropping = False
+    for line in spec.splitlines():
+        if not line.startswith(" "):
+            dropping = line.startswith(("run:", "compute:"))
+        if not dropping:
+            kept_lines.append(line)
+    kept = "\n".join(kept_lines)
     broken = tmp_path / "dam-periods.yaml"
     if case != "function and command":
         kept += "\nrun:\n  command: echo {ITEM}\n"

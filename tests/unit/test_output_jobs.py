@@ -31,7 +31,7 @@ def with_changes(**changes: Any) -> dict[str, Any]:
         (
             with_changes(combine={"function": "m:f", "command": "x"}),
             "combine",
-            "exactly one of function or command",
+            "exactly one of function, command or steps",
         ),
         (with_changes(combine={"function": "m:f", "platform": "batch"}), "combine.platform", ""),
         (with_changes(output={"prefix": "a/", "key": "b/"}), "output", "exactly one of prefix"),
