@@ -433,6 +433,8 @@ def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
     from stepburst import syncing
 
     source, target = args.source, args.target
+    if args.local:
+        _stack(args)  # points the S3 client at the engine, as every other command does
     if source.startswith("s3://") == target.startswith("s3://"):
         raise InvalidInputError("sync", "give one local directory and one s3://bucket/prefix")
     if source.startswith("s3://"):
