@@ -16,7 +16,7 @@ from typing import Any, TextIO
 EXIT_USAGE = 2
 # The seed systems' workloads `stepburst demo NAME` runs (stepburst_local.workloads; named here
 # so that `--help` does not load the engine).
-WORKLOAD_NAMES = ("ztf", "rios", "dam-periods")
+WORKLOAD_NAMES = ("ztf", "rios", "dam-periods", "triage")
 INSTALL_HINT = "the local engine needs its extra: pip install 'stepburst[local]'"
 
 

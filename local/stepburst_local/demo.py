@@ -205,4 +205,11 @@ def _counts(value: Any) -> str | None:
     """``lambda: 3, ecs: 1`` for a mapping of counts (the ledger's numbers are Decimals)."""
     if not isinstance(value, dict):
         return None if value is None else str(value)
-    return ", ".join(f"{name}: {int(count)}" for name, count in sorted(value.items()))
+    return ", ".join(f"{name}: {_count(count)}" for name, count in sorted(value.items()))
+
+
+def _count(value: Any) -> str:
+    """A count, or a mapping of counts by outcome (``items by route``: ``ok 3, failed 1``)."""
+    if isinstance(value, dict):
+        return " ".join(f"{name} {int(count)}" for name, count in sorted(value.items()))
+    return str(int(value))

@@ -282,12 +282,76 @@ def _dam_periods(engine: LocalEngine, scratch: Path, say: Say) -> bool:
     return True
 
 
+# -- triage experiments on AWS Batch ---------------------------------------------------------
+
+TRIAGE_BUCKET = "dirtyduck-triage"  # the project's bucket that jobs/triage-experiment.yaml names
+TRIAGE_SECRET = "triage/postgres-password"
+TRIAGE_EXPERIMENT = (
+    "name: simple_test_skeleton\n"
+    "data: {rows: 400, features: 4, seed: 7, test_fraction: 0.25}\n"
+    "model: {learning_rate: 0.5, epochs: 200, l2: 0.001}\n"
+)
+
+
+def _triage(engine: LocalEngine, scratch: Path, say: Say) -> bool:
+    import json
+    import secrets
+
+    s3 = engine.client("s3")
+    s3.create_bucket(Bucket=TRIAGE_BUCKET)
+    experiment_key = "experiments/simple_test_skeleton.yaml"
+    s3.put_object(Bucket=TRIAGE_BUCKET, Key=experiment_key, Body=TRIAGE_EXPERIMENT.encode())
+    say(
+        f"experiment file at s3://{TRIAGE_BUCKET}/{experiment_key}  (stepburst sync experiments/ …)"
+    )
+    # A fresh password each demo: the job reads it at run time and never shows it.
+    engine.client("secretsmanager").create_secret(
+        Name=TRIAGE_SECRET, SecretString=secrets.token_urlsafe(18)
+    )
+    say(f"database password in Secrets Manager as {TRIAGE_SECRET} (the job's secrets)")
+    params = {
+        "experiment_file": f"s3://{TRIAGE_BUCKET}/{experiment_key}",
+        "output_path": f"s3://{TRIAGE_BUCKET}/triage",
+        "replace": "--replace",
+        "save_predictions": "--save-predictions",
+    }
+    say(
+        "start triage-experiment "
+        + " ".join(f"--param {name}={value}" for name, value in params.items())
+    )
+    arn = engine.start_execution({"job": "triage-experiment", "input": {}, "params": params})
+    status, run = _finished(engine, arn)
+    if run is None:
+        say(f"the execution ended {status} without a run")
+        return False
+    say(f"run {run['run_id']}: {run.get('status')}")
+    items = list(engine.ledger().iter_items(str(run["run_id"])))
+    if run.get("status") != "SUCCEEDED" or not items:
+        say(f"  cause: {run.get('cause') or [item.get('cause') for item in items]}")
+        return False
+    (item,) = items
+    say(f"  ran on {item.get('route')} (EC2, 1 vCPU, 16 GB when deployed)")
+    for line in str(item.get("output_tail", "")).splitlines():
+        say(f"    {line}")
+    listed = s3.list_objects_v2(Bucket=TRIAGE_BUCKET, Prefix="triage/").get("Contents", [])
+    metrics_keys = [entry["Key"] for entry in listed if entry["Key"].endswith("metrics.json")]
+    if not metrics_keys:
+        say("  no metrics.json under the output path")
+        return False
+    for entry in listed:
+        say(f"  s3://{TRIAGE_BUCKET}/{entry['Key']}  {entry['Size']:,} bytes")
+    stored = json.loads(s3.get_object(Bucket=TRIAGE_BUCKET, Key=metrics_keys[0])["Body"].read())
+    say(f"  metrics: {json.dumps(stored['metrics'])}")
+    return True
+
+
 WORKLOADS: dict[str, Workload] = {
     workload.name: workload
     for workload in (
         Workload("ztf", "ZTF daily alerts", "ztf-alerts-daily", _ztf),
         Workload("rios", "RIOS raster processing on AWS Batch", "rios-ndvi", _rios),
         Workload("dam-periods", "Cloudburst task pipeline", "dam-periods", _dam_periods),
+        Workload("triage", "triage experiments on AWS Batch", "triage-experiment", _triage),
     )
 }
 
