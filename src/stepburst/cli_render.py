@@ -256,6 +256,8 @@ def log_line(line: Any) -> Text:
     shown.append(str(record.get("message", line.message)))
     if record.get("item") is not None:
         shown.append(f"  item={record['item']}", style="dim")
-    if record.get("exception"):
-        shown.append("\n" + str(record["exception"]).rstrip(), style="red")
+    # A failed item logs its traceback (with secrets redacted) as "traceback".
+    failure = record.get("exception") or record.get("traceback")
+    if failure:
+        shown.append("\n" + str(failure).rstrip(), style="red")
     return shown

@@ -61,7 +61,7 @@ class LogLine:
             level=record.get("level"),
             item=record.get("item"),
             message=str(record.get("message", self.message)),
-            exception=record.get("exception"),
+            exception=record.get("exception") or record.get("traceback"),
             record=self.record,
         )
 
