@@ -149,6 +149,7 @@ def _child(count: int, kind: str, preview: bool, jobs: Path) -> None:
             jobs_dir=jobs,
             event_bus_name="default",
             retention_days=30,
+            stack_name="bench",
         )
         planner = Planner(settings, JobCatalog.from_directory(jobs), Ledger("ledger", 30))
         if kind == "items":
