@@ -11,6 +11,8 @@ so a failed re-run never loses the day that was there.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 
 from stepburst import storage
@@ -24,7 +26,8 @@ def snapshot(settings: Settings, run_id: str, prefix: str) -> int:
     count = 0
     key = replace_snapshot_key(run_id)
     with storage.MultipartWriter(settings.work_bucket, key) as writer:
-        writer.write(orjson.dumps({"prefix": prefix}) + b"\n")
+        listed_at = datetime.now(UTC).isoformat()
+        writer.write(orjson.dumps({"prefix": prefix, "listed_at": listed_at}) + b"\n")
         for entry in storage.iter_objects(settings.output_bucket, prefix):
             writer.write(
                 orjson.dumps({"key": entry.key, "etag": entry.etag, "modified": entry.modified})
@@ -45,10 +48,18 @@ def remove_replaced(settings: Settings, run_id: str) -> int:
         before[str(entry["key"])] = (str(entry["etag"]), str(entry["modified"]))
     if not before:
         return 0
+    # S3 dates objects to the second: an object this run rewrote with the same bytes within
+    # the second of the listing looks unchanged, so one dated that second or later is kept.
+    listed_at = header.get("listed_at")
+    cutoff = datetime.fromisoformat(str(listed_at)).replace(microsecond=0) if listed_at else None
+
+    def older(modified: str) -> bool:
+        return cutoff is None or not modified or datetime.fromisoformat(modified) < cutoff
+
     stale = [
         entry.key
         for entry in storage.iter_objects(settings.output_bucket, str(header["prefix"]))
-        if before.get(entry.key) == (entry.etag, entry.modified)
+        if before.get(entry.key) == (entry.etag, entry.modified) and older(entry.modified)
     ]
     deleted = storage.delete_objects(settings.output_bucket, stale)
     logger.info("earlier runs' objects removed", extra={"run_id": run_id, "deleted": deleted})
