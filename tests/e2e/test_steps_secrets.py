@@ -91,7 +91,8 @@ def test_a_step_job_fetches_runs_and_stores_on_each_route(session: Session, rout
     status = session.wait_for_run(started["run_id"])
     assert status["status"] == "SUCCEEDED", status
 
-    items = {item["value"]: item for item in session.json("items", started["run_id"])}
+    listed = session.json("items", started["run_id"])["items"]
+    items = {item["value"]: item for item in listed}
     assert sorted(items) == ["Dam001/Period01", "Dam002/Period01"]
     for name, item in items.items():
         assert item["route"] == route
@@ -138,7 +139,7 @@ def test_a_secret_a_command_prints_is_shown_nowhere(
         shown[" ".join(argv)] = session.cli(*argv, check=None)[1]
 
     # The items really failed where the secret was printed, and say so.
-    items = session.json("items", run_id)
+    items = session.json("items", run_id)["items"]
     assert {item["status"] for item in items} == {"FAILED"}
     for item in items:
         assert (item["exit_code"], item["failed_step"], item["failed_step_kind"]) == (
