@@ -66,7 +66,9 @@ def combine_route(job: Job) -> CombineRoute | None:
         return None
     if job.combine.platform is not None:
         return job.combine.platform
-    return "ecs" if job.compute.platform in ("ecs", "batch") else "lambda"
+    # A Batch job has no ECS task definition (its size may be one only EC2 has): its combine
+    # step runs on Lambda unless the job says ecs and sizes for Fargate.
+    return "ecs" if job.compute.platform == "ecs" else "lambda"
 
 
 @dataclass(frozen=True, slots=True)
