@@ -271,7 +271,7 @@ def test_looking_at_a_finished_run(
     assert cost["lambda"] > 0
     # The bill by hand, us-east-1, from the ledger's items: one Distributed Map child per unit.
     code, text = run_cli(monkeypatch, "items", run_id, "--json")
-    items = json.loads(text)
+    items = json.loads(text)["items"]
     units = {item["unit"] for item in items}
     seconds = sum(float(item.get("duration_seconds") or 0) for item in items)
     # $0.025 per 1,000 transitions: the coordinator's 8; per child 1 (its start) + 3 (its own).
