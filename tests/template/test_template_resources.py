@@ -319,8 +319,12 @@ def test_containers_get_the_same_configuration_as_the_functions(
 
     for environment in (container["Environment"], job["ContainerProperties"]["Environment"]):
         names = {variable["Name"]: variable["Value"] for variable in environment}
-        # The worker's architecture is a planning input only the functions need.
-        expected = function_variables - {"STEPBURST_WORKER_ARCHITECTURE"}
+        # The worker's architecture and the image's jobs digest are planning inputs only the
+        # functions need (the image carries its own digest).
+        expected = function_variables - {
+            "STEPBURST_WORKER_ARCHITECTURE",
+            "STEPBURST_WORKER_JOBS_DIGEST",
+        }
         assert expected <= set(names)
         assert names["STEPBURST_JOBS_DIR"] == "/app/jobs"
 
