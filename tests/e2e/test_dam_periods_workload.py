@@ -8,10 +8,8 @@ outputs come back with ``sync --unzip`` and are checked against a mass balance c
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +21,6 @@ from tests.polling import Pending, poll
 
 from stepburst_local import LocalEngine
 from stepburst_local.dam_inputs import dam_periods, write_inputs
-from stepburst_local.workloads import run_workload
 
 pytestmark = pytest.mark.e2e
 
@@ -163,16 +160,3 @@ def test_an_item_without_inputs_fails_at_its_fetch_step(engine: LocalEngine) -> 
     assert item["status"] == "FAILED"
     assert item["failed_step"] == 0
     assert item["failed_step_kind"] == "fetch"
-
-
-def test_the_demo_runs_the_workload_and_keeps_its_outputs() -> None:
-    written = io.StringIO()
-    assert run_workload("dam-periods", ROOT, out=written) == 0
-    text = written.getvalue()
-    assert "(6 SUCCEEDED)" in text
-    kept = Path(text.split("outputs kept at ", 1)[1].split("/DamNNN", 1)[0])
-    try:
-        summaries = sorted(kept.glob("Dam*/Period*/out/summary.json"))
-        assert [path.parent.parent.relative_to(kept).as_posix() for path in summaries] == ITEMS
-    finally:
-        shutil.rmtree(kept)
