@@ -41,6 +41,9 @@ from stepburst.triggers import ManualStart
 INLINE_ITEMS_LIMIT = 128 * 1024
 UPLOADED_LISTS_PREFIX = "_stepburst/item-lists/"
 DOWNLOAD_THREADS = 8
+# How long a start waits for Plan to record its run, so the run id it prints can be looked up
+# straight away; Plan writes the record within a second or two of the execution starting.
+RUN_RECORD_WAIT_SECONDS = 60.0
 
 
 class RunNotFoundError(StepburstError):
@@ -216,7 +219,9 @@ class Operations:
         if previewed.job.name != start.job:
             raise InvalidInputError("job", f"the preview is of {previewed.job.name!r}")
         document = {"job": start.job, "input": start.input, "params": start.params}
-        return self._start_execution(document, execution_name(start.job), start.job)
+        started = self._start_execution(document, execution_name(start.job), start.job)
+        self.await_run_record(started)
+        return started
 
     def redrive(self, run_id: str) -> Started:
         run = self.run(run_id)
@@ -244,7 +249,32 @@ class Operations:
         except ExecutionAlreadyExistsError:
             # Fired before for this time: the name is taken, and so is the run.
             return Started(run_id=run_id, execution_arn=""), fired.scheduled_time
-        return Started(run_id=run_id, execution_arn=started.execution_arn), fired.scheduled_time
+        started = Started(run_id=run_id, execution_arn=started.execution_arn)
+        self.await_run_record(started)
+        return started, fired.scheduled_time
+
+    def await_run_record(self, started: Started, *, wait_seconds: float | None = None) -> bool:
+        """Whether ``started``'s run is in the ledger, waiting until Plan records it.
+
+        Plan (or RecordPlanFailure, when planning fails) writes the run record; until then
+        ``status`` and ``items`` cannot find the run. The wait ends early once the execution
+        has ended, whatever it left in the ledger.
+        """
+        if wait_seconds is None:
+            wait_seconds = RUN_RECORD_WAIT_SECONDS
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            if self.ledger.get_run(started.run_id) is not None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            try:
+                execution_status = stepfunctions.execution_status(started.execution_arn)
+            except ExecutionNotFoundError:
+                return False
+            if execution_status != ExecutionStatus.RUNNING:
+                return self.ledger.get_run(started.run_id) is not None
+            time.sleep(0.2)
 
     def _start_execution(self, document: dict[str, Any], name: str, job: str | None) -> Started:
         execution = stepfunctions.start_execution(

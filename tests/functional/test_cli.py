@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from stepburst import cli, stack
-from stepburst.operations import Operations
+from stepburst import cli, operations, stack
+from stepburst.operations import Operations, Started
+from stepburst.planning import run_id_for
 
 from .conftest import JOBS_DIR, Cloud
 from .handlers import invoke
@@ -148,6 +151,8 @@ def test_the_preview_estimates_the_bill_computed_by_hand(
 def test_start_with_apply_starts_one_execution_with_the_params(
     stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # No Plan runs here to record the run: waiting for it would only spend the test's time.
+    monkeypatch.setattr(operations, "RUN_RECORD_WAIT_SECONDS", 0.0)
     code, text = run_cli(
         monkeypatch,
         "start",
@@ -171,6 +176,69 @@ def test_start_with_apply_starts_one_execution_with_the_params(
         "input": {"date": "20190302"},
         "params": {"URL_TEMPLATE": "https://example.org/{date}.tgz"},
     }
+
+
+def _record_the_run_late(ops: Operations, machine_arn: str, delay: float) -> None:
+    """What Plan does, ``delay`` seconds after the execution started: record its run."""
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        executions = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+        if executions:
+            break
+        time.sleep(0.05)
+    else:
+        return
+    time.sleep(delay)
+    execution = executions[0]
+    job = ops.catalog.get("ztf-alerts-daily")
+    run_id = run_id_for(job, execution["startDate"], execution["executionArn"])
+    ops.ledger.create_run(
+        {
+            "run_id": run_id,
+            "job": job.name,
+            "status": "RUNNING",
+            "started_at": "2019-03-02T00:00:00Z",
+            "execution_id": execution["executionArn"],
+        }
+    )
+
+
+def test_a_started_run_can_be_looked_up_at_once_though_plan_records_it_late(
+    stack_outputs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`start --apply` then `status`: the printed run id is in the ledger when start returns."""
+    ops = Operations(stack.Stack("local", stack_outputs), JOBS_DIR)
+    recorder = threading.Thread(
+        target=_record_the_run_late, args=(ops, stack_outputs["StateMachineArn"], 1.0)
+    )
+    recorder.start()
+    try:
+        code, text = run_cli(
+            monkeypatch, "start", "ztf-alerts-daily", "--date", "20190302", "--apply", "--json"
+        )
+        assert code == 0, text
+        run_id = json.loads(text)["run_id"]
+        code, text = run_cli(monkeypatch, "status", run_id, "--json")
+    finally:
+        recorder.join(timeout=60)
+    assert code == 0, text
+    assert json.loads(text)["status"] == "RUNNING"
+
+
+def test_waiting_for_a_run_record_stops_when_the_execution_ended_without_one(
+    stack_outputs: dict[str, str],
+) -> None:
+    ops = Operations(stack.Stack("local", stack_outputs), JOBS_DIR)
+    sfn = boto3.client("stepfunctions")
+    execution = sfn.start_execution(stateMachineArn=stack_outputs["StateMachineArn"], input="{}")
+    sfn.stop_execution(executionArn=execution["executionArn"], error="Stopped")
+    started = Started(run_id="ztf-alerts-daily-never-planned", execution_arn=execution["executionArn"])
+    began = time.monotonic()
+    assert ops.await_run_record(started, wait_seconds=120) is False
+    # Stopped on the execution's end, not on the deadline.
+    assert time.monotonic() - began < 60
+    assert ops.ledger.get_run(started.run_id) is None
 
 
 @pytest.mark.parametrize(
