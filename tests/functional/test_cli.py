@@ -233,7 +233,9 @@ def test_waiting_for_a_run_record_stops_when_the_execution_ended_without_one(
     sfn = boto3.client("stepfunctions")
     execution = sfn.start_execution(stateMachineArn=stack_outputs["StateMachineArn"], input="{}")
     sfn.stop_execution(executionArn=execution["executionArn"], error="Stopped")
-    started = Started(run_id="ztf-alerts-daily-never-planned", execution_arn=execution["executionArn"])
+    started = Started(
+        run_id="ztf-alerts-daily-never-planned", execution_arn=execution["executionArn"]
+    )
     began = time.monotonic()
     assert ops.await_run_record(started, wait_seconds=120) is False
     # Stopped on the execution's end, not on the deadline.
