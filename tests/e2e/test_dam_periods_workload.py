@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.cli_runner import cli_output
 from tests.polling import Pending, poll
 
 from stepburst_local import LocalEngine
@@ -35,33 +33,8 @@ def engine() -> Iterator[LocalEngine]:
         yield running
 
 
-def _cli(engine: LocalEngine, *argv: str, check: int | None = 0) -> str:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stepburst.cli",
-            "--local",
-            "--endpoint",
-            engine.endpoint_url,
-            "--jobs-dir",
-            str(ROOT / "jobs"),
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=DEADLINE_SECONDS,
-        check=False,
-    )
-    if check is not None:
-        assert completed.returncode == check, completed.stdout + completed.stderr
-    return completed.stdout
-
-
 def _json(engine: LocalEngine, *argv: str, check: int | None = 0) -> Any:
-    return json.loads(_cli(engine, *argv, "--json", check=check))
+    return json.loads(cli_output(engine, *argv, "--json", check=check, timeout=DEADLINE_SECONDS))
 
 
 def _expected(period: Path, step_hours: int) -> tuple[list[float], dict[str, float]]:

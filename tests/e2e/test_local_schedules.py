@@ -8,15 +8,13 @@ second delivery of one scheduled time, and a firing of the same time by hand, gi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.cli_runner import run_cli
 from tests.polling import Pending, poll
 
 from stepburst.jobs import JobCatalog
@@ -135,32 +133,10 @@ def test_two_deliveries_and_a_firing_by_hand_of_one_time_give_one_run(
     assert date.fromisoformat(run["trigger"]["scheduled_time"][:10]) == date(2026, 11, 1)
 
 
-def _cli(engine: LocalEngine, *argv: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stepburst.cli",
-            "--local",
-            "--endpoint",
-            engine.endpoint_url,
-            "--jobs-dir",
-            str(ROOT / "jobs"),
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_schedule_fire_starts_the_scheduled_days_run_once(engine: LocalEngine) -> None:
-    first = _cli(engine, "schedule", "fire", ZTF, "--date", "2026-07-04", "--json")
+    first = run_cli(engine, "schedule", "fire", ZTF, "--date", "2026-07-04", "--json")
     assert first.returncode == 0, first.stderr
-    again = _cli(engine, "schedule", "fire", ZTF, "--date", "20260704", "--json")
+    again = run_cli(engine, "schedule", "fire", ZTF, "--date", "20260704", "--json")
     assert again.returncode == 0, again.stderr
     fired, refired = json.loads(first.stdout), json.loads(again.stdout)
     assert fired["run_id"] == refired["run_id"]
@@ -183,7 +159,7 @@ def test_schedule_fire_starts_the_scheduled_days_run_once(engine: LocalEngine) -
 def test_schedule_fire_refuses_what_it_cannot_fire(
     engine: LocalEngine, argv: tuple[str, ...], message: str
 ) -> None:
-    refused = _cli(engine, "schedule", "fire", *argv)
+    refused = run_cli(engine, "schedule", "fire", *argv)
     assert refused.returncode == 2
     assert message in refused.stderr
     assert "Traceback" not in refused.stderr

@@ -14,16 +14,14 @@ import hashlib
 import io
 import json
 import math
-import os
 import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.e2e.cli_runner import run_cli
 
 from stepburst_local import LocalEngine
 
@@ -49,25 +47,8 @@ def engine() -> Iterator[LocalEngine]:
 
 
 def _cli(engine: LocalEngine, *argv: str) -> str:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stepburst.cli",
-            "--local",
-            "--endpoint",
-            engine.endpoint_url,
-            "--jobs-dir",
-            str(ROOT / "jobs"),
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=300,
-        check=False,
-    )
+    """Everything the CLI showed, both streams: a secret must be in neither."""
+    completed = run_cli(engine, *argv, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed.stdout + completed.stderr
 

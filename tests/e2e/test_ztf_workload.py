@@ -11,16 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import fastavro
 import pytest
-from tests.polling import Pending, poll
+from tests.e2e.cli_runner import cli_output, finished_run
 
 from stepburst_local import LocalEngine
 from stepburst_local.http_files import FileServer
@@ -51,50 +48,13 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int
     return tarball, members
 
 
-def _cli(engine: LocalEngine, *argv: str) -> str:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stepburst.cli",
-            "--local",
-            "--endpoint",
-            engine.endpoint_url,
-            "--jobs-dir",
-            str(ROOT / "jobs"),
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
-
-
-def _finished_run(engine: LocalEngine, execution_arn: str) -> dict[str, Any]:
-    description = engine.wait_for_execution(execution_arn, timeout=600)
-    assert description["status"] == "SUCCEEDED", description
-    link = engine.ledger().execution_link(execution_arn)
-    assert link is not None
-
-    def ended() -> dict[str, Any] | Pending:
-        run = engine.ledger().get_run(str(link["run_id"])) or {}
-        return run if run.get("status") not in (None, "RUNNING") else Pending(run.get("status"))
-
-    return poll(ended, what="the run's record", timeout=30, interval=0.1)
-
-
 def test_a_nights_tarball_is_unpacked_once_with_a_resumed_download(
     engine: LocalEngine, night: tuple[Path, dict[str, int]]
 ) -> None:
     tarball, members = night
     with FileServer(tarball.parent) as server:
         server.drop_next_response_after(tarball.stat().st_size // 3)
-        started = _cli(
+        started = cli_output(
             engine,
             "start",
             "ztf-alerts-daily",
@@ -105,7 +65,7 @@ def test_a_nights_tarball_is_unpacked_once_with_a_resumed_download(
             "--apply",
             "--json",
         )
-        run = _finished_run(engine, str(json.loads(started)["execution_arn"]))
+        run = finished_run(engine, str(json.loads(started)["execution_arn"]))
         requests = server.requests
     assert run["status"] == "SUCCEEDED"
     # One download, resumed once from where the connection dropped.
