@@ -76,33 +76,22 @@ def _region(
     )
 
 
+# N. Virginia's list prices, which Oregon and Ireland charge too.
+_US_EAST_1 = _region(
+    per_transition=0.025 / 1000,
+    lambda_gb_second=(0.0000166667, 0.0000133334),
+    vcpu_hour=(0.04048, 0.03238),
+    gb_hour=(0.004445, 0.00356),
+    spot_vcpu_hour=(0.012144, 0.009714),
+    spot_gb_hour=(0.0013335, 0.001068),
+)
+
 # Linux on-demand list prices; Fargate Spot's rate moves with spare capacity: the table holds
 # a recent rate (about 70% below on-demand, the discount AWS quotes).
 PRICES: dict[str, RegionPrices] = {
-    "us-east-1": _region(
-        per_transition=0.025 / 1000,
-        lambda_gb_second=(0.0000166667, 0.0000133334),
-        vcpu_hour=(0.04048, 0.03238),
-        gb_hour=(0.004445, 0.00356),
-        spot_vcpu_hour=(0.012144, 0.009714),
-        spot_gb_hour=(0.0013335, 0.001068),
-    ),
-    "us-west-2": _region(
-        per_transition=0.025 / 1000,
-        lambda_gb_second=(0.0000166667, 0.0000133334),
-        vcpu_hour=(0.04048, 0.03238),
-        gb_hour=(0.004445, 0.00356),
-        spot_vcpu_hour=(0.012144, 0.009714),
-        spot_gb_hour=(0.0013335, 0.001068),
-    ),
-    "eu-west-1": _region(
-        per_transition=0.025 / 1000,
-        lambda_gb_second=(0.0000166667, 0.0000133334),
-        vcpu_hour=(0.04048, 0.03238),
-        gb_hour=(0.004445, 0.00356),
-        spot_vcpu_hour=(0.012144, 0.009714),
-        spot_gb_hour=(0.0013335, 0.001068),
-    ),
+    "us-east-1": _US_EAST_1,
+    "us-west-2": _US_EAST_1,
+    "eu-west-1": _US_EAST_1,
     "eu-central-1": _region(
         per_transition=0.025 / 1000,
         lambda_gb_second=(0.0000166667, 0.0000133334),
