@@ -410,7 +410,44 @@ def cmd_items(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _cancel_items(args: argparse.Namespace, out: TextIO, names: list[str]) -> int:
+    cancelled = _operations(args).cancel_items(args.run, names)
+    stopped = {
+        "executions": 0,
+        "ecs_tasks": len(
+            {arn for each in cancelled if each.route == "ecs" for arn in each.stopped}
+        ),
+        "batch_jobs": len(
+            {job for each in cancelled if each.route == "batch" for job in each.stopped}
+        ),
+    }
+    if args.json:
+        document = cli_documents.document(
+            "cancel",
+            run_id=args.run,
+            stopped=stopped,
+            items=[each.to_document() for each in cancelled],
+        )
+        _print_json(document, out)
+        return EXIT_OK
+    console = _console(out)
+    for each in cancelled:
+        if each.status != "CANCELLED":
+            console.print(f"{each.name}: already ended {each.status}, not cancelled")
+        elif each.stopped:
+            console.print(f"{each.name}: cancelled; stopped {', '.join(each.stopped)}")
+        else:
+            console.print(f"{each.name}: cancelled; it is skipped when its unit starts")
+    return EXIT_OK
+
+
 def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    names = [name.strip() for given in args.item or [] for name in given.split(",")]
+    if args.item is not None:
+        names = list(dict.fromkeys(name for name in names if name))
+        if not names:
+            raise UsageError("--item needs an item name")
+        return _cancel_items(args, out, names)
     stopped = _operations(args).cancel(args.run)
     if args.json:
         _print_json(cli_documents.document("cancel", run_id=args.run, stopped=stopped), out)
@@ -678,8 +715,13 @@ def build_parser() -> argparse.ArgumentParser:
     items.add_argument("run", help=RUN_HELP)
     items.add_argument("--failed", action="store_true", help="only items that did not succeed")
 
-    add("cancel", cmd_cancel, "stop a run and its running containers").add_argument(
-        "run", help=RUN_HELP
+    cancel = add("cancel", cmd_cancel, "stop a run and its running containers")
+    cancel.add_argument("run", help=RUN_HELP)
+    cancel.add_argument(
+        "--item",
+        action="append",
+        metavar="NAME",
+        help="cancel only this container item (repeat, or NAME,NAME); the others go on",
     )
     add("redrive", cmd_redrive, "run the failed items of a run again").add_argument(
         "run", help=RUN_HELP

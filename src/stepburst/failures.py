@@ -59,6 +59,11 @@ _THROTTLING = frozenset(
 )
 _TIMEOUT = frozenset({"Sandbox.Timedout", "States.Timeout"})
 _SPOT_STOP_CODES = frozenset({"SpotInterruption", "TerminationNotice"})
+# How `stepburst cancel RUN --item NAME` stops a unit's container: the start of the reason it
+# gives ECS StopTask and Batch TerminateJob, which the stopped task's ``StoppedReason`` and the
+# job's ``StatusReason`` carry back (ECS and Batch API references, StopTask and TerminateJob).
+ITEM_CANCEL_REASON = "stepburst: item cancelled by the user"
+ITEM_CANCELLED_ERROR = "Stepburst.ItemCancelled"
 _INFRASTRUCTURE_REASONS = (
     "CannotPullContainerError",
     "ResourceInitializationError",
@@ -163,6 +168,13 @@ def _exit_code(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def item_cancel_stop(reason: str, exit_code: int | None, ran_on: str | None) -> Failure | None:
+    """The stop of a container by an item cancel, from the reason ECS or Batch reports."""
+    if not reason.startswith(ITEM_CANCEL_REASON):
+        return None
+    return Failure(FailureClass.CANCELLED, ITEM_CANCELLED_ERROR, reason, exit_code, reason, ran_on)
+
+
 def classify_lambda(error: str, cause: Any) -> Failure:
     """A Lambda unit's error name and cause."""
     document = _cause_document(cause)
@@ -196,6 +208,9 @@ def classify_ecs(task: Mapping[str, Any] | None, error: str = "", cause: Any = N
     stopped_reason = _text(task.get("StoppedReason"))
     container_reason = _text(container.get("Reason"))
     ran_on = _text(task.get("TaskArn")) or None
+    cancelled = item_cancel_stop(stopped_reason, exit_code, ran_on)
+    if cancelled is not None:
+        return cancelled
     if stop_code in _SPOT_STOP_CODES:
         return Failure(
             FailureClass.SPOT_INTERRUPTION,
@@ -256,6 +271,10 @@ def classify_batch(job: Mapping[str, Any] | None, error: str = "", cause: Any = 
     status_reason = _text(job.get("StatusReason"))
     container_reason = _text(container.get("Reason"))
     ran_on = _text(job.get("JobArn") or job.get("JobId")) or None
+    for reason in (status_reason, container_reason):
+        cancelled = item_cancel_stop(reason, exit_code, ran_on)
+        if cancelled is not None:
+            return cancelled
     if "OutOfMemoryError" in container_reason or exit_code == KILLED_EXIT_CODE:
         return Failure(
             FailureClass.OUT_OF_MEMORY,
@@ -322,12 +341,26 @@ def decide(
     memory_mb: int,
     spot: bool,
     rng: random.Random | None = None,
+    others_pending: bool = False,
 ) -> Decision:
-    """Whether, where and how a failed unit runs again. Pure: the caller records the result."""
+    """Whether, where and how a failed unit runs again. Pure: the caller records the result.
+
+    ``others_pending``: the unit has unfinished items besides those cancelled by the user.
+    """
     chooser = rng or random.Random()
     counted = attempts.plus(failure.failure_class)
     done = Decision(failure=failure, retry=False, attempts=counted)
     kind = failure.failure_class
+    if kind is FailureClass.CANCELLED and failure.error == ITEM_CANCELLED_ERROR:
+        if others_pending:
+            # Not the unit's failure: its other items run again at once, on no bound's count.
+            return replace(
+                done,
+                retry=True,
+                route=route,
+                reason="items cancelled by the user; the unit's other items run again",
+            )
+        return replace(done, reason="every unfinished item of the unit was cancelled by the user")
     if kind is FailureClass.CANCELLED:
         return replace(done, reason="the run was cancelled")
     if kind is FailureClass.TIMEOUT:

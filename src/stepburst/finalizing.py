@@ -50,6 +50,7 @@ class Outcome:
             "planned_items",
             "succeeded",
             "failed",
+            "cancelled",
             "failed_items",
             "combine_status",
             "result",
@@ -222,6 +223,7 @@ class Finalizer:
                 "finished_at": summary["finished_at"],
                 "succeeded": tally.succeeded,
                 "failed": tally.failed,
+                "cancelled": tally.cancelled,
                 "summary_key": summary_key(str(summary["output_prefix"])),
                 # An empty cause replaces an earlier attempt's (a redrive that succeeded).
                 "cause": verdict.cause or "",

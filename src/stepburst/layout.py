@@ -180,6 +180,11 @@ def batch_job_name(run_id: str, unit: int, attempt: int) -> str:
     return f"{run_id}-unit-{unit}-attempt-{attempt}"
 
 
+def is_batch_job_of_unit(job_name: str, run_id: str, unit: int) -> bool:
+    """Whether :func:`batch_job_name` gave ``job_name`` to an attempt of this unit."""
+    return re.fullmatch(rf"{re.escape(run_id)}-unit-{unit}-attempt-\d+", job_name) is not None
+
+
 def is_batch_job_of_run(job_name: str, run_id: str) -> bool:
     """Whether :func:`batch_job_name` gave ``job_name`` to a job of this run."""
     return re.fullmatch(rf"{re.escape(run_id)}-unit-\d+-attempt-\d+", job_name) is not None

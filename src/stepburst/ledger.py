@@ -209,6 +209,25 @@ class Ledger:
             condition="attribute_exists(pk)",
         )
 
+    def request_item_cancels(
+        self, run_id: str, requests: Iterable[Mapping[str, Any]], *, running: str
+    ) -> bool:
+        """Add item cancel requests to the run's ``cancelled_items``, if the run is still
+        ``running``; False if it is not. Kept on the run record, which no worker writes, so a
+        worker that starts its unit meanwhile cannot erase the request."""
+        try:
+            self._table.update(
+                {"pk": run_pk(run_id), "sk": RUN_SK},
+                update="SET cancelled_items = list_append(if_not_exists(cancelled_items, :none), "
+                ":requests)",
+                names={"#status": "status"},
+                values={":none": [], ":requests": list(requests), ":running": running},
+                condition="attribute_exists(pk) AND #status = :running",
+            )
+        except ConditionFailedError:
+            return False
+        return True
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self._get(run_pk(run_id), RUN_SK)
 
@@ -253,6 +272,31 @@ class Ledger:
                 condition="attribute_not_exists(#status) OR #status <> :cancelled",
                 names={"#status": "status"},
                 values={":cancelled": ItemStatus.CANCELLED},
+            )
+        except ConditionFailedError:
+            return False
+        return True
+
+    def cancel_item(self, run_id: str, record: Mapping[str, Any]) -> bool:
+        """Write an item's CANCELLED record unless it has ended (succeeded, failed or been
+        cancelled) meanwhile; False if it had."""
+        try:
+            self._table.put(
+                {
+                    "pk": run_pk(run_id),
+                    "run_id": run_id,
+                    "expires_at": self._expires_at(),
+                    **record,
+                    "status": ItemStatus.CANCELLED,
+                },
+                condition="attribute_not_exists(#status) OR NOT #status IN (:ended, :failed, "
+                ":cancelled)",
+                names={"#status": "status"},
+                values={
+                    ":ended": ItemStatus.SUCCEEDED,
+                    ":failed": ItemStatus.FAILED,
+                    ":cancelled": ItemStatus.CANCELLED,
+                },
             )
         except ConditionFailedError:
             return False

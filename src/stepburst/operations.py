@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from stepburst import costs, firing, storage
-from stepburst.adapters import batch, ecs, stepfunctions
+from stepburst.adapters import batch, ecs, stepfunctions, sts
 from stepburst.errors import (
     ExecutionAlreadyExistsError,
     ExecutionNotFoundError,
     InvalidInputError,
     StepburstError,
 )
+from stepburst.item_cancels import CancelledItem, ItemCanceller
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import ecs_started_by, is_batch_job_of_run, upload_identity
 from stepburst.ledger import Ledger, now_iso
@@ -227,7 +228,9 @@ class Operations:
         run = self.run(run_id)
         if run.get("status") not in TERMINAL_RUN_STATUSES:
             raise InvalidInputError("run", f"run {run_id!r} is still {run.get('status')}")
-        if run.get("status") == RunStatus.SUCCEEDED and not int(run.get("failed") or 0):
+        if run.get("status") == RunStatus.SUCCEEDED and not (
+            int(run.get("failed") or 0) or int(run.get("cancelled") or 0)
+        ):
             raise InvalidInputError(
                 "run", f"every item of run {run_id!r} succeeded: nothing to redrive"
             )
@@ -393,6 +396,18 @@ class Operations:
             run_id, {"status": RunStatus.CANCELLED, "finished_at": now_iso(), "cause": "cancelled"}
         )
         return stopped
+
+    def cancel_items(self, run_id: str, names: list[str]) -> list[CancelledItem]:
+        """Cancel some items of a running run; the others go on (see stepburst.item_cancels)."""
+        run = self.run(run_id)
+        if run.get("status") in TERMINAL_RUN_STATUSES:
+            raise InvalidInputError(
+                "run", f"run {run_id!r} already ended {run.get('status')}: nothing to cancel"
+            )
+        canceller = ItemCanceller(
+            self.ledger, self.settings.work_bucket, self.stack.outputs, sts.caller_arn
+        )
+        return canceller.cancel(run, names)
 
     def _stop_ecs_tasks(self, run_id: str) -> int:
         cluster = self.stack.outputs.get("ClusterArn")

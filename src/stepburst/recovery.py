@@ -6,6 +6,12 @@ and stop reason on each item of the unit that has not succeeded, decides by clas
 how the unit runs again, and answers with the next attempt's state. When the unit is given up,
 its items are marked FAILED with that cause and the unit's digest is written, so Finalize counts
 them like any other; when the run was cancelled meanwhile, they are marked CANCELLED.
+
+Items a user cancelled one by one (``stepburst cancel RUN --item``, see
+:mod:`stepburst.item_cancels`) are marked CANCELLED whatever the attempt's failure, and never
+retried. The stop of their container is no failure of the unit: its other unfinished items run
+again at once, and a unit left with nothing to do answers ``unit_cancelled``, which the state
+machine ends as a success of the unit, so the fan-out's failure budget is not spent on it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepburst.failures import (
+    ITEM_CANCELLED_ERROR,
     Attempts,
     Decision,
     Failure,
@@ -26,6 +33,7 @@ from stepburst.failures import (
     classify_lambda,
     decide,
 )
+from stepburst.item_cancels import cancelled_fields, requested_cancels
 from stepburst.jobs import Job, JobCatalog
 from stepburst.jobs.compute_rules import FARGATE_MEMORY
 from stepburst.ledger import Ledger, item_digest, now_iso
@@ -92,6 +100,21 @@ class UnitRecovery:
         job = self.catalog.get(event.job)
         failure = classify(event)
         run = self.ledger.get_run(event.run_id) or {}
+        requested = requested_cancels(run, event.unit.manifest)
+        existing = self.ledger.get_items(event.run_id, (item.sk for item in event.unit.items))
+        others_pending = any(
+            item.index not in requested
+            and (existing.get(item.sk) or {}).get("status") != ItemStatus.SUCCEEDED
+            for item in event.unit.items
+        )
+        ours = requested.keys() & {item.index for item in event.unit.items}
+        if ours and not others_pending and failure.failure_class is not FailureClass.CANCELLED:
+            # Whatever else this attempt met, nothing the user still wants is left to run.
+            failure = Failure(
+                FailureClass.CANCELLED,
+                ITEM_CANCELLED_ERROR,
+                f"every unfinished item was cancelled by the user ({failure.cause})",
+            )
         if run.get("status") == RunStatus.CANCELLED:
             failure = Failure(
                 FailureClass.CANCELLED, "Stepburst.Cancelled", "the run was cancelled"
@@ -109,8 +132,9 @@ class UnitRecovery:
                 for entry in event.unit.ecs.capacity_provider_strategy
             ),
             rng=self.rng,
+            others_pending=others_pending,
         )
-        self._record(event, decision)
+        self._record(event, decision, existing, requested)
         logger.info(
             "unit attempt failed",
             extra={
@@ -123,8 +147,11 @@ class UnitRecovery:
                 "reason": decision.reason,
             },
         )
+        unit_cancelled = not decision.retry and failure.failure_class is FailureClass.CANCELLED
         return {
             "retry": decision.retry,
+            # Every unfinished item was cancelled by the user: the unit did not fail.
+            "unit_cancelled": unit_cancelled and run.get("status") != RunStatus.CANCELLED,
             "wait_seconds": decision.wait_seconds,
             "failure": {**failure.to_record(), "decision": decision.reason},
             "state": self._next_state(event, decision) if decision.retry else None,
@@ -162,10 +189,16 @@ class UnitRecovery:
             "environment": event.environment,
         }
 
-    def _record(self, event: UnitFailure, decision: Decision) -> None:
-        """One attempt in each unfinished item's history; a final status when given up."""
+    def _record(
+        self,
+        event: UnitFailure,
+        decision: Decision,
+        existing: dict[str, dict[str, Any]],
+        requested: Mapping[int, Mapping[str, Any]],
+    ) -> None:
+        """One attempt in each unfinished item's history; a final status when given up, or
+        when a user cancelled the item."""
         items = event.unit.items
-        existing = self.ledger.get_items(event.run_id, (item.sk for item in items))
         failure = decision.failure
         attempt = {
             "attempt": event.attempt,
@@ -199,7 +232,10 @@ class UnitRecovery:
                 "status": status,
                 "history": history,
             }
-            if not decision.retry:
+            if item.index in requested:
+                # Cancelled by a user: final whatever this attempt's failure was.
+                record.update(cancelled_fields(requested[item.index]))
+            elif not decision.retry:
                 # The item's own failure (a raising function) is more precise than the unit's.
                 own = previous.get("status") == ItemStatus.FAILED and previous.get("cause")
                 record.update(

@@ -2,13 +2,15 @@
 
 Item counts decide, not the fan-out's own verdict: the Map counts failed units, and a unit of
 many items fails when any one of them does. Planned items without a record (the fan-out
-stopped early, a container never ran) count as failed.
+stopped early, a container never ran) count as failed. Items a user cancelled
+(``stepburst cancel RUN --item``) are counted apart, as ``cancelled``, and spend the job's
+failure budget like failed ones: the run did not do them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stepburst.statuses import CombineStatus, ItemStatus, RunStatus
@@ -28,10 +30,15 @@ class RunTally:
     tolerated_failure_percent: float
     totals: dict[str, int]
     routes: dict[str, dict[str, int]]
+    cancelled_items: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def unfinished(self) -> int:
-        return self.planned - self.succeeded - len(self.failed_items)
+        return self.planned - self.succeeded - len(self.failed_items) - self.cancelled
+
+    @property
+    def cancelled(self) -> int:
+        return len(self.cancelled_items)
 
     @property
     def failed(self) -> int:
@@ -43,8 +50,13 @@ class RunTally:
         return 100.0 * self.failed / self.planned if self.planned else 0.0
 
     @property
+    def not_done_percent(self) -> float:
+        """Items failed, never finished or cancelled: what the failure budget is spent on."""
+        return 100.0 * (self.failed + self.cancelled) / self.planned if self.planned else 0.0
+
+    @property
     def status(self) -> RunStatus:
-        if self.failed_percent <= self.tolerated_failure_percent:
+        if self.not_done_percent <= self.tolerated_failure_percent:
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
 
@@ -53,6 +65,12 @@ class RunTally:
         """Why a failed run failed, naming its first failed items; None if it succeeded."""
         if self.status != RunStatus.FAILED:
             return None
+        if not self.failed:
+            return (
+                f"{self.cancelled} of {self.planned} items cancelled by the user "
+                f"({self.not_done_percent:.1f}% > tolerated {self.tolerated_failure_percent:g}%)"
+                f": {self._cancelled_named()}"
+            )
         cause = (
             f"{self.failed} of {self.planned} items failed ({self.failed_percent:.1f}% > "
             f"tolerated {self.tolerated_failure_percent:g}%)"
@@ -67,7 +85,17 @@ class RunTally:
             cause += f": {named}" + (f" and {more} more" if more > 0 else "")
         if self.unfinished:
             cause += f"; {self.unfinished} items never finished"
+        if self.cancelled:
+            cause += f"; {self.cancelled} cancelled by the user: {self._cancelled_named()}"
         return cause
+
+    def _cancelled_named(self) -> str:
+        named = ", ".join(
+            f"item {cancelled['item']} ({str(cancelled['reason'])[:_REASON_IN_CAUSE]})"
+            for cancelled in self.cancelled_items[:NAMED_FAILURES]
+        )
+        more = self.cancelled - NAMED_FAILURES
+        return named + (f" and {more} more" if more > 0 else "")
 
     def counts(self) -> dict[str, Any]:
         """The run summary's figures."""
@@ -76,6 +104,7 @@ class RunTally:
             "succeeded": self.succeeded,
             "failed": self.failed,
             "unfinished": self.unfinished,
+            "cancelled": self.cancelled,
             "failed_percent": round(self.failed_percent, 3),
             "tolerated_failure_percent": self.tolerated_failure_percent,
             "routes": self.routes,
@@ -110,6 +139,11 @@ def tally_run(
             _failed_item(digest) for digest in digests if digest.get("status") == ItemStatus.FAILED
         ],
         tolerated_failure_percent=tolerated_failure_percent,
+        cancelled_items=[
+            _failed_item(digest)
+            for digest in digests
+            if digest.get("status") == ItemStatus.CANCELLED
+        ],
         totals={name: sum(int(digest.get(name) or 0) for digest in digests) for name in COUNTED},
         routes=routes,
     )

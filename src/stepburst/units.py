@@ -1,7 +1,8 @@
 """Run one work unit: the same code on Lambda and in the worker container.
 
 Items run in order. An item that already succeeded (an earlier attempt, or the Lambda run that
-hit its timeout before a container took over) is skipped, so re-running a unit is safe. Each
+hit its timeout before a container took over) is skipped, so re-running a unit is safe; so is
+one a user cancelled (``stepburst cancel RUN --item``). Each
 item's failure is recorded with its cause; the unit then raises ``ItemsFailedError`` so that
 the state machine counts the unit against the job's tolerated-failure budget.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from stepburst import table_items
 from stepburst.errors import ItemsFailedError, StepburstError
+from stepburst.item_cancels import skipped_by_cancel
 from stepburst.jobs import Job
 from stepburst.jobs.pipeline import Step
 from stepburst.layout import output_prefix, part_key, rejects_part_key
@@ -93,6 +95,8 @@ class UnitRunner:
             item
             for item in unit.items
             if existing.get(item.sk, {}).get("status") != ItemStatus.SUCCEEDED
+            # A user cancelled it before its unit started (stepburst.item_cancels).
+            and not skipped_by_cancel(existing.get(item.sk), unit.manifest)
         ]
         started_at = now_iso()
         base = {

@@ -82,8 +82,9 @@ def test_items_are_counted_by_route_and_status() -> None:
     ]
     tally = tally_run(items, planned=4, tolerated_failure_percent=100)
     assert tally.routes == {"lambda": {"SUCCEEDED": 2, "FAILED": 1}, "ecs": {"CANCELLED": 1}}
-    # A cancelled item neither succeeded nor failed: it never finished.
-    assert (tally.succeeded, len(tally.failed_items), tally.unfinished) == (2, 1, 1)
+    # A cancelled item neither succeeded nor failed: it is counted apart.
+    assert (tally.succeeded, len(tally.failed_items), tally.unfinished) == (2, 1, 0)
+    assert tally.cancelled == 1
 
 
 def test_an_empty_run_succeeds() -> None:

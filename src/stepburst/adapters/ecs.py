@@ -23,6 +23,30 @@ def running_tasks(cluster: str, started_by: str) -> list[str]:
         return [arn for page in pages for arn in page["taskArns"]]
 
 
+def tasks_running_command(cluster: str, task_arns: list[str], command: list[str]) -> list[str]:
+    """Those of ``task_arns`` whose container command override contains ``command`` (in
+    order): the run's tasks that run one unit."""
+    found: list[str] = []
+    # DescribeTasks takes at most 100 tasks a request.
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html
+    for start in range(0, len(task_arns), 100):
+        with translated(f"describing tasks of {cluster}", _CODES):
+            described = aws.client("ecs").describe_tasks(
+                cluster=cluster, tasks=task_arns[start : start + 100]
+            )
+        for task in described.get("tasks", []):
+            overrides = task.get("overrides") or {}
+            for container in overrides.get("containerOverrides") or []:
+                given = list(container.get("command") or [])
+                if any(
+                    given[i : i + len(command)] == command
+                    for i in range(len(given) - len(command) + 1)
+                ):
+                    found.append(task["taskArn"])
+                    break
+    return found
+
+
 def stop_task(cluster: str, task_arn: str, *, reason: str) -> None:
     with translated(f"stopping task {task_arn}", _CODES):
         aws.client("ecs").stop_task(cluster=cluster, task=task_arn, reason=reason)

@@ -1,4 +1,4 @@
-"""STS: the job's own credentials, for the code a worker runs for it."""
+"""STS: the job's own credentials, for the code a worker runs for it; who the caller is."""
 
 from __future__ import annotations
 
@@ -24,3 +24,9 @@ def job_credentials(role_arn: str, session_name: str, seconds: int) -> dict[str,
         "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
         "AWS_SESSION_TOKEN": credentials["SessionToken"],
     }
+
+
+def caller_arn() -> str:
+    """The ARN of the principal whose credentials the clients use (who cancels, say)."""
+    with translated("asking STS who the caller is"):
+        return str(aws.client("sts").get_caller_identity()["Arn"])
