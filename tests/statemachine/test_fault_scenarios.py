@@ -304,7 +304,6 @@ def test_s3_failures_mid_range_are_retried_and_the_output_is_a_clean_runs(
     assert upload.parts == clean_upload.parts
 
 
-
 def test_an_s3_body_cut_short_resumes_where_it_stopped_and_the_output_is_a_clean_runs(
     engine: LocalEngine, clean_upload: Upload
 ) -> None:
@@ -322,6 +321,7 @@ def test_an_s3_body_cut_short_resumes_where_it_stopped_and_the_output_is_a_clean
     assert {int(item["attempts"]) for item in run.items} == {1}
     _assert_complete(upload, RECORDS)
     assert upload.parts == clean_upload.parts
+
 
 # -- DynamoDB throttling past every retry -------------------------------------------------------
 
