@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 # A condition a running fault waits for (e.g. "the unit's first item is SUCCEEDED").
 Condition = Callable[[], bool]
@@ -39,6 +40,17 @@ class Reclaim:
         return True
 
 
+@dataclass
+class _Throttle:
+    """One dynamodb_throttle arming: ``remaining`` more throttles of ``operation`` (or any),
+    each once ``when`` holds."""
+
+    remaining: int
+    code: str
+    operation: str | None
+    when: Condition | None
+
+
 class Faults:
     """Armed faults, consumed by the moto hooks. Thread-safe."""
 
@@ -48,7 +60,7 @@ class Faults:
         self._ecs_capacity: list[str] = []
         self._ecs_spot_interruptions = 0
         self._running: dict[str, list[tuple[Condition | None, int | None]]] = {}
-        self._dynamodb_throttles: list[tuple[str, str | None, Condition | None]] = []
+        self._dynamodb_throttles: list[_Throttle] = []
         self._s3_range_faults: list[tuple[str, str | None]] = []
         self.fired: Counter[str] = Counter()
         """How many times each kind of fault fired (``lambda_throttle``, ``ecs_capacity``)."""
@@ -112,7 +124,7 @@ class Faults:
         (``ProvisionedThroughputExceededException`` or ``ThrottlingException``), as DynamoDB
         does past its capacity. ``when`` must not call DynamoDB itself."""
         with self._lock:
-            self._dynamodb_throttles.extend([(code, operation, when)] * times)
+            self._dynamodb_throttles.append(_Throttle(times, code, operation, when))
 
     def s3_range_failure(
         self, *, times: int = 1, kind: str = "SlowDown", key_contains: str | None = None
@@ -157,14 +169,22 @@ class Faults:
 
     def take_dynamodb_throttle(self, operation: str) -> str | None:
         with self._lock:
-            armed = list(self._dynamodb_throttles)
-        due = {id(when): when is None or when() for _, _, when in armed}
+            armed = [throttle for throttle in self._dynamodb_throttles if throttle.remaining]
+        # Each arming's condition once, outside the lock: it may take a while (never DynamoDB).
+        due = [
+            throttle
+            for throttle in armed
+            if throttle.operation in (None, operation)
+            and (throttle.when is None or throttle.when())
+        ]
         with self._lock:
-            for index, (code, only, when) in enumerate(self._dynamodb_throttles):
-                if only in (None, operation) and due.get(id(when), False):
-                    del self._dynamodb_throttles[index]
+            for throttle in due:
+                if throttle.remaining > 0:
+                    throttle.remaining -= 1
+                    if not throttle.remaining:
+                        self._dynamodb_throttles.remove(throttle)
                     self.fired["dynamodb_throttle"] += 1
-                    return code
+                    return throttle.code
             return None
 
     def take_s3_range_failure(self, key: str) -> str | None:

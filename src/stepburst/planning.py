@@ -297,7 +297,10 @@ class Planner:
                 for item in unit.items:
                     if records.get(item.sk, {}).get("status") != ItemStatus.SUCCEEDED:
                         writer.add_item(item)
-            if not writer.summary.items:
+            # A run whose items all succeeded but that still ended FAILED (its Finalize failed
+            # past its retries; the reconciler ended it) is redriven with no item: straight
+            # to Finalize, which reads every item's end from the ledger.
+            if not writer.summary.items and run.get("status") == RunStatus.SUCCEEDED:
                 raise InvalidInputError("redrive", f"every item of run {run_id!r} succeeded")
             summary = writer.close()
         self.ledger.update_run(

@@ -19,7 +19,7 @@ import queue
 import threading
 import zlib
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from stepburst.aws import client, error_code
 from stepburst.errors import (
     AccessDeniedError,
     AwsError,
+    ConnectionDroppedError,
     ObjectNotFoundError,
     SourceChangedError,
     ThrottledError,
@@ -250,24 +251,48 @@ def _get_pieces(
                 raise _translate(exc, obj) from exc
             if etag is None:
                 etag = str(response["ETag"])
+            promised = _promised_end(response, position)
             body = response["Body"]
             try:
                 for piece in body.iter_chunks(min(PIECE_SIZE, request_end - position)):
                     position += len(piece)
                     yield piece
-                break
+                if position >= min(promised, request_end):
+                    break
+                # The body ended before the bytes its Content-Range announced: resumed like
+                # a break, with IfMatch still pinning the ETag.
+                problem = f"the body ended at byte {position} of {promised}"
             except _STREAM_ERRORS as exc:
-                retries += 1
-                if retries > STREAM_RETRIES:
-                    raise
-                logger.warning(
-                    "S3 body broke mid-stream; resuming",
-                    extra={"object": obj.uri(), "position": position, "error": str(exc)},
-                )
+                problem = str(exc)
             finally:
                 body.close()
+            retries += 1
+            if retries > STREAM_RETRIES:
+                raise ConnectionDroppedError(
+                    f"reading {obj.uri()}: {problem}, after {STREAM_RETRIES} resumptions"
+                )
+            logger.warning(
+                "S3 body broke mid-stream; resuming",
+                extra={"object": obj.uri(), "position": position, "error": problem},
+            )
         if position < request_end:  # the object ended early
             return
+
+
+def _promised_end(response: Mapping[str, Any], start: int) -> int:
+    """Where a ranged GET's body should end (exclusive): the last byte its ``Content-Range``
+    (``bytes first-last/size``) names, else ``start`` plus its ``Content-Length``. Fewer
+    bytes than that means the body was cut short, not that the object ended (a range past
+    the end is answered with the bytes there are:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)."""
+    content_range = str(response.get("ContentRange") or "")
+    unit, _, span = content_range.partition(" ")
+    first_last = span.split("/", 1)[0]
+    if unit == "bytes" and "-" in first_last:
+        last = first_last.split("-", 1)[1]
+        if last.isdigit():
+            return int(last) + 1
+    return start + int(response.get("ContentLength") or 0)
 
 
 class _Failure:

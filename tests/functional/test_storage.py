@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ResponseStreamingError
+from botocore.exceptions import ClientError, ResponseStreamingError
 
 from stepburst.aws import client
-from stepburst.errors import SourceChangedError
+from stepburst.errors import ConnectionDroppedError, SourceChangedError
 from stepburst.storage import (
     MIN_PART_SIZE,
+    STREAM_RETRIES,
     MultipartWriter,
     ObjectNotFoundError,
     S3Object,
@@ -305,3 +306,86 @@ def test_a_broken_body_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatch)
     assert len(fake.requests) == 2
     assert fake.requests[1]["Range"] == f"bytes={10 + 2 * 1024 * 1024}-{len(data) - 1}"
     assert fake.requests[1]["IfMatch"] == '"v1"'  # pinned to the first response's ETag
+
+
+class CuttingS3:
+    """A stand-in client whose GET bodies end halfway through the range their Content-Range
+    announces (the first ``cuts`` of them); later GETs see ``etags`` in turn, and an IfMatch
+    that is not the current ETag fails as S3 fails it."""
+
+    def __init__(self, data: bytes, cuts: int, etags: list[str]) -> None:
+        self.data = data
+        self.cuts = cuts
+        self.etags = etags
+        self.requests: list[dict[str, Any]] = []
+
+    def get_object(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        etag = self.etags[min(len(self.requests), len(self.etags)) - 1]
+        if request.get("IfMatch") not in (None, etag):
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "PreconditionFailed",
+                        "Message": "At least one of the pre-conditions you specified did not hold",
+                    }
+                },
+                "GetObject",
+            )
+        first, last = (int(n) for n in request["Range"].removeprefix("bytes=").split("-"))
+        last = min(last, len(self.data) - 1)
+        payload = self.data[first : last + 1]
+        if len(self.requests) <= self.cuts:
+            payload = payload[: len(payload) // 2]
+        chunks = [payload[i : i + 65536] for i in range(0, len(payload), 65536)]
+
+        class Body:
+            def iter_chunks(self, size: int) -> Iterator[bytes]:
+                yield from chunks
+
+            def close(self) -> None:
+                pass
+
+        content_range = f"bytes {first}-{last}/{len(self.data)}"
+        return {"Body": Body(), "ETag": etag, "ContentRange": content_range}
+
+
+def test_a_body_cut_short_resumes_from_the_last_byte_received(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = bytes(range(256)) * 4_000
+    fake = CuttingS3(data, cuts=2, etags=['"v1"'])
+    monkeypatch.setattr("stepburst.storage.client", lambda service: fake)
+
+    got = b"".join(iter_range(S3Object("b", "k"), 100, len(data), prefetch=False))
+
+    assert got == data[100:]
+    assert [r["Range"] for r in fake.requests] == [
+        f"bytes=100-{len(data) - 1}",
+        f"bytes={100 + (len(data) - 100) // 2}-{len(data) - 1}",
+        f"bytes={len(data) - (len(data) - 100) // 4}-{len(data) - 1}",
+    ]
+    assert [r.get("IfMatch") for r in fake.requests] == [None, '"v1"', '"v1"']
+
+
+def test_a_body_cut_short_of_an_object_replaced_since_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = bytes(range(256)) * 4_000
+    fake = CuttingS3(data, cuts=1, etags=['"v1"', '"v2"'])
+    monkeypatch.setattr("stepburst.storage.client", lambda service: fake)
+
+    with pytest.raises(SourceChangedError):
+        b"".join(iter_range(S3Object("b", "k"), 0, len(data), prefetch=False))
+
+
+def test_a_body_cut_short_again_and_again_fails_within_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = bytes(range(256)) * 4_000
+    fake = CuttingS3(data, cuts=1_000, etags=['"v1"'])
+    monkeypatch.setattr("stepburst.storage.client", lambda service: fake)
+
+    with pytest.raises(ConnectionDroppedError, match="after 3 resumptions"):
+        b"".join(iter_range(S3Object("b", "k"), 0, len(data), prefetch=False))
+    assert len(fake.requests) == 1 + STREAM_RETRIES

@@ -1533,6 +1533,37 @@ def test_dynamodb_throttling_answers_an_armed_throttle_then_disarms(stage: Stage
     assert stage.cloud.faults.fired["dynamodb_throttle"] == 2
 
 
+def test_sdk_retry_time_scales_botocores_backoff_and_rate_limiter(stage: Stage) -> None:
+    # The product's retry configuration: adaptive, 10 retries (waits of up to 20 s each).
+    ddb = boto3.client(
+        "dynamodb",
+        region_name=stage.cloud.region,
+        config=Config(retries={"mode": "adaptive", "max_attempts": 10}),
+    )
+    ddb.create_table(
+        TableName="retried",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    item = {"pk": {"S": "one"}}
+    stage.cloud.faults.dynamodb_throttle(times=10)
+    started = time.monotonic()
+
+    ddb.put_item(TableName="retried", Item=item)
+    # After throttling the rate limiter meters every call (at least 0.5 a second unscaled).
+    for _ in range(20):
+        assert ddb.get_item(TableName="retried", Key=item)["Item"] == item
+
+    # Unscaled: about 65 s of backoff on average, then up to 40 s of rate limiting.
+    assert time.monotonic() - started < 5
+    assert stage.cloud.faults.fired["dynamodb_throttle"] == 10
+    stage.cloud.faults.dynamodb_throttle(times=11)
+    with pytest.raises(ClientError) as exhausted:
+        ddb.get_item(TableName="retried", Key=item)
+    assert exhausted.value.response["ResponseMetadata"]["RetryAttempts"] == 10
+
+
 @pytest.mark.parametrize("kind", ["SlowDown", "InternalError", "truncated"])
 def test_s3_range_faults_fail_one_ranged_get_then_disarm(stage: Stage, kind: str) -> None:
     # No SDK retries: each call meets the fault once.

@@ -8,12 +8,14 @@ each item's end and attempts, and where the run failed, that a redrive completes
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from scenario_support import FIXTURE_JOBS, ROOT, Run, plan_output
+from tests.polling import Pending, poll
 
 from stepburst_local import LocalEngine
 
@@ -300,3 +302,155 @@ def test_s3_failures_mid_range_are_retried_and_the_output_is_a_clean_runs(
     assert {int(item["attempts"]) for item in run.items} == {1}
     _assert_complete(upload, RECORDS)
     assert upload.parts == clean_upload.parts
+
+
+def test_an_s3_body_cut_short_resumes_where_it_stopped_and_the_output_is_a_clean_runs(
+    engine: LocalEngine, clean_upload: Upload
+) -> None:
+    key = "scenario-faults/ranged-truncated.jsonl"
+    # Two ranged GETs end halfway: each read resumes with a GET of the rest (IfMatch its ETag).
+    engine.faults.s3_range_failure(times=2, kind="truncated", key_contains=key)
+
+    upload = _upload(engine, key, _jsonl(RECORDS))
+
+    run = upload.run
+    assert run.status == "SUCCEEDED", run.execution.get("cause")
+    assert run.record["status"] == "SUCCEEDED"
+    assert engine.faults.fired["s3_range_failure"] == 2
+    assert {item["status"] for item in run.items} == {"SUCCEEDED"}
+    assert {int(item["attempts"]) for item in run.items} == {1}
+    _assert_complete(upload, RECORDS)
+    assert upload.parts == clean_upload.parts
+
+
+# -- DynamoDB throttling past every retry -------------------------------------------------------
+
+COORDINATOR = json.loads((ROOT / "statemachines" / "coordinator.asl.json").read_text())
+
+
+def _state(name: str, states: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The coordinator's state ``name``, wherever it is nested."""
+    for state_name, state in (states or COORDINATOR["States"]).items():
+        if state_name == name:
+            return dict(state)
+        for inner in [state.get("ItemProcessor"), *state.get("Branches", [])]:
+            found = _state(name, inner["States"]) if inner else None
+            if found is not None:
+                return found
+    return None
+
+
+def _throttled_invocations(state: str) -> int:
+    """How many times ``state``'s Lambda runs while a throttle outlasts the SDK's retries: its
+    Retry of ``ThrottledError`` (what the adapters raise then) and the first attempt."""
+    found = _state(state)
+    assert found is not None, state
+    (retrier,) = [r for r in found["Retry"] if "ThrottledError" in r["ErrorEquals"]]
+    return int(retrier["MaxAttempts"]) + 1
+
+
+def _while_running(engine: LocalEngine, function: str, invocations: int) -> Callable[[], bool]:
+    """A fault's condition: one of ``function``'s next ``invocations`` invocations is running
+    (each runs in a thread of its own, named after the function)."""
+    first = engine.lambda_runtime.invocations.get(function, 0)
+    name = f"lambda-{function}"
+
+    def holds() -> bool:
+        invoked = engine.lambda_runtime.invocations.get(function, 0)
+        running = any(thread.name == name for thread in threading.enumerate())
+        return first < invoked <= first + invocations and running
+
+    return holds
+
+
+def _ended_run(engine: LocalEngine, run_id: str) -> dict[str, Any]:
+    """The run's record once it is no longer RUNNING: an execution that ended outside
+    Finalize is brought to its end by the reconciler, on the execution's status event."""
+
+    def ended() -> dict[str, Any] | Pending:
+        record = engine.ledger().get_run(run_id) or {}
+        return record if record.get("status") not in (None, "RUNNING") else Pending(record)
+
+    return poll(ended, what=f"run {run_id} to end", timeout=30)
+
+
+# The job's failure_policy.infrastructure_attempts (tests/fixtures/jobs/scenario-faults.yaml):
+# RecoverUnit runs a unit that failed on infrastructure once more.
+FAULTS_JOB_INFRASTRUCTURE_ATTEMPTS = 2
+
+
+@pytest.mark.parametrize(
+    ("function", "state", "rounds", "error"),
+    [
+        ("PlanFunction", "Plan", 1, "ThrottledError"),
+        ("ProcessItemsFunction", "RunOnLambda", FAULTS_JOB_INFRASTRUCTURE_ATTEMPTS, "RunFailed"),
+        ("FinalizeFunction", "Finalize", 1, "ThrottledError"),
+    ],
+)
+def test_dynamodb_throttling_past_every_retry_fails_truthfully_and_recovery_completes(
+    engine: LocalEngine, function: str, state: str, rounds: int, error: str
+) -> None:
+    # Every DynamoDB call fails while the function runs, for as many invocations as the
+    # state's Retry (and, for a unit, RecoverUnit's infrastructure retry) makes: each
+    # invocation exhausts the SDK's own retries (adaptive, 10) or its retry quota first.
+    invocations = _throttled_invocations(state) * rounds
+    throttled = _while_running(engine, function, invocations)
+    before = engine.lambda_runtime.invocations.get(function, 0)
+    engine.faults.dynamodb_throttle(times=1_000_000, when=throttled)
+    key = f"scenario-faults/exhausted-{function}.jsonl"
+
+    engine.upload(key, _jsonl(RECORDS))
+    (arn,) = engine.executions_for_upload(key)
+    execution = engine.wait_for_execution(arn, timeout=120)
+    engine.faults.clear()
+
+    assert execution["status"] == "FAILED"
+    assert str(execution.get("error")).endswith(error), execution.get("cause")
+    assert engine.lambda_runtime.invocations[function] == before + invocations
+    run_id = plan_output(engine, arn)["run_id"]  # Plan's output, or RecordPlanFailure's
+    record = _ended_run(engine, run_id)
+    assert record["status"] == "FAILED"
+    items = sorted(engine.ledger().iter_items(run_id), key=lambda item: int(item["item"]))
+    failed = Run(execution=execution, arn=arn, run_id=run_id, record=record, items=items)
+    upload = _read_upload(engine, failed)
+    assert len(upload.output_ids) == len(set(upload.output_ids)), "a record was written twice"
+    if function == "PlanFunction":
+        # Plan failed at its first write: no item, and the claim is free again.
+        assert items == []
+        assert record["planned_items"] == 0
+    elif function == "ProcessItemsFunction":
+        assert len(items) == 4
+        for item in items:
+            assert item["status"] == "FAILED"
+            assert item["failure_class"] == "infrastructure"
+            assert _classes(item) == ["infrastructure"] * rounds
+            assert item["history"][-1]["error"] == "ThrottledError"
+    else:
+        # Every item finished before Finalize; the reconciler ended the run, not its items.
+        assert len(items) == 4
+        assert {(item["status"], int(item["attempts"])) for item in items} == {("SUCCEEDED", 1)}
+        assert "ThrottledError" in record["cause"]
+
+    if function == "PlanFunction":
+        # No plan to redrive: the upload's event delivered again plans the same run.
+        event = json.loads(
+            engine.client("stepfunctions").describe_execution(executionArn=arn)["input"]
+        )
+        recovery = engine.start_execution(event)
+    else:
+        recovery = engine.start_execution({"redrive": run_id})
+    recovered = engine.wait_for_execution(recovery, timeout=120)
+
+    assert recovered["status"] == "SUCCEEDED", recovered.get("cause")
+    ledger = engine.ledger()
+    completed = Run(
+        execution=recovered,
+        arn=recovery,
+        run_id=run_id,
+        record=ledger.get_run(run_id) or {},
+        items=sorted(ledger.iter_items(run_id), key=lambda item: int(item["item"])),
+    )
+    assert completed.record["status"] == "SUCCEEDED"
+    assert len(completed.items) == 4
+    assert {item["status"] for item in completed.items} == {"SUCCEEDED"}
+    _assert_complete(_read_upload(engine, completed), RECORDS)

@@ -23,6 +23,7 @@ module              hooks
 ``executions``      nameless starts, StopExecution's reason, Map Run listings
 ``dynamodb``        atomic item operations, reads beside concurrent writes, partition queries
 ``s3``              ranged GETs read only their range, uploads decoded and stored linearly
+``sdk_retries``     botocore's retry backoff and rate limiter on the engine's time_scale
 =================== ==========================================================================
 
 Hooks are installed once per process (:func:`install`) and are inert until an engine binds
@@ -49,6 +50,7 @@ from stepburst_local.patches import (
     lambda_,
     quotas,
     s3,
+    sdk_retries,
     status_events,
     threads,
 )
@@ -72,6 +74,7 @@ _MODULES = (
     executions,
     dynamodb,
     s3,
+    sdk_retries,
 )
 HOOKS: dict[str, Hook] = {hook.name: hook for module in _MODULES for hook in module.HOOKS}
 
