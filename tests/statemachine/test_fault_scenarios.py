@@ -258,7 +258,7 @@ def _invoked(engine: LocalEngine, function: str) -> Callable[[], bool]:
 def test_dynamodb_throttling_within_the_sdks_retries_loses_nothing(
     engine: LocalEngine, function: str, code: str
 ) -> None:
-    # Three throttles in a row: the SDK's own retries (adaptive, 10 attempts) absorb them.
+    # Three throttles in a row: the SDK's own retries (adaptive, 10 after the first) absorb them.
     engine.faults.dynamodb_throttle(times=3, code=code, when=_invoked(engine, function))
     key = f"scenario-faults/throttled-{function}.jsonl"
 
