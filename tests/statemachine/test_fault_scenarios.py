@@ -114,6 +114,26 @@ def test_a_batch_host_termination_mid_item_retries_that_unit_only(engine: LocalE
     assert "exit_code" not in interrupted["history"][0]
 
 
+def test_a_batch_host_termination_before_the_worker_started_retries_the_unit(
+    engine: LocalEngine,
+) -> None:
+    # No condition: the host goes the moment the job's container starts, before the worker has
+    # recorded its item; the attempt is known only from Batch's answer.
+    engine.faults.batch_host_termination(times=1, unit=0)
+
+    run = _finish(engine, _start(engine, "scenario-batch-spot", ["ok-0"]))
+
+    assert run.status == "SUCCEEDED", run.execution.get("cause")
+    assert run.record["status"] == "SUCCEEDED"
+    assert engine.faults.fired["batch_host_termination"] == 1
+    (item,) = run.items
+    assert item["status"] == "SUCCEEDED"
+    assert int(item["attempts"]) == 2
+    assert _classes(item) == ["spot_interruption"]
+    assert item["history"][0]["stop_reason"].startswith("Host EC2 (instance i-")
+    assert "exit_code" not in item["history"][0]
+
+
 def test_spot_interruptions_past_the_bound_fail_truthfully_and_redrive_completes(
     engine: LocalEngine,
 ) -> None:
