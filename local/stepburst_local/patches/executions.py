@@ -28,8 +28,9 @@ from stepburst_local.patching import Hook, patch
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-INTERPRETER_START_SECONDS = 5.0
-"""How long a stop waits for a just-started execution's interpreter to be there."""
+INTERPRETER_START_SECONDS = 60.0
+"""How long a stop waits for a just-started execution's interpreter to run its program (on a
+loaded machine a new interpreter thread can take seconds to be scheduled)."""
 
 # -- names ---------------------------------------------------------------------------------------
 
@@ -65,7 +66,8 @@ stop_reason = Hook(
     why="StopExecution's error and cause are the aborted execution's (its ExecutionAborted "
     "event, its status-change event) on AWS; moto's API does not read them and stops every "
     "execution with empty ones, answers a null stopDate until the interpreter notices, and "
-    "fails (500) to stop an execution whose interpreter thread has not set itself up yet.",
+    "fails (500) to stop an execution whose interpreter thread has not set itself up yet, "
+    "or loses the stop when it comes before the program's first state.",
     upstream="no upstream issue found",
 )
 
@@ -88,13 +90,20 @@ def _stop_execution(self: Any) -> Any:
 
 
 def _await_interpreter(execution: Any) -> None:
+    """Until the execution's program runs: moto's stop changes only a running program's state,
+    so a stop between the interpreter's environment and its first state would be lost."""
     deadline = time.monotonic() + INTERPRETER_START_SECONDS
     while (
-        _environment(execution) is None
+        not _program_started(execution)
         and execution.status == "RUNNING"
         and time.monotonic() < deadline
     ):
         time.sleep(0.005)
+
+
+def _program_started(execution: Any) -> bool:
+    env = _environment(execution)
+    return env is not None and env.program_state() is not None
 
 
 # -- Map Runs ------------------------------------------------------------------------------------
