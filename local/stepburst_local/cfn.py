@@ -1,10 +1,10 @@
 """Read ``template.yaml`` as CloudFormation would, for the local engine.
 
 The template is loaded unchanged: short-form tags (``!Ref``, ``!Sub`` ...) become their long
-forms, SAM's implicit resources that the engine needs are added (function roles, a state
-machine's EventBridge rules), every resource gets a physical name, and the intrinsic functions
-the template uses are resolved: ``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` (both forms),
-``Fn::Join``, ``Fn::If`` with conditions, ``Fn::Select``, ``Fn::Split``, ``Fn::FindInMap``,
+forms, SAM's own translator expands the ``AWS::Serverless::*`` resources into plain
+CloudFormation (:mod:`stepburst_local.sam`), every resource gets a physical name, and the
+intrinsic functions the template uses are resolved: ``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` (both
+forms), ``Fn::Join``, ``Fn::If`` with conditions, ``Fn::Select``, ``Fn::Split``, ``Fn::FindInMap``,
 ``Fn::Equals``/``And``/``Or``/``Not``, ``Fn::Base64``, ``Fn::GetAZs``.
 
 Nothing here talks to AWS; :mod:`stepburst_local.engine` turns the resolved resources into
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from stepburst_local import sam
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -95,7 +97,7 @@ def load_template(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Resource:
-    """One resource after SAM expansion: its type, resolved properties and physical ids."""
+    """One resource of the translated template: its type, properties and physical ids."""
 
     logical_id: str
     type: str
@@ -118,9 +120,7 @@ _NAME_PROPERTIES: dict[str, tuple[str, int, bool]] = {
     # type: (property naming the resource, max length, lower-case)
     "AWS::S3::Bucket": ("BucketName", 63, True),
     "AWS::DynamoDB::Table": ("TableName", 255, False),
-    "AWS::Serverless::StateMachine": ("Name", 80, False),
     "AWS::StepFunctions::StateMachine": ("StateMachineName", 80, False),
-    "AWS::Serverless::Function": ("FunctionName", 64, False),
     "AWS::Lambda::Function": ("FunctionName", 64, False),
     "AWS::ECS::Cluster": ("ClusterName", 255, False),
     "AWS::ECS::TaskDefinition": ("Family", 255, False),
@@ -137,7 +137,6 @@ _NAME_PROPERTIES: dict[str, tuple[str, int, bool]] = {
     "AWS::Scheduler::Schedule": ("Name", 64, False),
     "AWS::Scheduler::ScheduleGroup": ("Name", 64, False),
     "AWS::CloudWatch::Alarm": ("AlarmName", 255, False),
-    "AWS::Serverless::LayerVersion": ("LayerName", 140, False),
     "AWS::Lambda::LayerVersion": ("LayerName", 140, False),
 }
 
@@ -145,6 +144,7 @@ _NAME_PROPERTIES: dict[str, tuple[str, int, bool]] = {
 class Stack:
     """A template resolved for one local deployment.
 
+    A SAM template is first expanded by SAM's own translator, as the transform does on AWS.
     ``parameters`` overrides the template's parameter defaults (the engine passes the ids of
     the VPC, subnets and security group it creates in the in-memory AWS).
     """
@@ -158,18 +158,27 @@ class Stack:
         region: str = REGION,
         account_id: str = ACCOUNT_ID,
     ) -> None:
-        self.template = copy.deepcopy(template)
         self.stack_name = stack_name
         self.region = region
         self.account_id = account_id
+        try:
+            self.translation = sam.translate(
+                template,
+                parameters=parameters or {},
+                region=region,
+                account_id=account_id,
+                stack_name=stack_name,
+            )
+        except sam.TranslationError as exc:
+            raise TemplateError(str(exc)) from None
+        self.template = self.translation.template
         self.parameters = self._parameter_values(parameters or {})
         self.mappings: dict[str, Any] = self.template.get("Mappings", {})
         self._conditions_raw: dict[str, Any] = self.template.get("Conditions", {})
         self._conditions: dict[str, bool] = {}
-        self.globals: dict[str, Any] = self.template.get("Globals", {})
         self.resources: dict[str, Resource] = {}
         self._naming: set[str] = set()
-        self._expand()
+        self._read_resources()
         self._name_resources()
 
     # -- parameters and conditions ------------------------------------------------------
@@ -197,110 +206,32 @@ class Stack:
             self._conditions[name] = bool(self.resolve(self._conditions_raw[name]))
         return self._conditions[name]
 
-    # -- SAM expansion ------------------------------------------------------------------
+    # -- resources ----------------------------------------------------------------------
 
-    def _expand(self) -> None:
+    def _read_resources(self) -> None:
         for logical_id, raw in self.template["Resources"].items():
             if "Condition" in raw and not self.condition(raw["Condition"]):
                 continue
             resource_type = str(raw.get("Type"))
+            if resource_type.startswith("AWS::Serverless::"):
+                raise TemplateError(f"{logical_id}: {resource_type} left after SAM's transform")
             properties = copy.deepcopy(raw.get("Properties", {}))
             self.resources[logical_id] = Resource(
                 logical_id, resource_type, properties, raw, condition=raw.get("Condition")
             )
-        for logical_id, resource in list(self.resources.items()):
-            if resource.type == "AWS::Serverless::Function":
-                self._merge_function_globals(resource)
-                if "Role" not in resource.properties:
-                    self._add_implicit(f"{logical_id}Role", "AWS::IAM::Role", {})
-                for event_name, event in resource.properties.get("Events", {}).items():
-                    self._expand_function_event(logical_id, event_name, event)
-            elif resource.type == "AWS::Serverless::StateMachine":
-                if "Role" not in resource.properties:
-                    self._add_implicit(f"{logical_id}Role", "AWS::IAM::Role", {})
-                for event_name, event in resource.properties.get("Events", {}).items():
-                    self._expand_state_machine_event(logical_id, event_name, event)
 
-    def _add_implicit(
-        self, logical_id: str, resource_type: str, properties: dict[str, Any]
-    ) -> None:
-        if logical_id not in self.resources:
-            raw = {"Type": resource_type, "Properties": properties}
-            self.resources[logical_id] = Resource(logical_id, resource_type, properties, raw)
-
-    def _merge_function_globals(self, resource: Resource) -> None:
-        defaults = copy.deepcopy(self.globals.get("Function", {}))
-        merged: dict[str, Any] = defaults
-        for key, value in resource.properties.items():
-            if key == "Environment":
-                base = merged.get("Environment", {}).get("Variables", {})
-                variables = {**base, **value.get("Variables", {})}
-                merged["Environment"] = {"Variables": variables}
-            elif key == "Layers":
-                merged["Layers"] = [*merged.get("Layers", []), *value]
-            else:
-                merged[key] = value
-        resource.properties = merged
-
-    def _expand_function_event(self, function_id: str, event_name: str, event: Any) -> None:
-        """A function's EventBridgeRule event: a rule whose target is the function (invoked
-        asynchronously, with a resource policy instead of a role, as SAM generates it)."""
-        if event.get("Type") not in ("EventBridgeRule", "CloudWatchEvent"):
-            return
-        properties = event.get("Properties", {})
-        target: dict[str, Any] = {
-            "Arn": {"Fn::GetAtt": [function_id, "Arn"]},
-            "Id": properties.get("Target", {}).get("Id", f"{function_id}{event_name}LambdaTarget"),
-        }
-        for key in ("Input", "InputPath", "InputTransformer", "RetryPolicy", "DeadLetterConfig"):
-            if key in properties:
-                target[key] = properties[key]
-        rule: dict[str, Any] = {
-            "EventPattern": properties.get("Pattern", {}),
-            "Targets": [target],
-            "State": properties.get("State", "ENABLED"),
-        }
-        if "EventBusName" in properties:
-            rule["EventBusName"] = properties["EventBusName"]
-        if "RuleName" in properties:
-            rule["Name"] = properties["RuleName"]
-        self._add_implicit(f"{function_id}{event_name}", "AWS::Events::Rule", rule)
-
-    def _expand_state_machine_event(self, machine_id: str, event_name: str, event: Any) -> None:
-        event_type = event.get("Type")
-        properties = event.get("Properties", {})
-        target: dict[str, Any] = {
-            "Arn": {"Ref": machine_id},
-            "Id": properties.get("Target", {}).get(
-                "Id", f"{machine_id}{event_name}StepFunctionsTarget"
-            ),
-            "RoleArn": {"Fn::GetAtt": [f"{machine_id}{event_name}Role", "Arn"]},
-        }
-        for key in ("Input", "InputPath", "InputTransformer", "RetryPolicy", "DeadLetterConfig"):
-            if key in properties:
-                target[key] = properties[key]
-        if event_type in ("EventBridgeRule", "CloudWatchEvent"):
-            rule: dict[str, Any] = {
-                "EventPattern": properties.get("Pattern", {}),
-                "Targets": [target],
-            }
-            if "EventBusName" in properties:
-                rule["EventBusName"] = properties["EventBusName"]
-            if "RuleName" in properties:
-                rule["Name"] = properties["RuleName"]
-            rule["State"] = properties.get("State", "ENABLED")
-            self._add_implicit(f"{machine_id}{event_name}", "AWS::Events::Rule", rule)
-        elif event_type in ("Schedule", "ScheduleV2"):
-            rule = {
-                "ScheduleExpression": properties.get("Schedule")
-                or properties.get("ScheduleExpression"),
-                "Targets": [target],
-                "State": "ENABLED" if properties.get("Enabled", True) else "DISABLED",
-            }
-            self._add_implicit(f"{machine_id}{event_name}", "AWS::Events::Rule", rule)
-        else:
-            return
-        self._add_implicit(f"{machine_id}{event_name}Role", "AWS::IAM::Role", {})
+    def local_path(self, logical_id: str, location_property: str) -> str:
+        """The local file or directory behind a resource's translated S3 location (a
+        function's ``Code``, a layer's ``Content``, a state machine's
+        ``DefinitionS3Location``), as the template's ``CodeUri``/``ContentUri``/
+        ``DefinitionUri`` named it."""
+        location = self.properties(logical_id).get(location_property)
+        path = self.translation.local_path(location)
+        if path is None:
+            raise TemplateError(
+                f"{logical_id}: {location_property} must come from a local path in the template"
+            )
+        return path
 
     # -- physical names -----------------------------------------------------------------
 
@@ -577,9 +508,7 @@ _ARN_NAMING: dict[str, _ArnNaming] = {
         "table/{name}",
         extra=lambda stack, name, arn: {"StreamArn": f"{arn}/stream/1970-01-01T00:00:00.000"},
     ),
-    "AWS::Serverless::StateMachine": _STATE_MACHINE,
     "AWS::StepFunctions::StateMachine": _STATE_MACHINE,
-    "AWS::Serverless::Function": _FUNCTION,
     "AWS::Lambda::Function": _FUNCTION,
     "AWS::ECS::Cluster": _ArnNaming("ecs", "cluster/{name}"),
     "AWS::ECS::TaskDefinition": _ArnNaming(
@@ -612,7 +541,6 @@ _ARN_NAMING: dict[str, _ArnNaming] = {
         arn_attribute="TopicArn",
         extra=lambda stack, name, arn: {"TopicName": name},
     ),
-    "AWS::Serverless::LayerVersion": _LAYER,
     "AWS::Lambda::LayerVersion": _LAYER,
     "AWS::ECR::Repository": _ArnNaming(
         "ecr",

@@ -1,22 +1,31 @@
 """Create a resolved stack's resources in the in-memory AWS.
 
-Resources the local engine needs are created with the properties the template gives them,
-converted from CloudFormation's casing to each API's (from botocore's shapes). Resources that
-only matter on AWS (alarms, KMS keys, log groups, ECR repositories, bucket policies) keep the
-names and ARNs the template would give them but are not created; :attr:`Deployer.skipped`
-lists them.
+The stack is plain CloudFormation (SAM's translator has expanded the ``AWS::Serverless::*``
+resources). Resources the local engine needs are created with the properties the template
+gives them, converted from CloudFormation's casing to each API's (from botocore's shapes):
+roles with the inline and managed policies SAM generated, layers, functions, permissions, the
+state machine, rules. Resources that only matter on AWS (alarms, KMS keys, log groups, ECR
+repositories, bucket policies) keep the names and ARNs the template would give them but are
+not created; :attr:`Deployer.skipped` lists them.
+
+Functions and layers are created with a placeholder package: the engine runs their code from
+the template's local directories (:mod:`stepburst_local.compute`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from stepburst_local.cfn import Resource, Stack, TemplateError, substitute_definition
 from stepburst_local.cloud import LocalCloud
+from stepburst_local.moto_internals import AWSManagedPolicy, iam_backends
+from stepburst_local.sam import aws_managed_policy
 from stepburst_local.shapes import operation_model
 
 LOG = logging.getLogger(__name__)
@@ -36,9 +45,11 @@ _ORDER = [
     "AWS::Batch::ComputeEnvironment",
     "AWS::Batch::JobQueue",
     "AWS::Batch::JobDefinition",
-    "AWS::Serverless::StateMachine",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Lambda::Function",
     "AWS::StepFunctions::StateMachine",
     "AWS::Events::Rule",
+    "AWS::Lambda::Permission",
     "AWS::Scheduler::ScheduleGroup",
 ]
 
@@ -65,6 +76,8 @@ def _convert(value: Any, shape: Any) -> Any:
         return result
     if kind == "list" and isinstance(value, list):
         return [_convert(item, shape.member) for item in value]
+    if kind == "map" and isinstance(value, list):  # CloudFormation's [{Key, Value}] tags
+        value = {item["Key"]: item["Value"] for item in value if isinstance(item, dict)}
     if kind == "map" and isinstance(value, dict):
         return {str(key): _convert(item, shape.value) for key, item in value.items()}
     if kind in ("integer", "long") and isinstance(value, str):
@@ -101,7 +114,9 @@ class Deployer:
             "AWS::Batch::ComputeEnvironment": self._compute_environment,
             "AWS::Batch::JobQueue": self._job_queue,
             "AWS::Batch::JobDefinition": self._job_definition,
-            "AWS::Serverless::StateMachine": self._state_machine,
+            "AWS::Lambda::LayerVersion": self._layer,
+            "AWS::Lambda::Function": self._function,
+            "AWS::Lambda::Permission": self._permission,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::Events::Rule": self._rule,
             "AWS::Scheduler::ScheduleGroup": self._schedule_group,
@@ -162,10 +177,40 @@ class Deployer:
             "Version": "2012-10-17",
             "Statement": [],
         }
-        role = self._client("iam").create_role(
+        iam = self._client("iam")
+        role = iam.create_role(
             RoleName=resource.name, AssumeRolePolicyDocument=json.dumps(document)
         )["Role"]
         self._expect(resource, role["Arn"], resource.attributes["Arn"])
+        for policy in props.get("Policies", []):
+            # SAM's policy templates omit Version; IAM then reads them as 2008-10-17, which
+            # differs from 2012-10-17 only in policy variables (none in SAM's). moto refuses
+            # a document without 2012-10-17.
+            # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_version.html
+            document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
+            iam.put_role_policy(
+                RoleName=resource.name,
+                PolicyName=str(policy["PolicyName"]),
+                PolicyDocument=json.dumps(document),
+            )
+        for arn in props.get("ManagedPolicyArns", []):
+            self._ensure_aws_managed_policy(str(arn))
+            iam.attach_role_policy(RoleName=resource.name, PolicyArn=str(arn))
+
+    def _ensure_aws_managed_policy(self, arn: str) -> None:
+        """Give moto's IAM the AWS managed policy ``arn`` (from the copy moto ships).
+
+        moto loads all ~1,600 of them only when asked to, at ~3 s per start; the engine adds
+        the ones the roles attach."""
+        found = aws_managed_policy(arn)
+        if found is None:
+            return  # a customer managed policy: the template creates it
+        name, data = found
+        account = self.cloud.account_id
+        iam = iam_backends[account]["global"]
+        if arn not in iam.managed_policies:
+            policy = AWSManagedPolicy.from_data(name, account, self.cloud.region, data)
+            iam.managed_policies[policy.arn] = policy
 
     def _bucket(self, resource: Resource) -> None:
         props = self.stack.properties(resource.logical_id)
@@ -284,6 +329,41 @@ class Deployer:
         arn = self._client("batch").register_job_definition(**params)["jobDefinitionArn"]
         self._expect(resource, arn, resource.ref)
 
+    # -- functions ---------------------------------------------------------------------------
+
+    def _layer(self, resource: Resource) -> None:
+        props = self.stack.properties(resource.logical_id)
+        self.stack.local_path(resource.logical_id, "Content")  # a local directory, or say so
+        params = api_params("lambda", "publish_layer_version", props)
+        params["LayerName"] = resource.name
+        params["Content"] = {"ZipFile": _placeholder_package(resource.logical_id)}
+        arn = self._client("lambda").publish_layer_version(**params)["LayerVersionArn"]
+        self._expect(resource, arn, resource.ref)
+
+    def _function(self, resource: Resource) -> None:
+        props = self.stack.properties(resource.logical_id)
+        self.stack.local_path(resource.logical_id, "Code")
+        params = api_params("lambda", "create_function", props)
+        params["FunctionName"] = resource.name
+        params["Code"] = {"ZipFile": _placeholder_package(resource.logical_id)}
+        # Destinations that only matter on AWS; moto would look them up.
+        for key in ("DeadLetterConfig", "KMSKeyArn", "VpcConfig", "FileSystemConfigs"):
+            params.pop(key, None)
+        lambda_ = self._client("lambda")
+        arn = lambda_.create_function(**params)["FunctionArn"]
+        self._expect(resource, arn, resource.attributes["Arn"])
+        reserved = props.get("ReservedConcurrentExecutions")
+        if reserved is not None:
+            lambda_.put_function_concurrency(
+                FunctionName=resource.name, ReservedConcurrentExecutions=int(reserved)
+            )
+
+    def _permission(self, resource: Resource) -> None:
+        props = self.stack.properties(resource.logical_id)
+        params = api_params("lambda", "add_permission", props)
+        params["StatementId"] = resource.name
+        self._client("lambda").add_permission(**params)
+
     # -- orchestration -----------------------------------------------------------------------
 
     def definition(self, resource: Resource) -> str:
@@ -291,11 +371,9 @@ class Deployer:
         props = self.stack.properties(resource.logical_id)
         if "Definition" in props:
             text = json.dumps(props["Definition"])
-        elif "DefinitionUri" in props or "DefinitionS3Location" in props:
-            uri = props.get("DefinitionUri")
-            if not isinstance(uri, str):
-                raise TemplateError(f"{resource.logical_id}: DefinitionUri must be a local path")
-            text = (self.template_dir / uri).read_text(encoding="utf-8")
+        elif "DefinitionS3Location" in props:
+            path = self.stack.local_path(resource.logical_id, "DefinitionS3Location")
+            text = (self.template_dir / path).read_text(encoding="utf-8")
         elif "DefinitionString" in props:
             text = str(props["DefinitionString"])
         else:
@@ -304,14 +382,11 @@ class Deployer:
 
     def _state_machine(self, resource: Resource) -> None:
         props = self.stack.properties(resource.logical_id)
-        role = props.get("Role") or props.get("RoleArn")
-        if not role:
-            role = self.stack.get_att(f"{resource.logical_id}Role", "Arn")
         arn = self._client("stepfunctions").create_state_machine(
             name=resource.name,
             definition=self.definition(resource),
-            roleArn=str(role),
-            type=str(props.get("Type", props.get("StateMachineType", "STANDARD"))),
+            roleArn=str(props["RoleArn"]),
+            type=str(props.get("StateMachineType", "STANDARD")),
         )["stateMachineArn"]
         self._expect(resource, arn, resource.ref)
 
@@ -351,3 +426,15 @@ class Deployer:
                 f"{resource.logical_id}: the in-memory AWS named it {actual}, "
                 f"the template resolution predicted {predicted}"
             )
+
+
+def _placeholder_package(logical_id: str) -> bytes:
+    """A deployment package that says where the code really is: the engine runs it from the
+    template's local path, never from the package."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr(
+            "LOCAL-ENGINE.txt",
+            f"{logical_id} runs from the local path its template names, not from this package.\n",
+        )
+    return buffer.getvalue()

@@ -270,19 +270,20 @@ class LocalEngine(LocalCloud):
 
     def _layers(self) -> list[Resource]:
         assert self.stack is not None
-        return self.stack.of_type("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+        return self.stack.of_type("AWS::Lambda::LayerVersion")
 
     def _content_dir(self, resource: Resource) -> Path:
         assert self.stack is not None
-        props = self.stack.properties(resource.logical_id)
-        uri = props.get("ContentUri") or props.get("Content")
-        if not isinstance(uri, str):
-            raise TemplateError(f"{resource.logical_id}: ContentUri must be a local path")
-        return (self.template_path.parent / uri).resolve()
+        path = self.stack.local_path(resource.logical_id, "Content")
+        return (self.template_path.parent / path).resolve()
 
     def _is_jobs_layer(self, resource: Resource) -> bool:
+        assert self.stack is not None
         content = self._content_dir(resource)
-        return product.holds_jobs(resource.logical_id, content, self.project_root)
+        # SAM names a layer's version resource <LogicalId><hash> and, without a LayerName,
+        # the layer after its logical id.
+        layer_name = str(self.stack.properties(resource.logical_id).get("LayerName", ""))
+        return product.holds_jobs(layer_name, content, self.project_root)
 
     def _layer_dirs(self) -> dict[str, Path]:
         """Each layer's content on this machine: what Lambda unpacks into /opt/python."""
@@ -301,11 +302,9 @@ class LocalEngine(LocalCloud):
         assert self.stack is not None
         specs = []
         jobs_dir = str(self.resolved_jobs_dir)
-        for resource in self.stack.of_type("AWS::Serverless::Function", "AWS::Lambda::Function"):
+        for resource in self.stack.of_type("AWS::Lambda::Function"):
             props = self.stack.properties(resource.logical_id)
-            code_uri = props.get("CodeUri")
-            if not isinstance(code_uri, str):
-                raise TemplateError(f"{resource.logical_id}: CodeUri must be a local path")
+            code_uri = self.stack.local_path(resource.logical_id, "Code")
             variables = props.get("Environment", {}).get("Variables", {})
             environment = {str(k): _env_value(v) for k, v in variables.items()}
             for key, value in environment.items():
@@ -366,9 +365,7 @@ class LocalEngine(LocalCloud):
                 if output not in outputs and variable in environment:
                     outputs[output] = environment[variable]
         if "StateMachineArn" not in outputs:
-            machines = self.stack.of_type(
-                "AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"
-            )
+            machines = self.stack.of_type("AWS::StepFunctions::StateMachine")
             if len(machines) == 1:
                 outputs["StateMachineArn"] = machines[0].ref
         return outputs

@@ -36,6 +36,8 @@ try:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.events.models import Rule, events_backends
     from moto.events.utils import EventTemplateParser
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
     from moto.moto_api import state_manager
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import (
@@ -211,6 +213,7 @@ __all__ = [
     "DYNAMODB_RESULT_SIZE_LIMIT",
     "EXTRACT_JSON_IMPORTERS",
     "TMP_THREADS_IMPORTERS",
+    "AWSManagedPolicy",
     "ActionResult",
     "AmazonStateLanguageParser",
     "BackendDict",
@@ -270,12 +273,14 @@ __all__ = [
     "ThreadedMotoServer",
     "ValidationException",
     "WaitFunction",
+    "aws_managed_policies_data",
     "batch_backends",
     "boto_client",
     "botocore_stubber",
     "create_backend_app",
     "ecs_backends",
     "events_backends",
+    "iam_backends",
     "json_path",
     "mock_aws",
     "moto_server_port",

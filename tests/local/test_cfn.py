@@ -1,4 +1,4 @@
-"""Template reading: short forms, intrinsics, SAM's implicit resources, physical names."""
+"""Template reading: short forms, SAM's translation, intrinsics, physical names."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ Conditions:
 Globals:
   Function:
     Timeout: 30
+    Runtime: python3.11
     Environment:
       Variables:
         TABLE: !Ref Table
@@ -68,6 +69,9 @@ Resources:
               Other: !Select [1, !Split [",", "a,b,c"]]
           MAYBE: !If [IsProd, prod-only, !Ref "AWS::NoValue"]
           BOTH: !If [Both, both, neither]
+      Policies:
+        - DynamoDBCrudPolicy:
+            TableName: !Ref Table
       Events:
         Ended:
           Type: EventBridgeRule
@@ -168,11 +172,27 @@ def test_physical_names(template: dict[str, Any]) -> None:
     assert Stack(template, stack_name="demo").resources["Bucket"].name == bucket  # stable
 
 
-def test_sam_implicit_resources(template: dict[str, Any]) -> None:
+def test_sam_resources_become_what_the_transform_makes(template: dict[str, Any]) -> None:
     stack = Stack(template, stack_name="demo")
 
-    assert stack.resources["FnRole"].type == "AWS::IAM::Role"
-    assert stack.resources["MachineRole"].type == "AWS::IAM::Role"
+    types = {logical_id: resource.type for logical_id, resource in stack.resources.items()}
+    assert not [t for t in types.values() if t.startswith("AWS::Serverless::")]
+    assert types["Fn"] == "AWS::Lambda::Function"
+    assert types["Machine"] == "AWS::StepFunctions::StateMachine"
+    assert types["FnRole"] == types["MachineRole"] == "AWS::IAM::Role"
+    assert types["FnEndedPermission"] == "AWS::Lambda::Permission"
+    assert types["FnQueued"] == "AWS::Lambda::EventSourceMapping"
+    # The local paths come back from the placeholder S3 locations.
+    assert stack.local_path("Fn", "Code") == "functions/fn/"
+    assert stack.local_path("Machine", "DefinitionS3Location") == "machine.asl.json"
+
+    fn = stack.properties("Fn")
+    assert fn["Role"] == stack.resources["FnRole"].attributes["Arn"]
+    assert fn["Timeout"] == 30  # from Globals
+    machine = stack.properties("Machine")
+    assert machine["RoleArn"] == stack.resources["MachineRole"].attributes["Arn"]
+    assert machine["DefinitionSubstitutions"]["FnArn"] == stack.resources["Fn"].attributes["Arn"]
+
     rule = stack.resources["MachineUpload"]
     assert rule.type == "AWS::Events::Rule"
     assert rule.name == "uploads"
@@ -182,18 +202,50 @@ def test_sam_implicit_resources(template: dict[str, Any]) -> None:
     assert props["Targets"][0]["RoleArn"].endswith(
         ":role/" + stack.resources["MachineUploadRole"].name
     )
-    # A function's EventBridgeRule event: a rule whose target is the function.
     ended = stack.properties("FnEnded")
-    assert stack.resources["FnEnded"].type == "AWS::Events::Rule"
     assert ended["EventPattern"]["detail"]["stateMachineArn"] == [stack.resources["Machine"].ref]
-    assert ended["Targets"] == [
-        {
-            "Arn": stack.resources["Fn"].attributes["Arn"],
-            "Id": "FnEndedLambdaTarget",
-            "RetryPolicy": {"MaximumRetryAttempts": 3},
-        }
+    (target,) = ended["Targets"]
+    assert target["Arn"] == stack.resources["Fn"].attributes["Arn"]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3}
+
+
+def test_function_role_holds_the_statements_of_its_policy_templates(
+    template: dict[str, Any],
+) -> None:
+    stack = Stack(template, stack_name="demo")
+    role = stack.properties("FnRole")
+
+    table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/demo-ledger"
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    # DynamoDBCrudPolicy, as SAM's policy template defines it.
+    (crud,) = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
+    assert set(crud["Action"]) >= {
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
+    }
+    assert crud["Resource"] == [table_arn, f"{table_arn}/index/*"]
+    # The SQS event adds the managed policy that lets Lambda poll the queue.
+    assert role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
     ]
-    assert "FnQueued" not in stack.resources  # not a rule: nothing made of it here
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": ["lambda.amazonaws.com"]
+    }
+
+
+def test_a_template_sam_refuses_is_named_without_a_traceback(template: dict[str, Any]) -> None:
+    del template["Globals"]["Function"]["Runtime"]
+
+    with pytest.raises(TemplateError, match=r"\[Fn\] is invalid.*Runtime"):
+        Stack(template, stack_name="demo")
 
 
 def test_definition_substitutions() -> None:

@@ -36,6 +36,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: {RECORDER}
+      Runtime: python3.11
       Handler: app.lambda_handler
       Environment:
         Variables:

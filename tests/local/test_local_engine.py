@@ -106,6 +106,78 @@ def test_functions_get_their_template_environment_with_the_jobs_layer_mapped(
     assert str(FIXTURE_JOBS) in sys.path  # the jobs layer is importable, as /opt/python
 
 
+def test_function_roles_hold_the_policies_sam_generates(engine: LocalEngine) -> None:
+    iam, lambda_ = engine.client("iam"), engine.client("lambda")
+    assert engine.stack is not None
+    plan = engine.lambda_runtime.spec("PlanFunction")
+    assert plan is not None
+    role_arn = lambda_.get_function(FunctionName=plan.name)["Configuration"]["Role"]
+    role = role_arn.rsplit("/", 1)[-1]
+    assert role == engine.stack.resources["PlanFunctionRole"].name
+
+    statements = [
+        statement
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+        for statement in iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"][
+            "Statement"
+        ]
+    ]
+    table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{engine.outputs['LedgerTableName']}"
+    # DynamoDBWritePolicy on the ledger, as SAM's policy template defines it.
+    assert {
+        "Effect": "Allow",
+        "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
+        "Resource": [table, f"{table}/index/*"],
+    } in statements
+    # S3ReadPolicy on the input bucket.
+    bucket = f"arn:aws:s3:::{engine.outputs['InputBucketName']}"
+    (read,) = [s for s in statements if s["Resource"] == [bucket, f"{bucket}/*"]]
+    assert "s3:GetObject" in read["Action"]
+    # The template's own statements, with their intrinsics resolved.
+    (manifests,) = [s for s in statements if s.get("Sid") == "WriteManifests"]
+    assert manifests["Resource"] == f"arn:aws:s3:::{engine.outputs['WorkBucketName']}/*"
+    attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert {p["PolicyName"] for p in attached} == {
+        "AWSLambdaBasicExecutionRole",
+        "AWSXrayWriteOnlyAccess",  # Tracing: Active
+    }
+
+
+def test_state_machine_role_may_invoke_its_functions(engine: LocalEngine) -> None:
+    iam, sfn = engine.client("iam"), engine.client("stepfunctions")
+    role_arn = sfn.describe_state_machine(stateMachineArn=engine.state_machine_arn)["roleArn"]
+    role = role_arn.rsplit("/", 1)[-1]
+    invocable = [
+        statement["Resource"]
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+        for statement in iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"][
+            "Statement"
+        ]
+        if "lambda:InvokeFunction" in statement["Action"]
+    ]
+    plan = engine.lambda_runtime.spec("PlanFunction")
+    assert plan is not None
+    # LambdaInvokePolicy: the function and its versions and aliases (``<arn>*``).
+    assert f"{plan.arn}*" in invocable
+
+
+def test_functions_layers_and_permissions_are_created_in_lambda(engine: LocalEngine) -> None:
+    lambda_ = engine.client("lambda")
+    listed = {f["FunctionName"]: f for f in lambda_.list_functions()["Functions"]}
+    assert {spec.name for spec in engine.lambda_runtime.functions} == set(listed)
+    plan = engine.lambda_runtime.spec("PlanFunction")
+    assert plan is not None
+    configuration = listed[plan.name]
+    assert configuration["Handler"] == "app.lambda_handler"
+    assert configuration["MemorySize"] == 1769
+    layers = {layer["Arn"].split(":")[6] for layer in configuration["Layers"]}
+    assert layers == {"StepburstLayer", "JobsLayer"}
+    reconcile = engine.lambda_runtime.spec("ReconcileFunction")
+    assert reconcile is not None
+    policy = json.loads(lambda_.get_policy(FunctionName=reconcile.name)["Policy"])
+    assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "events.amazonaws.com"}]
+
+
 def test_parse_entrypoint_reads_the_exec_form(tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text('FROM python\nCMD ["--help"]\nENTRYPOINT ["python", "-m", "worker"]\n')
