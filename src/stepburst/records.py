@@ -345,6 +345,15 @@ def process_records(
     return processor.stats
 
 
+def _lines_between(chunk: bytes, low: int) -> list[bytes]:
+    """The lines of ``chunk`` from ``low`` (0, or just after its first LF) to its last LF."""
+    lines = chunk.split(b"\n")
+    lines.pop()  # what follows the last LF
+    if low:
+        del lines[0]  # what precedes the first LF
+    return lines
+
+
 def _call_each(function: Callable[[Any], Any], records: list[Any]) -> list[Any]:
     """``function`` of each record, in order; what one raises is kept in its place."""
     results: list[Any] = []
@@ -409,22 +418,22 @@ class _Processor:
         line, a result that is not a plain dict...) sends the block line by line, reusing what
         was already decoded and computed so the function never runs twice on a record.
         """
-        lines = chunk.split(b"\n")
-        lines.pop()  # what follows the last LF
-        if low:
-            del lines[0]  # what precedes the first LF
+        lines = _lines_between(chunk, low) if high - low > self.max_line_bytes else None
         decoded: _Decoded | None = None
-        if high - low <= self.max_line_bytes or max(map(len, lines)) <= self.max_line_bytes:
+        if lines is None or max(map(len, lines)) <= self.max_line_bytes:
             adder = self.transform.adder
             # Not released explicitly: a decoded msgspec.Raw value may still refer to it.
             view = memoryview(chunk)[low:high]
-            done, decoded = (
-                self._fast_adder_block(view, lines, chunk.isascii(), adder)
-                if adder is not None
-                else self._fast_plain_block(view, lines)
-            )
+            if adder is not None:
+                if lines is None:
+                    lines = _lines_between(chunk, low)
+                done, decoded = self._fast_adder_block(view, lines, chunk.isascii(), adder)
+            else:  # the plain form needs the lines themselves only if it falls back
+                done, decoded = self._fast_plain_block(view, chunk.count(b"\n", low, high))
             if done:
                 return
+        if lines is None:
+            lines = _lines_between(chunk, low)
         self.batch(lines, ended=True, decoded=decoded)
 
     def _finish_block(self, size: int, lines: int, output: bytes) -> None:
@@ -485,9 +494,9 @@ class _Processor:
         self._finish_block(len(block), count, b"".join(pieces))
         return True, None
 
-    def _fast_plain_block(self, block: memoryview, lines: list[bytes]) -> _Attempt:
-        """Decode and encode every line of ``block`` at once; as :meth:`_fast_adder_block`."""
-        count = len(lines)
+    def _fast_plain_block(self, block: memoryview, count: int) -> _Attempt:
+        """Decode and encode the ``count`` lines of ``block`` at once; as
+        :meth:`_fast_adder_block`."""
         try:
             records = self.any_decoder.decode_lines(block)
         except (msgspec.DecodeError, UnicodeDecodeError):
