@@ -48,10 +48,11 @@ def sub_ranges(data: bytes, count: int) -> list[tuple[int, int]]:
 
 def process_share(
     path: str, start: int, end: int, ready: object, go: object
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, float]:
     """In a child: load bytes ``[start, end)`` in 8 MiB chunks, wait for the others, process.
 
-    Returns the wall-clock start and end of the processing, and the records written.
+    Returns the wall-clock start and end of the processing, the records written and the CPU
+    seconds the processing took (on a loaded machine, less than its wall time).
     """
     sys.path.insert(0, str(HERE.parent / "jobs"))  # as the runtime's jobs layer does
     from stepburst.records import load_transform, process_records
@@ -63,13 +64,14 @@ def process_share(
     chunks = [data[low : low + CHUNK] for low in range(0, len(data), CHUNK)]
     ready.put(os.getpid())  # type: ignore[attr-defined]
     go.wait()  # type: ignore[attr-defined]
-    began = time.time()
+    began, cpu_began = time.time(), time.process_time()
     stats = process_records(chunks, transform, lambda _: None, lambda _: None)
-    return began, time.time(), stats.records
+    return began, time.time(), stats.records, time.process_time() - cpu_began
 
 
-def time_processing(path: Path, count: int) -> tuple[float, float, int]:
-    """Seconds of processing on ``count`` processes, seconds to start them, records."""
+def time_processing(path: Path, count: int) -> tuple[float, float, int, list[float]]:
+    """Seconds of processing on ``count`` processes, seconds to start them, records, and
+    each process's CPU seconds."""
     data = path.read_bytes()
     shares = sub_ranges(data, count)
     del data
@@ -88,9 +90,18 @@ def time_processing(path: Path, count: int) -> tuple[float, float, int]:
         go.set()
         results = [future.result() for future in futures]
     manager.shutdown()
-    first = min(began for began, _, _ in results)
-    last = max(ended for _, ended, _ in results)
-    return last - first, startup, sum(records for _, _, records in results)
+    first = min(began for began, _, _, _ in results)
+    last = max(ended for _, ended, _, _ in results)
+    cpu = [seconds for _, _, _, seconds in results]
+    return last - first, startup, sum(records for _, _, records, _ in results), cpu
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: its other work competes for the cores."""
+    try:
+        return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
@@ -180,23 +191,35 @@ def main(argv: list[str] | None = None) -> int:
     path = data_file(args.size_mb, 0, data_dir=args.data_dir)
     size = path.stat().st_size
     print(f"input: {size / MB:.1f} MB; {os.cpu_count()} CPUs; {args.processes} processes")
-    best: dict[int, tuple[float, float]] = {}
+    print(f"  load average before: {load_average()}")
+    best: dict[int, tuple[float, float, list[float]]] = {}
     records: set[int] = set()
     for _ in range(args.repeat):
         for count in (1, args.processes):
-            seconds, startup, written = time_processing(path, count)
+            seconds, startup, written, cpu = time_processing(path, count)
             records.add(written)
             if count not in best or seconds < best[count][0]:
-                best[count] = (seconds, startup)
+                best[count] = (seconds, startup, cpu)
     if len(records) != 1:
         raise SystemExit(f"record counts differ: {records}")
-    for count, (seconds, startup) in best.items():
+    for count, (seconds, startup, cpu) in best.items():
         print(
             f"  processing on {count} process(es)   {size / MB / seconds:8.1f} MB/s  "
-            f"({seconds:.2f} s; start-up {startup:.2f} s)"
+            f"({seconds:.2f} s; start-up {startup:.2f} s; CPU s per process "
+            f"{', '.join(f'{each:.2f}' for each in cpu)}; "
+            f"{sum(cpu) / seconds:.2f} CPUs busy on average)"
         )
     scaling = best[1][0] / best[args.processes][0]
     print(f"  processing scaling: {scaling:.2f}x  (goal >= 1.8x on two idle cores)")
+    # Whether splitting adds work (the per-process CPU adds up to one process's) or the
+    # machine withholds the cores (fewer CPUs busy than processes): the goal needs both.
+    split_cost = sum(best[args.processes][2]) / sum(best[1][2])
+    print(
+        f"  CPU of {args.processes} processes / CPU of one: {split_cost:.2f}x; "
+        f"CPU-bound scaling (1 process's CPU s / slowest share's): "
+        f"{sum(best[1][2]) / max(best[args.processes][2]):.2f}x"
+    )
+    print(f"  load average after: {load_average()}")
 
     one, several = time_item_path(path, args.processes, args.repeat)
     print(f"  item path on 1 process              {size / MB / one:8.1f} MB/s  ({one:.2f} s)")

@@ -312,22 +312,25 @@ def process_records(
             elif len(pending[0]) < REJECT_TEXT_LIMIT:
                 pending = [(pending[0] + chunk[:REJECT_TEXT_LIMIT])[:REJECT_TEXT_LIMIT]]
             continue
-        # The whole lines of this chunk, with the line it completes, go as one block.
+        # The line this chunk completes goes on its own, then the chunk's other whole lines
+        # as one block, read in place: joining them to the carried-over bytes would copy the
+        # whole chunk.
         first = chunk.find(b"\n")
         if oversized or pending_size + first > max_line_bytes:
             head = b"".join([*pending, chunk[: min(first, REJECT_TEXT_LIMIT)]])
             processor.oversized_line(head[:REJECT_TEXT_LIMIT], pending_size + first, ended=True)
-            block = chunk[first + 1 : last + 1]
+            low = first + 1
         elif pending:
-            pending.append(chunk[: last + 1])
-            block = b"".join(pending)
+            pending.append(chunk[:first])
+            processor.batch([b"".join(pending)], ended=True)
+            low = first + 1
         else:
-            block = chunk if last + 1 == len(chunk) else chunk[: last + 1]
+            low = 0
         pending.clear()
         pending_size = 0
         oversized = False
-        if block:
-            processor.block(block)
+        if low <= last:
+            processor.block(chunk, low, last + 1)
         if last + 1 < len(chunk):
             tail = chunk[last + 1 :]
             pending.append(tail)
@@ -338,8 +341,17 @@ def process_records(
     if oversized:
         processor.oversized_line(b"".join(pending), pending_size, ended=False)
     elif pending:
-        processor.batch([b"".join(pending)], ended=False)
+        processor.batch([b"".join(pending)], ended=True)
     return processor.stats
+
+
+def _lines_between(chunk: bytes, low: int) -> list[bytes]:
+    """The lines of ``chunk`` from ``low`` (0, or just after its first LF) to its last LF."""
+    lines = chunk.split(b"\n")
+    lines.pop()  # what follows the last LF
+    if low:
+        del lines[0]  # what precedes the first LF
+    return lines
 
 
 def _call_each(function: Callable[[Any], Any], records: list[Any]) -> list[Any]:
@@ -396,31 +408,35 @@ class _Processor:
         self.lines: list[bytes] = []
         self.out = bytearray()
 
-    def block(self, block: bytes) -> None:
-        """Process whole lines, each ending in LF: in one go when they allow, else line by line.
+    def block(self, chunk: bytes, low: int, high: int) -> None:
+        """Process the whole lines ``chunk[low:high]``: in one go when they allow, else one by one.
 
-        The fast path decodes every line with one ``decode_lines`` call and writes the block's
-        output with one join. Whatever it does not cover (a bad line, a CR, a blank line, a
-        result that is not a plain dict...) sends the block line by line, reusing what was
-        already decoded and computed so the function never runs twice on a record.
+        ``low`` is 0 or just after the chunk's first LF, ``high`` just after its last LF. The
+        lines are split out of the chunk and decoded from a view of it, so the block is never
+        copied. The fast path decodes every line with one ``decode_lines`` call and writes the
+        block's output with one join. Whatever it does not cover (a bad line, a CR, a blank
+        line, a result that is not a plain dict...) sends the block line by line, reusing what
+        was already decoded and computed so the function never runs twice on a record.
         """
+        lines = _lines_between(chunk, low) if high - low > self.max_line_bytes else None
         decoded: _Decoded | None = None
-        if len(block) <= self.max_line_bytes or max(map(len, block.split(b"\n"))) <= (
-            self.max_line_bytes
-        ):
+        if lines is None or max(map(len, lines)) <= self.max_line_bytes:
             adder = self.transform.adder
-            done, decoded = (
-                self._fast_adder_block(block, adder)
-                if adder is not None
-                else self._fast_plain_block(block)
-            )
+            # Not released explicitly: a decoded msgspec.Raw value may still refer to it.
+            view = memoryview(chunk)[low:high]
+            if adder is not None:
+                if lines is None:
+                    lines = _lines_between(chunk, low)
+                done, decoded = self._fast_adder_block(view, lines, chunk.isascii(), adder)
+            else:  # the plain form needs the lines themselves only if it falls back
+                done, decoded = self._fast_plain_block(view, chunk.count(b"\n", low, high))
             if done:
                 return
-        lines = block.split(b"\n")
-        lines.pop()
+        if lines is None:
+            lines = _lines_between(chunk, low)
         self.batch(lines, ended=True, decoded=decoded)
 
-    def _finish_block(self, block: bytes, lines: int, output: bytes) -> None:
+    def _finish_block(self, size: int, lines: int, output: bytes) -> None:
         stats = self.stats
         stats.lines += lines
         stats.records += lines
@@ -428,10 +444,12 @@ class _Processor:
             stats.bytes_out += len(output)
             self.write_output(output)
         self.line_base += lines
-        self.offset_base += len(block)
+        self.offset_base += size
 
-    def _fast_adder_block(self, block: bytes, adder: FieldAdder[Any]) -> _Attempt:
-        """Patch every line of ``block`` at once, when every line allows it.
+    def _fast_adder_block(
+        self, block: memoryview, lines: list[bytes], ascii: bool, adder: FieldAdder[Any]
+    ) -> _Attempt:
+        """Patch every line of ``block`` (split as ``lines``) at once, when every line allows it.
 
         Every line must be a valid record in UTF-8 ending in ``}``, with neither ``{`` nor
         whitespace before that brace, and its function's result a non-empty dict of declared
@@ -441,8 +459,6 @@ class _Processor:
             records = adder.decoder.decode_lines(block)
         except (msgspec.DecodeError, UnicodeDecodeError):
             return False, None
-        lines = block.split(b"\n")
-        lines.pop()
         count = len(lines)
         if len(records) != count:  # blank lines, which decode_lines skips
             return False, None
@@ -458,7 +474,7 @@ class _Processor:
             or list(map(adder.probe, records)).count(adder.probe_absent) != count
         ):
             return False, decoded
-        if not block.isascii():  # msgspec does not check UTF-8 in the values it skips
+        if not ascii:  # msgspec does not check UTF-8 in the values it skips
             try:
                 deque(map(bytes.decode, itertools.filterfalse(bytes.isascii, lines)), 0)
             except UnicodeDecodeError:
@@ -471,14 +487,16 @@ class _Processor:
         # before its closing brace: no raw LF is inside an encoded value, so each "\\n{"
         # starts the next result.
         additions = (b"," + encoded[1:]).replace(b"\n{", b"\n,").splitlines(keepends=True)
-        bodies = map(_WITHOUT_LAST_BYTE, lines)
-        output = b"".join(itertools.chain.from_iterable(zip(bodies, additions, strict=True)))
-        self._finish_block(block, count, output)
+        # Lines and additions alternate; slice assignment fills them in without a Python loop.
+        pieces: list[bytes] = [b""] * (2 * count)
+        pieces[::2] = map(_WITHOUT_LAST_BYTE, lines)
+        pieces[1::2] = additions
+        self._finish_block(len(block), count, b"".join(pieces))
         return True, None
 
-    def _fast_plain_block(self, block: bytes) -> _Attempt:
-        """Decode and encode every line of ``block`` at once; as :meth:`_fast_adder_block`."""
-        count = block.count(b"\n")
+    def _fast_plain_block(self, block: memoryview, count: int) -> _Attempt:
+        """Decode and encode the ``count`` lines of ``block`` at once; as
+        :meth:`_fast_adder_block`."""
         try:
             records = self.any_decoder.decode_lines(block)
         except (msgspec.DecodeError, UnicodeDecodeError):
@@ -494,7 +512,7 @@ class _Processor:
             output = self.encoder.encode_lines(results)
         except Exception:
             return False, decoded
-        self._finish_block(block, count, output)
+        self._finish_block(len(block), count, output)
         return True, None
 
     def batch(

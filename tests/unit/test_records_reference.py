@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import msgspec
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -194,3 +195,30 @@ def test_a_function_runs_once_per_record_when_its_block_falls_back() -> None:
         [b"\n".join(lines) + b"\n"], as_transform(varied), lambda _: None, lambda _: None
     )
     assert calls == list(range(1, 60))
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("cut", [0, 1, 17])
+def test_a_bad_line_inside_a_block_read_in_place_is_rejected_as_before(
+    reference: ModuleType, index: int, cut: int
+) -> None:
+    """A block is decoded in place from its chunk, after the line the chunk completes."""
+    lines = [b'{"stars":%d.5,"review_count":%d}' % (n % 5, n) for n in range(3000)]
+    bad = 2000
+    lines[bad] = b'{"stars":2,"review_count":'
+    lines[bad + 1] = b'{"stars":2,"review_count":54,"score":1,"review_score":2}'
+    data = b"\n".join(lines) + b"\n"
+    # The second chunk starts ``cut`` bytes into a line, so that line is carried over.
+    middle = data.index(b"\n", len(data) // 3) + 1 + cut
+    chunks = [data[:middle], data[middle:]]
+    assert_same(reference, chunks, transforms()[index])
+
+    _, rejects, _ = written(process_records, chunks, transforms()[index])
+    invalid = [
+        document
+        for document in map(orjson.loads, rejects.splitlines())
+        if document["error"] == "invalid_json"
+    ]
+    assert [(document["item_line"], document["offset"]) for document in invalid] == [
+        (bad + 1, 7 + data.index(lines[bad] + b"\n"))
+    ]
