@@ -16,6 +16,7 @@ import pytest
 
 from stepburst import components
 
+from .batch_network import create_batch_network
 from .conftest import JOBS_DIR, Cloud
 from .handlers import invoke
 
@@ -84,6 +85,11 @@ def responses() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 @pytest.fixture
+def network(cloud: Cloud) -> dict[str, Any]:
+    return create_batch_network()
+
+
+@pytest.fixture
 def jobs(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "jobs"
     shutil.copytree(JOBS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
@@ -95,7 +101,7 @@ def jobs(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def request(kind: str, url: str) -> dict[str, Any]:
+def request(kind: str, url: str, network: dict[str, Any]) -> dict[str, Any]:
     return {
         "RequestType": kind,
         "ResponseURL": url,
@@ -118,6 +124,7 @@ def request(kind: str, url: str) -> dict[str, Any]:
             "InputBucket": "stepburst-input-example",
             "OutputBucket": "stepburst-output-example",
             "Environment": {"STEPBURST_LEDGER_TABLE": "ledger", "STEPBURST_STACK_NAME": STACK},
+            **network,
         },
     }
 
@@ -153,10 +160,10 @@ def policy(role: str, name: str) -> dict[str, Any]:
 
 
 def test_each_job_gets_its_definitions_and_roles(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
-    invoke("sync_job_compute", request("Create", url))
+    invoke("sync_job_compute", request("Create", url, network))
     assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
     names = {path.stem for path in jobs.glob("*.yaml")}
     assert role_names() == {f"{STACK}-job-{name}" for name in names} | {
@@ -227,11 +234,11 @@ def test_each_job_gets_its_definitions_and_roles(
 
 
 def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
-    invoke("sync_job_compute", request("Create", url))
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Create", url, network))
+    invoke("sync_job_compute", request("Update", url, network))
     assert received[-1]["Data"]["Created"] == ""
     assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Unchanged"]
     assert f"task-definition/{STACK}-job-dam-periods" in received[-1]["Data"]["Unchanged"]
@@ -240,7 +247,7 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
     spec.write_text(
         spec.read_text(encoding="utf-8").replace("memory_mb: 16384", "memory_mb: 32768"), "utf-8"
     )
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Update", url, network))
     assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Updated"]
     (revision,) = active_job_definitions(f"{STACK}-job-triage-experiment")
     assert revision["revision"] == 2
@@ -249,7 +256,7 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
     ] == "32768"
 
     spec.unlink()
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Update", url, network))
     assert received[-1]["Status"] == "SUCCESS"
     assert active_job_definitions(f"{STACK}-job-triage-experiment") == []
     assert f"{STACK}-job-triage-experiment" not in role_names()
@@ -258,11 +265,11 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
 
 
 def test_deleting_the_stack_removes_every_definition_and_role(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
-    invoke("sync_job_compute", request("Create", url))
-    invoke("sync_job_compute", request("Delete", url))
+    invoke("sync_job_compute", request("Create", url, network))
+    invoke("sync_job_compute", request("Delete", url, network))
     assert received[-1]["Status"] == "SUCCESS"
     assert role_names() == set()
     assert active_task_definitions(f"{STACK}-job-dam-periods") == []
@@ -270,13 +277,13 @@ def test_deleting_the_stack_removes_every_definition_and_role(
 
 
 def test_an_invalid_job_file_fails_the_deploy_naming_the_field(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
     spec = jobs / "triage-experiment.yaml"
     spec.write_text(
         spec.read_text(encoding="utf-8").replace("capacity: ec2", "capacity: fargate"), "utf-8"
     )
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Update", url, network))
     assert received[-1]["Status"] == "FAILED"
     assert "triage-experiment.yaml: compute.memory_mb" in received[-1]["Reason"]
