@@ -161,13 +161,13 @@ def compute_environment_request(
     }
 
 
-def job_queue_request(stack: StackCompute, job: Job, environment: str) -> dict[str, Any]:
-    """CreateJobQueue's request: the job's environment only."""
+def job_queue_request(stack: StackCompute, job: Job, environment_arn: str) -> dict[str, Any]:
+    """CreateJobQueue's request: the job's environment (by ARN) only."""
     return {
         "jobQueueName": own_queue(stack.stack, job),
         "state": "ENABLED",
         "priority": 1,
-        "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": environment}],
+        "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": environment_arn}],
         "jobStateTimeLimitActions": [
             {
                 "reason": reason,

@@ -170,15 +170,20 @@ class MachineSync:
         name = launch_template_name(self.stack, job)
         self.wanted_templates.add(name)
         latest = self.templates.get(name)
+        # EC2 may describe the data with defaults filled in: a digest of what was sent, in the
+        # version's description, tells whether it changed.
+        description = f"stepburst {_digest(data)}"
         if latest is None:
-            version = ec2.create_launch_template(name, data, tags(self.stack, job))
+            version = ec2.create_launch_template(
+                name, data, description=description, tags=tags(self.stack, job)
+            )
             self.result.created.append(f"launch-template/{name}")
             return name, version
-        if ec2.launch_template_data(name, latest) == data:
+        if ec2.launch_template_description(name, latest) == description:
             self.result.unchanged.append(f"launch-template/{name}")
             return name, latest
         # A new version: the environment's update to it replaces its instances.
-        version = ec2.create_launch_template_version(name, data)
+        version = ec2.create_launch_template_version(name, data, description=description)
         self.result.updated.append(f"launch-template/{name}")
         return name, version
 
@@ -194,15 +199,20 @@ class MachineSync:
         self, job: Job, name: str, queue: Mapping[str, Any] | None, environment: str
     ) -> None:
         self.wanted_queues.add(name)
+        # A queue names its environments by ARN.
+        described = batch.compute_environment(environment)
+        if described is None:
+            raise MachinesNotSettledError(f"compute environment {environment} is gone")
+        arn = str(described["computeEnvironmentArn"])
         if queue is None:
-            batch.create_job_queue(job_queue_request(self.stack, job, environment))
+            batch.create_job_queue(job_queue_request(self.stack, job, arn))
             self._wait_queue(name, "ENABLED")
             self.result.created.append(f"job-queue/{name}")
             return
         if queue_environments(queue) == [environment] and queue.get("state") == "ENABLED":
             self.result.unchanged.append(f"job-queue/{name}")
             return
-        order = job_queue_request(self.stack, job, environment)["computeEnvironmentOrder"]
+        order = job_queue_request(self.stack, job, arn)["computeEnvironmentOrder"]
         batch.update_job_queue(name, state="ENABLED", compute_environment_order=order)
         self._wait_queue(name, "ENABLED")
         self.result.updated.append(f"job-queue/{name}")

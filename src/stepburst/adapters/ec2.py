@@ -21,21 +21,24 @@ def launch_templates(prefix: str) -> dict[str, int]:
         }
 
 
-def launch_template_data(name: str, version: int) -> dict[str, Any]:
-    """What one version of a launch template launches (its LaunchTemplateData)."""
+def launch_template_description(name: str, version: int) -> str:
+    """The description of one version of a launch template ("" without one)."""
     with translated(f"describing launch template {name} version {version}"):
         found = aws.client("ec2").describe_launch_template_versions(
             LaunchTemplateName=name, Versions=[str(version)]
         )
     (described,) = found["LaunchTemplateVersions"]
-    return dict(described["LaunchTemplateData"])
+    return str(described.get("VersionDescription") or "")
 
 
-def create_launch_template(name: str, data: dict[str, Any], tags: dict[str, str]) -> int:
+def create_launch_template(
+    name: str, data: dict[str, Any], *, description: str, tags: dict[str, str]
+) -> int:
     """Create a launch template; returns its first version number."""
     with translated(f"creating launch template {name}"):
         created = aws.client("ec2").create_launch_template(
             LaunchTemplateName=name,
+            VersionDescription=description,
             LaunchTemplateData=data,  # type: ignore[arg-type]
             TagSpecifications=[
                 {
@@ -47,12 +50,13 @@ def create_launch_template(name: str, data: dict[str, Any], tags: dict[str, str]
     return int(created["LaunchTemplate"]["LatestVersionNumber"])
 
 
-def create_launch_template_version(name: str, data: dict[str, Any]) -> int:
+def create_launch_template_version(name: str, data: dict[str, Any], *, description: str) -> int:
     """Add a version to a launch template and make it the default; returns its number."""
     ec2 = aws.client("ec2")
     with translated(f"adding a version to launch template {name}"):
         created = ec2.create_launch_template_version(
             LaunchTemplateName=name,
+            VersionDescription=description,
             LaunchTemplateData=data,  # type: ignore[arg-type]
         )
         number = int(created["LaunchTemplateVersion"]["VersionNumber"])
