@@ -20,6 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 RESOURCELESS_ACTIONS = {
     "batch:DescribeJobs",
     "batch:DescribeJobDefinitions",
+    "batch:DescribeComputeEnvironments",
+    "batch:DescribeJobQueues",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
     "ecs:RegisterTaskDefinition",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
