@@ -15,6 +15,9 @@ import boto3
 import pytest
 
 from stepburst import components
+from stepburst.adapters import batch as batch_adapter
+from stepburst.operations import Operations
+from stepburst.stack import Stack
 
 from .batch_network import create_batch_network
 from .conftest import JOBS_DIR, Cloud
@@ -447,3 +450,55 @@ def test_deleting_the_stack_removes_the_jobs_own_machines(
     assert queue(TRIAGE_MACHINES) is None
     assert environment(TRIAGE_MACHINES) is None
     assert launch_template_versions(TRIAGE_MACHINES) == []
+
+
+def test_cancel_looks_for_a_runs_batch_jobs_in_its_jobs_own_queue(
+    jobs: Path,
+    responses: tuple[str, list[dict[str, Any]]],
+    network: dict[str, Any],
+    cloud: Cloud,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, _ = responses
+    invoke("sync_job_compute", request("Create", url, network))
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="coordinator",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
+    )
+    outputs = {
+        "InputBucketName": cloud.input_bucket,
+        "OutputBucketName": cloud.output_bucket,
+        "WorkBucketName": cloud.work_bucket,
+        "LedgerTableName": cloud.table,
+        "StateMachineArn": machine["stateMachineArn"],
+        "LedgerRetentionDays": "30",
+        "StackName": STACK,
+        "WorkerJobQueueArns": "shared-fargate,shared-ec2",
+    }
+    operations = Operations(Stack(STACK, outputs), jobs)
+    asked: list[str] = []
+
+    def unfinished(queue: str, named: Any) -> list[str]:
+        asked.append(queue)
+        return []
+
+    monkeypatch.setattr(batch_adapter, "unfinished_jobs", unfinished)
+    for job, run_id in (("triage-experiment", "triage-run"), ("dam-periods", "dam-run")):
+        execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=run_id)
+        operations.ledger.create_run(
+            {
+                "run_id": run_id,
+                "job": job,
+                "status": "RUNNING",
+                "started_at": "2026-01-01T00:00:00Z",
+                "execution_id": execution["executionArn"],
+            }
+        )
+    operations.cancel("triage-run")
+    assert asked == ["shared-fargate", "shared-ec2", TRIAGE_MACHINES]
+    asked.clear()
+    # A job without its own machines has no queue of its own to look in.
+    operations.cancel("dam-run")
+    assert asked == ["shared-fargate", "shared-ec2"]

@@ -39,10 +39,33 @@ output:
 """
 
 
+# Another job with its own machines (a disk size only): it stays when big-disk goes.
+SLOW = "slow-disk"
+SLOW_SPEC = """\
+name: slow-disk
+split:
+  items: {}
+run:
+  command: python -c "print('slow')"
+compute:
+  platform: batch
+  cpu: 1024
+  memory_mb: 4096
+  storage_gb: 80
+  batch:
+    capacity: ec2
+    spot: true
+retries: 0
+output:
+  prefix: slow-disk/
+"""
+
+
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("jobs")
     (directory / f"{JOB}.yaml").write_text(SPEC, encoding="utf-8")
+    (directory / f"{SLOW}.yaml").write_text(SLOW_SPEC, encoding="utf-8")
     return directory
 
 
@@ -115,3 +138,21 @@ def test_the_job_gets_its_machines_runs_on_them_and_loses_them_with_its_file(
     assert queue(engine, OWN) is None
     assert environment(engine, OWN) is None
     assert OWN not in launch_templates(engine)
+    # Only the removed job's machines go.
+    assert queue(engine, f"{STACK}-job-{SLOW}") is not None
+    assert f"{STACK}-job-{SLOW}" in launch_templates(engine)
+
+
+def test_a_job_with_only_a_disk_gets_the_shared_types_of_its_architecture_on_spot(
+    engine: LocalEngine,
+) -> None:
+    slow = f"{STACK}-job-{SLOW}"
+    described = environment(engine, slow)
+    assert described is not None
+    resources = described["computeResources"]
+    assert (resources["type"], resources["allocationStrategy"]) == (
+        "SPOT",
+        "SPOT_PRICE_CAPACITY_OPTIMIZED",
+    )
+    assert resources["instanceTypes"] == ["optimal", "g5", "g6"]
+    assert resources["launchTemplate"]["launchTemplateName"] == slow
