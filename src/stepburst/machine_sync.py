@@ -134,9 +134,12 @@ class MachineSync:
             environment = self._create_environment(job, base, resources)
         else:
             environment = current_name
-            change = environment_change(
-                self.environments[current_name], resources, service_linked_role_arn(self.stack)
-            )
+            current = self.environments[current_name]
+            if current.get("status") != "VALID":
+                # Still CREATING or UPDATING from an earlier deploy: Batch takes no update then.
+                self._wait_environment(current_name, None)
+                current = batch.compute_environment(current_name) or current
+            change = environment_change(current, resources, service_linked_role_arn(self.stack))
             if change.kind == "update":
                 batch.update_compute_environment(
                     current_name, state="ENABLED", compute_resources=change.resources
@@ -154,7 +157,7 @@ class MachineSync:
                 )
                 retired = current_name
             else:
-                if self.environments[current_name].get("state") != "ENABLED":
+                if current.get("state") != "ENABLED":
                     batch.update_compute_environment(current_name, state="ENABLED")
                     self._wait_environment(current_name, "ENABLED")
                 self.result.unchanged.append(f"compute-environment/{current_name}")
@@ -253,7 +256,7 @@ class MachineSync:
 
     # -- waiting -----------------------------------------------------------------------------
 
-    def _wait_environment(self, name: str, state: str) -> None:
+    def _wait_environment(self, name: str, state: str | None) -> None:
         wait_for(
             lambda: batch.compute_environment(name),
             _valid(state),

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from stepburst.job_compute import StackCompute
+from stepburst import machine_sync
+from stepburst.job_compute import StackCompute, SyncResult
 from stepburst.job_machines import (
     compute_environment_request,
     compute_resources,
@@ -247,3 +248,50 @@ def test_waiting_returns_once_settled() -> None:
         "compute environment x",
         Waiting(deadline_seconds=5, interval_seconds=0),
     )
+
+
+def test_an_environment_still_updating_is_waited_for_before_it_is_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    triage = job(ec2(instance_types=["c7i"]))
+    wanted = compute_resources(STACK, triage, None)
+    environment = {
+        **described(wanted, instanceTypes=["c6i"]),
+        "computeEnvironmentName": "sb-job-triage",
+        "computeEnvironmentArn": "arn:aws:batch:::compute-environment/sb-job-triage",
+        "status": "UPDATING",
+        "state": "ENABLED",
+    }
+    queue = {
+        "jobQueueName": "sb-job-triage",
+        "state": "ENABLED",
+        "status": "VALID",
+        "computeEnvironmentOrder": [
+            {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}
+        ],
+    }
+    events: list[str] = []
+
+    def describe(name: str) -> dict[str, Any]:
+        events.append(f"describe {environment['status']}")
+        found = dict(environment)
+        environment["status"] = "VALID"  # the earlier update ends after one more look
+        return found
+
+    def update(name: str, **changes: Any) -> None:
+        events.append(f"update {sorted(changes.get('compute_resources') or {})}")
+
+    monkeypatch.setattr(machine_sync.batch, "job_queues", lambda prefix: [queue])
+    monkeypatch.setattr(machine_sync.batch, "compute_environments", lambda prefix: [environment])
+    monkeypatch.setattr(machine_sync.batch, "compute_environment", describe)
+    monkeypatch.setattr(machine_sync.batch, "update_compute_environment", update)
+    monkeypatch.setattr(machine_sync.batch, "job_queue", lambda name: queue)
+    monkeypatch.setattr(machine_sync.ec2, "launch_templates", lambda prefix: {})
+    result = SyncResult()
+
+    machine_sync.sync_machines(STACK, [triage], result, Waiting(5, 0))
+
+    assert events[:3] == ["describe UPDATING", "describe VALID", "describe VALID"]
+    assert events[3] == "update ['instanceTypes']"
+    assert result.updated == ["compute-environment/sb-job-triage"]
+    assert result.unchanged == ["job-queue/sb-job-triage"]
