@@ -1,4 +1,5 @@
-"""Keep each job's task definition, job definition and roles in step with its job file.
+"""Keep each job's task definition, job definition and roles in step with its job file (and,
+through :mod:`stepburst.machine_sync`, the own Batch machines of a job that has them).
 
 Run on every deploy by a CloudFormation custom resource (and by the local engine when it
 starts), like the schedules: adding, changing or deleting a job file is all it takes. Every
