@@ -1,4 +1,5 @@
-"""Custom resource: keep each job's task definition, job definition and roles, on every deploy."""
+"""Custom resource: keep each job's task definition, job definition and roles, and the own
+Batch compute environment, launch template and queue of a job that has them, on every deploy."""
 
 from typing import Any
 

@@ -128,6 +128,7 @@ _NAME_PROPERTIES: dict[str, tuple[str, int, bool]] = {
     "AWS::Batch::JobDefinition": ("JobDefinitionName", 128, False),
     "AWS::Batch::ComputeEnvironment": ("ComputeEnvironmentName", 128, False),
     "AWS::IAM::Role": ("RoleName", 64, False),
+    "AWS::IAM::InstanceProfile": ("InstanceProfileName", 128, False),
     "AWS::Events::Rule": ("Name", 64, False),
     "AWS::Events::EventBus": ("Name", 256, False),
     "AWS::Logs::LogGroup": ("LogGroupName", 512, False),
@@ -532,6 +533,7 @@ _ARN_NAMING: dict[str, _ArnNaming] = {
         regional=False,
         extra=lambda stack, name, arn: {"RoleId": f"AROA{_digest(name, 17).upper()}"},
     ),
+    "AWS::IAM::InstanceProfile": _ArnNaming("iam", "instance-profile/{name}", regional=False),
     "AWS::Events::EventBus": _ArnNaming("events", "event-bus/{name}", extra=_named),
     "AWS::Logs::LogGroup": _ArnNaming("logs", "log-group:{name}:*"),
     "AWS::SNS::Topic": _ArnNaming(

@@ -36,6 +36,7 @@ _ORDER = [
     "AWS::EC2::Subnet",
     "AWS::EC2::SecurityGroup",
     "AWS::IAM::Role",
+    "AWS::IAM::InstanceProfile",
     "AWS::S3::Bucket",
     "AWS::DynamoDB::Table",
     "AWS::SQS::Queue",
@@ -105,6 +106,7 @@ class Deployer:
             "AWS::EC2::Subnet": self._subnet,
             "AWS::EC2::SecurityGroup": self._security_group,
             "AWS::IAM::Role": self._role,
+            "AWS::IAM::InstanceProfile": self._instance_profile,
             "AWS::S3::Bucket": self._bucket,
             "AWS::DynamoDB::Table": self._table,
             "AWS::SQS::Queue": self._queue,
@@ -211,6 +213,15 @@ class Deployer:
         if arn not in iam.managed_policies:
             policy = AWSManagedPolicy.from_data(name, account, self.cloud.region, data)
             iam.managed_policies[policy.arn] = policy
+
+    def _instance_profile(self, resource: Resource) -> None:
+        # Batch's managed EC2 environments name it (the stack's and the jobs' own ones).
+        props = self.stack.properties(resource.logical_id)
+        iam = self._client("iam")
+        profile = iam.create_instance_profile(InstanceProfileName=resource.name)["InstanceProfile"]
+        for role in props.get("Roles") or []:
+            iam.add_role_to_instance_profile(InstanceProfileName=resource.name, RoleName=str(role))
+        self._expect(resource, profile["Arn"], resource.attributes["Arn"])
 
     def _bucket(self, resource: Resource) -> None:
         props = self.stack.properties(resource.logical_id)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from types_boto3_batch import BatchClient
     from types_boto3_cloudformation import CloudFormationClient
     from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_ec2 import EC2Client
     from types_boto3_ecs import ECSClient
     from types_boto3_events import EventBridgeClient
     from types_boto3_glue import GlueClient
@@ -56,6 +57,8 @@ def client(service: Literal["batch"]) -> BatchClient: ...
 def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
 @overload
 def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["ec2"]) -> EC2Client: ...
 @overload
 def client(service: Literal["ecs"]) -> ECSClient: ...
 @overload

@@ -1,4 +1,5 @@
-"""Keep each job's task definition, job definition and roles in step with its job file.
+"""Keep each job's task definition, job definition and roles in step with its job file (and,
+through :mod:`stepburst.machine_sync`, the own Batch machines of a job that has them).
 
 Run on every deploy by a CloudFormation custom resource (and by the local engine when it
 starts), like the schedules: adding, changing or deleting a job file is all it takes. Every
@@ -32,6 +33,7 @@ from stepburst.layout import (
     job_role_path,
     job_task_definition,
 )
+from stepburst.machine_sync import Waiting, sync_machines
 from stepburst.observability import logger
 
 CONTAINER_NAME = "worker"
@@ -52,6 +54,8 @@ BATCH_COMMAND = [
     "batch",
 ]
 SPEC_DIGEST_TAG = "stepburst:spec-digest"
+# The template's BatchMaxVcpus default, for a resource that does not pass it.
+DEFAULT_MAX_VCPUS = 256
 JOB_TAG = "stepburst:job"
 STACK_TAG = "stepburst:stack"
 ACCESS_POLICY = "job-access"
@@ -88,6 +92,12 @@ class StackCompute:
     output_bucket: str
     environment: Mapping[str, str]
     trusted_role_arns: Sequence[str] = ()
+    # What a job's own EC2 compute environment needs (stepburst.job_machines): the network and
+    # instance profile of the stack's shared EC2 environments, and their vCPU bound.
+    subnets: Sequence[str] = ()
+    security_group_ids: Sequence[str] = ()
+    instance_profile_arn: str = ""
+    max_vcpus: int = DEFAULT_MAX_VCPUS
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> StackCompute:
@@ -100,6 +110,12 @@ class StackCompute:
             return value
 
         trusted = properties.get("TrustedRoleArns") or []
+
+        def names(name: str) -> list[str]:
+            value = properties.get(name) or []
+            listed = value.split(",") if isinstance(value, str) else value
+            return [str(item) for item in listed if item]
+
         return cls(
             stack=text("StackName"),
             partition=text("Partition"),
@@ -114,6 +130,10 @@ class StackCompute:
             output_bucket=text("OutputBucket"),
             environment={str(k): str(v) for k, v in (properties.get("Environment") or {}).items()},
             trusted_role_arns=[str(arn) for arn in trusted],
+            subnets=names("Subnets"),
+            security_group_ids=names("SecurityGroupIds"),
+            instance_profile_arn=str(properties.get("InstanceProfileArn") or ""),
+            max_vcpus=int(properties.get("MaxVcpus") or DEFAULT_MAX_VCPUS),
         )
 
     def role_arn(self, name: str) -> str:
@@ -503,21 +523,25 @@ def _sync_job_definitions(stack: StackCompute, jobs: Sequence[Job], result: Sync
         result.deleted.append(f"job-definition/{name}")
 
 
-def sync(catalog: JobCatalog, stack: StackCompute) -> SyncResult:
-    """Create, update and remove the per-job roles and definitions to match ``catalog``."""
+def sync(catalog: JobCatalog, stack: StackCompute, waiting: Waiting | None = None) -> SyncResult:
+    """Create, update and remove the per-job roles, definitions, and the own compute
+    environments and queues of jobs that have them, to match ``catalog``."""
     jobs = sorted(catalog, key=lambda job: job.name)
     result = SyncResult()
     # Roles first: a definition names its execution role, which must exist to be passed.
     _sync_roles(stack, jobs, result)
     _sync_task_definitions(stack, jobs, result)
     _sync_job_definitions(stack, jobs, result)
+    sync_machines(stack, jobs, result, waiting)
     logger.info("job compute in sync", extra=result.as_dict())
     return result
 
 
-def remove_all(stack: StackCompute) -> SyncResult:
-    """Remove every per-job definition and role of the stack (the stack is being deleted)."""
+def remove_all(stack: StackCompute, waiting: Waiting | None = None) -> SyncResult:
+    """Remove every per-job definition, role, compute environment and queue of the stack (the
+    stack is being deleted)."""
     result = SyncResult()
+    sync_machines(stack, [], result, waiting)
     _sync_task_definitions(stack, [], result)
     _sync_job_definitions(stack, [], result)
     _sync_roles(stack, [], result)

@@ -197,6 +197,8 @@ def is_batch_job_of_run(job_name: str, run_id: str) -> bool:
 
 _TASK_FAMILY_LIMIT = 255
 _JOB_DEFINITION_LIMIT = 128
+# Batch compute environment and job queue names, EC2 launch template names.
+_BATCH_NAME_LIMIT = 128
 _ROLE_NAME_LIMIT = 64
 
 
@@ -242,3 +244,19 @@ def job_queue(stack: str, *, capacity: str, architecture: str, spot: bool) -> st
     if capacity == "fargate":
         return f"{stack}-fargate-{purchase}"
     return f"{stack}-ec2-{purchase}-{architecture.replace('_', '-')}"
+
+
+def job_own_queue(stack: str, job: str) -> str:
+    """The Batch queue of a job with its own compute environment (stepburst.job_machines)."""
+    return _bounded(job_resource_prefix(stack) + job, _BATCH_NAME_LIMIT)
+
+
+def job_compute_environment(stack: str, job: str, variant: str = "") -> str:
+    """A job's own compute environment; ``variant`` names the one that replaces it."""
+    base = job_resource_prefix(stack) + job
+    return _bounded(f"{base}-{variant}" if variant else base, _BATCH_NAME_LIMIT)
+
+
+def job_launch_template(stack: str, job: str) -> str:
+    """The EC2 launch template of a job's own compute environment (its root volume)."""
+    return _bounded(job_resource_prefix(stack) + job, _BATCH_NAME_LIMIT)

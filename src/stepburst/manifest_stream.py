@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from stepburst import storage
+from stepburst.job_machines import has_own_machines, own_queue
 from stepburst.jobs import Job
 from stepburst.layout import item_sort_key, job_definition, job_queue, job_task_definition
 
@@ -204,6 +205,10 @@ def unit_compute(job: Job, stack: str) -> tuple[dict[str, Any], dict[str, Any]]:
     gpus = compute.batch.gpus if compute.batch is not None else 0
 
     def queue(spot: bool) -> str:
+        if has_own_machines(job):
+            # Its own environment is Spot or on-demand as declared; the shared on-demand queue
+            # has neither its instance types nor its disk, so Spot failures stay on it.
+            return own_queue(stack, job)
         return job_queue(stack, capacity=capacity, architecture=compute.architecture, spot=spot)
 
     batch = {

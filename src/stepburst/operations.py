@@ -30,7 +30,7 @@ from stepburst.errors import (
 )
 from stepburst.item_cancels import CancelledItem, ItemCanceller
 from stepburst.jobs import Job, JobCatalog
-from stepburst.layout import ecs_started_by, is_batch_job_of_run, upload_identity
+from stepburst.layout import ecs_started_by, is_batch_job_of_run, job_own_queue, upload_identity
 from stepburst.ledger import Ledger, now_iso
 from stepburst.manifest_stream import ManifestSummary
 from stepburst.planning import Planner, Preview, run_id_for, schedule_run_id
@@ -375,7 +375,7 @@ class Operations:
         # Step Functions stops .sync tasks of a stopped execution itself; stopping what the run
         # started here as well closes the window while it does.
         stopped["ecs_tasks"] = self._stop_ecs_tasks(run_id)
-        stopped["batch_jobs"] = self._terminate_batch_jobs(run_id)
+        stopped["batch_jobs"] = self._terminate_batch_jobs(run_id, str(run.get("job") or ""))
         running = [
             item
             for item in self.ledger.iter_items(run_id)
@@ -418,12 +418,16 @@ class Operations:
             ecs.stop_task(cluster, arn, reason=f"stepburst cancel {run_id}")
         return len(arns)
 
-    def _terminate_batch_jobs(self, run_id: str) -> int:
+    def _terminate_batch_jobs(self, run_id: str, job: str) -> int:
         # Each job's capacity and architecture has its queue; a stack from before lists one.
         listed = self.stack.outputs.get("WorkerJobQueueArns") or self.stack.outputs.get(
             "WorkerJobQueueArn"
         )
         queues = [queue for queue in (listed or "").split(",") if queue]
+        # A job with its own machines has its own queue (stepburst.job_machines), if it exists.
+        own = job_own_queue(self.settings.stack_name, job) if job else ""
+        if own and batch.job_queue(own) is not None:
+            queues.append(own)
         job_ids = [
             job_id
             for queue in queues

@@ -15,7 +15,11 @@ import boto3
 import pytest
 
 from stepburst import components
+from stepburst.adapters import batch as batch_adapter
+from stepburst.operations import Operations
+from stepburst.stack import Stack
 
+from .batch_network import create_batch_network
 from .conftest import JOBS_DIR, Cloud
 from .handlers import invoke
 
@@ -84,6 +88,11 @@ def responses() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 @pytest.fixture
+def network(cloud: Cloud) -> dict[str, Any]:
+    return create_batch_network()
+
+
+@pytest.fixture
 def jobs(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "jobs"
     shutil.copytree(JOBS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
@@ -95,7 +104,7 @@ def jobs(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def request(kind: str, url: str) -> dict[str, Any]:
+def request(kind: str, url: str, network: dict[str, Any]) -> dict[str, Any]:
     return {
         "RequestType": kind,
         "ResponseURL": url,
@@ -118,6 +127,7 @@ def request(kind: str, url: str) -> dict[str, Any]:
             "InputBucket": "stepburst-input-example",
             "OutputBucket": "stepburst-output-example",
             "Environment": {"STEPBURST_LEDGER_TABLE": "ledger", "STEPBURST_STACK_NAME": STACK},
+            **network,
         },
     }
 
@@ -153,10 +163,10 @@ def policy(role: str, name: str) -> dict[str, Any]:
 
 
 def test_each_job_gets_its_definitions_and_roles(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
-    invoke("sync_job_compute", request("Create", url))
+    invoke("sync_job_compute", request("Create", url, network))
     assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
     names = {path.stem for path in jobs.glob("*.yaml")}
     assert role_names() == {f"{STACK}-job-{name}" for name in names} | {
@@ -227,11 +237,11 @@ def test_each_job_gets_its_definitions_and_roles(
 
 
 def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
-    invoke("sync_job_compute", request("Create", url))
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Create", url, network))
+    invoke("sync_job_compute", request("Update", url, network))
     assert received[-1]["Data"]["Created"] == ""
     assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Unchanged"]
     assert f"task-definition/{STACK}-job-dam-periods" in received[-1]["Data"]["Unchanged"]
@@ -240,7 +250,7 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
     spec.write_text(
         spec.read_text(encoding="utf-8").replace("memory_mb: 16384", "memory_mb: 32768"), "utf-8"
     )
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Update", url, network))
     assert f"job-definition/{STACK}-job-triage-experiment" in received[-1]["Data"]["Updated"]
     (revision,) = active_job_definitions(f"{STACK}-job-triage-experiment")
     assert revision["revision"] == 2
@@ -249,7 +259,7 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
     ] == "32768"
 
     spec.unlink()
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Update", url, network))
     assert received[-1]["Status"] == "SUCCESS"
     assert active_job_definitions(f"{STACK}-job-triage-experiment") == []
     assert f"{STACK}-job-triage-experiment" not in role_names()
@@ -258,11 +268,11 @@ def test_a_changed_job_gets_a_new_revision_and_a_removed_one_loses_everything(
 
 
 def test_deleting_the_stack_removes_every_definition_and_role(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
-    invoke("sync_job_compute", request("Create", url))
-    invoke("sync_job_compute", request("Delete", url))
+    invoke("sync_job_compute", request("Create", url, network))
+    invoke("sync_job_compute", request("Delete", url, network))
     assert received[-1]["Status"] == "SUCCESS"
     assert role_names() == set()
     assert active_task_definitions(f"{STACK}-job-dam-periods") == []
@@ -270,13 +280,225 @@ def test_deleting_the_stack_removes_every_definition_and_role(
 
 
 def test_an_invalid_job_file_fails_the_deploy_naming_the_field(
-    jobs: Path, responses: tuple[str, list[dict[str, Any]]]
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
 ) -> None:
     url, received = responses
     spec = jobs / "triage-experiment.yaml"
     spec.write_text(
         spec.read_text(encoding="utf-8").replace("capacity: ec2", "capacity: fargate"), "utf-8"
     )
-    invoke("sync_job_compute", request("Update", url))
+    invoke("sync_job_compute", request("Update", url, network))
     assert received[-1]["Status"] == "FAILED"
     assert "triage-experiment.yaml: compute.memory_mb" in received[-1]["Reason"]
+
+
+# -- a job's own machines ------------------------------------------------------------------
+
+TRIAGE_MACHINES = f"{STACK}-job-triage-experiment"
+
+
+def environment(name: str) -> dict[str, Any] | None:
+    found = boto3.client("batch").describe_compute_environments(computeEnvironments=[name])
+    return next(iter(found["computeEnvironments"]), None)
+
+
+def queue(name: str) -> dict[str, Any] | None:
+    found = boto3.client("batch").describe_job_queues(jobQueues=[name])["jobQueues"]
+    return next(iter(found), None)
+
+
+def launch_template_versions(name: str) -> list[dict[str, Any]]:
+    ec2 = boto3.client("ec2")
+    names = {t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]}
+    if name not in names:
+        return []
+    versions = ec2.describe_launch_template_versions(LaunchTemplateName=name)
+    return sorted(versions["LaunchTemplateVersions"], key=lambda v: v["VersionNumber"])
+
+
+def test_a_job_with_instance_types_and_a_disk_gets_its_own_environment_and_queue(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
+) -> None:
+    url, received = responses
+    invoke("sync_job_compute", request("Create", url, network))
+    assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
+
+    described = environment(TRIAGE_MACHINES)
+    assert described is not None
+    assert described["type"] == "MANAGED"
+    assert described["state"] == "ENABLED"
+    assert described["serviceRole"].endswith("/AWSServiceRoleForBatch")
+    resources = described["computeResources"]
+    assert resources["type"] == "SPOT"
+    assert resources["allocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+    assert resources["instanceTypes"] == ["m7g", "c7g.xlarge"]
+    assert resources["minvCpus"] == 0
+    assert resources["maxvCpus"] == 64
+    assert resources["subnets"] == network["Subnets"]
+    assert resources["securityGroupIds"] == network["SecurityGroupIds"]
+    assert resources["instanceRole"] == network["InstanceProfileArn"]
+    assert resources["launchTemplate"] == {"launchTemplateName": TRIAGE_MACHINES, "version": "1"}
+    (version,) = launch_template_versions(TRIAGE_MACHINES)
+    (root,) = version["LaunchTemplateData"]["BlockDeviceMappings"]
+    assert root["DeviceName"] == "/dev/xvda"
+    assert root["Ebs"]["VolumeSize"] == 100
+    assert root["Ebs"]["VolumeType"] == "gp3"
+    own = queue(TRIAGE_MACHINES)
+    assert own is not None
+    assert own["state"] == "ENABLED"
+    assert [
+        entry["computeEnvironment"].rsplit("/", 1)[-1] for entry in own["computeEnvironmentOrder"]
+    ] == [TRIAGE_MACHINES]
+    # Jobs that declare neither keep the stack's shared queues: nothing of their own.
+    assert environment(f"{STACK}-job-dam-periods") is None
+    assert queue(f"{STACK}-job-dam-periods") is None
+
+    invoke("sync_job_compute", request("Update", url, network))
+    data = received[-1]["Data"]
+    assert data["Created"] == ""
+    assert f"launch-template/{TRIAGE_MACHINES}" in data["Unchanged"]
+    assert f"job-queue/{TRIAGE_MACHINES}" in data["Unchanged"]
+
+
+def test_a_changed_disk_gets_a_new_template_version_and_a_removed_job_loses_its_machines(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
+) -> None:
+    url, received = responses
+    invoke("sync_job_compute", request("Create", url, network))
+    spec = jobs / "triage-experiment.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("storage_gb: 100", "storage_gb: 250"), "utf-8"
+    )
+    invoke("sync_job_compute", request("Update", url, network))
+    assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
+    versions = launch_template_versions(TRIAGE_MACHINES)
+    assert [v["VersionNumber"] for v in versions] == [1, 2]
+    assert versions[-1]["LaunchTemplateData"]["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 250
+    # The environment moves to the new version in place (an infrastructure update).
+    assert f"compute-environment/{TRIAGE_MACHINES}" in received[-1]["Data"]["Updated"]
+
+    spec.unlink()
+    invoke("sync_job_compute", request("Update", url, network))
+    assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
+    assert queue(TRIAGE_MACHINES) is None
+    assert environment(TRIAGE_MACHINES) is None
+    assert launch_template_versions(TRIAGE_MACHINES) == []
+    deleted = received[-1]["Data"]["Deleted"].split(",")
+    assert {
+        f"job-queue/{TRIAGE_MACHINES}",
+        f"compute-environment/{TRIAGE_MACHINES}",
+        f"launch-template/{TRIAGE_MACHINES}",
+    } <= set(deleted)
+
+
+def test_an_environment_that_cannot_be_updated_in_place_is_replaced(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
+) -> None:
+    url, received = responses
+    batch = boto3.client("batch")
+    # Made by hand before: BEST_FIT takes no infrastructure update, so Batch needs a new one.
+    role = boto3.client("iam").create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")
+    batch.create_compute_environment(
+        computeEnvironmentName=TRIAGE_MACHINES,
+        type="MANAGED",
+        state="ENABLED",
+        serviceRole=role["Role"]["Arn"],
+        computeResources={
+            "type": "EC2",
+            "allocationStrategy": "BEST_FIT",
+            "minvCpus": 0,
+            "maxvCpus": 16,
+            "instanceTypes": ["m6g"],
+            "subnets": network["Subnets"],
+            "securityGroupIds": network["SecurityGroupIds"],
+            "instanceRole": network["InstanceProfileArn"],
+        },
+    )
+    batch.create_job_queue(
+        jobQueueName=TRIAGE_MACHINES,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": TRIAGE_MACHINES}],
+    )
+
+    invoke("sync_job_compute", request("Update", url, network))
+    assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
+    assert environment(TRIAGE_MACHINES) is None
+    own = queue(TRIAGE_MACHINES)
+    assert own is not None
+    (entry,) = own["computeEnvironmentOrder"]
+    replacement = entry["computeEnvironment"].rsplit("/", 1)[-1]
+    assert replacement.startswith(f"{TRIAGE_MACHINES}-")
+    described = environment(replacement)
+    assert described is not None
+    assert described["computeResources"]["instanceTypes"] == ["m7g", "c7g.xlarge"]
+    assert f"compute-environment/{TRIAGE_MACHINES}" in received[-1]["Data"]["Deleted"]
+
+    # The replacement is the job's from now on: the next deploy keeps it as it is.
+    invoke("sync_job_compute", request("Update", url, network))
+    assert f"compute-environment/{replacement}" in received[-1]["Data"]["Unchanged"].split(",")
+    assert environment(replacement) is not None
+
+
+def test_deleting_the_stack_removes_the_jobs_own_machines(
+    jobs: Path, responses: tuple[str, list[dict[str, Any]]], network: dict[str, Any]
+) -> None:
+    url, received = responses
+    invoke("sync_job_compute", request("Create", url, network))
+    invoke("sync_job_compute", request("Delete", url, network))
+    assert received[-1]["Status"] == "SUCCESS", received[-1].get("Reason")
+    assert queue(TRIAGE_MACHINES) is None
+    assert environment(TRIAGE_MACHINES) is None
+    assert launch_template_versions(TRIAGE_MACHINES) == []
+
+
+def test_cancel_looks_for_a_runs_batch_jobs_in_its_jobs_own_queue(
+    jobs: Path,
+    responses: tuple[str, list[dict[str, Any]]],
+    network: dict[str, Any],
+    cloud: Cloud,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, _ = responses
+    invoke("sync_job_compute", request("Create", url, network))
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="coordinator",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
+    )
+    outputs = {
+        "InputBucketName": cloud.input_bucket,
+        "OutputBucketName": cloud.output_bucket,
+        "WorkBucketName": cloud.work_bucket,
+        "LedgerTableName": cloud.table,
+        "StateMachineArn": machine["stateMachineArn"],
+        "LedgerRetentionDays": "30",
+        "StackName": STACK,
+        "WorkerJobQueueArns": "shared-fargate,shared-ec2",
+    }
+    operations = Operations(Stack(STACK, outputs), jobs)
+    asked: list[str] = []
+
+    def unfinished(queue: str, named: Any) -> list[str]:
+        asked.append(queue)
+        return []
+
+    monkeypatch.setattr(batch_adapter, "unfinished_jobs", unfinished)
+    for job, run_id in (("triage-experiment", "triage-run"), ("dam-periods", "dam-run")):
+        execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=run_id)
+        operations.ledger.create_run(
+            {
+                "run_id": run_id,
+                "job": job,
+                "status": "RUNNING",
+                "started_at": "2026-01-01T00:00:00Z",
+                "execution_id": execution["executionArn"],
+            }
+        )
+    operations.cancel("triage-run")
+    assert asked == ["shared-fargate", "shared-ec2", TRIAGE_MACHINES]
+    asked.clear()
+    # A job without its own machines has no queue of its own to look in.
+    operations.cancel("dam-run")
+    assert asked == ["shared-fargate", "shared-ec2"]

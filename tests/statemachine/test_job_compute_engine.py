@@ -96,7 +96,8 @@ def test_an_arm64_batch_ec2_job_and_an_x86_64_ecs_job_run_in_one_stack(
     assert x86.item(0)["route"] == "ecs"
 
     batch = engine.client("batch")
-    (job,) = batch.list_jobs(jobQueue=f"{STACK}-ec2-spot-arm64", jobStatus="SUCCEEDED")[
+    # It declares instance types: it runs on its own queue and compute environment.
+    (job,) = batch.list_jobs(jobQueue=f"{STACK}-job-arm-batch-ec2", jobStatus="SUCCEEDED")[
         "jobSummaryList"
     ]
     (described,) = batch.describe_jobs(jobs=[job["jobId"]])["jobs"]

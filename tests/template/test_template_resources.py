@@ -20,6 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 RESOURCELESS_ACTIONS = {
     "batch:DescribeJobs",
     "batch:DescribeJobDefinitions",
+    "batch:DescribeComputeEnvironments",
+    "batch:DescribeJobQueues",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
     "ecs:RegisterTaskDefinition",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
@@ -136,7 +140,11 @@ def test_pass_role_is_limited_to_the_roles_each_service_needs(template: dict[str
 
     allowed = {
         "CoordinatorStateMachine": [*roles("WorkerExecutionRole", "WorkerTaskRole"), job_roles],
-        "SyncJobComputeFunction": [*roles("WorkerExecutionRole", "WorkerTaskRole"), job_roles],
+        # ... and the Batch instance role to the jobs' own compute environments.
+        "SyncJobComputeFunction": [
+            *roles("WorkerExecutionRole", "WorkerTaskRole", "BatchInstanceRole"),
+            job_roles,
+        ],
         "SyncSchedulesFunction": roles("SchedulerRole"),
     }
     passes = [
@@ -146,10 +154,14 @@ def test_pass_role_is_limited_to_the_roles_each_service_needs(template: dict[str
     ]
 
     assert {owner for owner, _ in passes} == set(allowed)
-    for owner, statement in passes:
-        assert sorted(json.dumps(r) for r in as_list(statement["Resource"])) == sorted(
-            json.dumps(role) for role in allowed[owner]
-        ), owner
+    for owner, expected in allowed.items():
+        passed = [
+            json.dumps(r)
+            for passer, statement in passes
+            if passer == owner
+            for r in as_list(statement["Resource"])
+        ]
+        assert sorted(passed) == sorted(json.dumps(role) for role in expected), owner
 
 
 def test_buckets_are_private_encrypted_and_tls_only(template: dict[str, Any]) -> None:
