@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.test_rios_workload import _finished_run, _mosaic, whole_raster_ndvi
 
 from stepburst.jobs import JobCatalog
+from stepburst.layout import job_own_queue
 from stepburst_local import LocalEngine
 from stepburst_local.rasters import two_band_scene, write_geotiff
 
@@ -64,7 +65,10 @@ def test_graviton_blocks_run_on_the_arm64_queue_and_mosaic_alike(
 
     stack = engine.outputs["StackName"]
     batch = engine.client("batch")
-    ran = batch.list_jobs(jobQueue=f"{stack}-ec2-spot-arm64", jobStatus="SUCCEEDED")
+    # Its instance types give the job an environment and queue of its own.
+    ran = batch.list_jobs(
+        jobQueue=job_own_queue(stack, "rios-ndvi-graviton"), jobStatus="SUCCEEDED"
+    )
     names = [job["jobName"] for job in ran["jobSummaryList"]]
     assert sum(name.startswith(str(run["run_id"])) for name in names) == len(items)
 
