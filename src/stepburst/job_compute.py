@@ -27,6 +27,7 @@ from stepburst.adapters import batch, ecs, iam
 from stepburst.job_credentials import JOB_ROLE_VARIABLE, job_role_arn
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import (
+    combine_manifest_key,
     job_definition,
     job_resource_prefix,
     job_role_name,
@@ -242,8 +243,30 @@ def access_policy(stack: StackCompute, job: Job) -> dict[str, Any]:
                 "Condition": {"StringLike": {"s3:prefix": sorted(prefixes)}},
             }
         )
+    manifests = _combine_manifests(stack, job)
+    if manifests is not None:
+        statements.append(
+            {
+                "Sid": "ReadCombineManifests",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": manifests,
+            }
+        )
     statements += _secret_statements(stack, job)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _combine_manifests(stack: StackCompute, job: Job) -> str | None:
+    """The combine manifests of the job's own runs, which its combine command reads; None when
+    it has none. A run id is ``<job>-<YYYYMMDDTHHMMSSZ>-<hash>`` (stepburst.planning) and job
+    names are lowercase, so the fixed-width stamp keeps out another job whose name starts with
+    this one's. https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-arn-format.html"""
+    work_bucket = stack.environment.get("STEPBURST_WORK_BUCKET")
+    if job.combine is None or job.combine.command is None or not work_bucket:
+        return None
+    run = f"{job.name}-????????T??????Z-*"
+    return f"arn:{stack.partition}:s3:::{work_bucket}/{combine_manifest_key(run)}"
 
 
 def _trust(principals: dict[str, Any], account: str) -> dict[str, Any]:

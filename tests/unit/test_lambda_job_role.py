@@ -7,9 +7,10 @@ import fnmatch
 
 import pytest
 
-from stepburst.job_compute import StackCompute, job_role_trust, task_definition
+from stepburst.job_compute import StackCompute, access_policy, job_role_trust, task_definition
 from stepburst.job_credentials import JOB_ROLE_VARIABLE, job_role_arn, job_role_for
 from stepburst.jobs import parse_job
+from stepburst.layout import combine_manifest_key
 
 pytestmark = pytest.mark.unit
 
@@ -116,3 +117,28 @@ def test_without_trusted_functions_a_job_role_trusts_the_worker_alone() -> None:
     (statement,) = job_role_trust(stack(trusted_role_arns=[]))["Statement"]
 
     assert statement["Principal"] == {"AWS": [WORKER_ROLE]}
+
+
+def test_a_combine_command_may_read_its_own_runs_manifests_only() -> None:
+    spec = {
+        "split": {"items": {}},
+        "run": {"command": "python -m dams {ITEM}"},
+        "combine": {"command": "python -m dams_total {COMBINE_MANIFEST} {COMBINE_RESULT}"},
+        "output": {"prefix": "dams/"},
+    }
+    job = parse_job({"name": "dam", **spec}, "dam.yaml")
+    work = stack(environment={"STEPBURST_WORK_BUCKET": "work"})
+    grants = {s["Sid"]: s for s in access_policy(work, job)["Statement"]}
+    pattern = grants["ReadCombineManifests"]["Resource"].replace("arn:aws:s3:::", "", 1)
+
+    def readable(run_id: str) -> bool:
+        return fnmatch.fnmatchcase(f"work/{combine_manifest_key(run_id)}", pattern)
+
+    assert grants["ReadCombineManifests"]["Action"] == "s3:GetObject"
+    assert readable("dam-20260301T120000Z-1a2b3c4d")
+    assert not readable("dam-periods-20260301T120000Z-1a2b3c4d")
+    assert not readable("dams-20260301T120000Z-1a2b3c4d")
+    without = parse_job({"name": "dam", **{**spec, "combine": None}}, "dam.yaml")
+    assert "ReadCombineManifests" not in {
+        s["Sid"] for s in access_policy(work, without)["Statement"]
+    }
