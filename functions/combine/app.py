@@ -19,6 +19,7 @@ COMBINER = combiner()
 def lambda_handler(event: CombinePayload, context: LambdaContext) -> dict[str, Any]:
     if event.action == "prepare":
         return COMBINER.prepare(event.plan or {}).to_state()
-    status = COMBINER.run(str(event.run_id))
+    # Its command runs with the job's role, not this function's.
+    status = COMBINER.run(str(event.run_id), function_arn=context.invoked_function_arn)
     metrics.add_metric(name=f"Combine{status.title()}", unit="Count", value=1)
     return {"status": status}

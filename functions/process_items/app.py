@@ -29,6 +29,8 @@ def lambda_handler(event: UnitPayload, context: LambdaContext) -> dict[str, Any]
         route=event.route,
         params=event.params,
         placement=placement.on_lambda(context),
+        # Its commands run with the job's role, not this function's.
+        function_arn=context.invoked_function_arn,
     )
     metrics.add_metric(name="LambdaItemsSucceeded", unit=MetricUnit.Count, value=result.succeeded)
     return result.to_state()

@@ -24,6 +24,7 @@ import orjson
 
 from stepburst import storage
 from stepburst.errors import StepburstError
+from stepburst.job_credentials import job_role_for
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import combine_manifest_key, result_key
 from stepburst.ledger import Ledger, now_iso
@@ -155,8 +156,10 @@ class Combiner:
 
     # -- Combine ----------------------------------------------------------------------------
 
-    def run(self, run_id: str) -> CombineStatus:
+    def run(self, run_id: str, *, function_arn: str | None = None) -> CombineStatus:
         """Run the job's combine step and record its outcome; the status it ended with.
+        On Lambda, ``function_arn`` (the invoked function's) places the job's role its command
+        runs with.
 
         A failure of the job's own code is recorded, not raised: the run's verdict is
         Finalize's, from the ledger.
@@ -179,7 +182,8 @@ class Combiner:
             ),
         }
         try:
-            result = self._execute(job, variables)
+            job_role = job_role_for(self.settings.stack_name, job.name, function_arn)
+            result = self._execute(job, variables, job_role)
         except Exception as exc:  # the job's own code failed: recorded with its cause
             logger.exception("combine failed", extra={"run_id": run_id})
             self._record(
@@ -195,7 +199,9 @@ class Combiner:
         logger.info("combine succeeded", extra={"run_id": run_id})
         return CombineStatus.SUCCEEDED
 
-    def _execute(self, job: Job, variables: dict[str, str]) -> dict[str, Any] | None:
+    def _execute(
+        self, job: Job, variables: dict[str, str], job_role: str | None
+    ) -> dict[str, Any] | None:
         spec = job.combine
         if spec is None:
             raise CombineError(f"job {job.name!r} has no combine step")
@@ -209,6 +215,7 @@ class Combiner:
                     spec.command,
                     {**variables, "COMBINE_RESULT": str(result_file)},
                     jobs_dir=self.settings.jobs_dir,
+                    job_role_arn=job_role,
                 )
                 if not result_file.exists():
                     return None

@@ -10,9 +10,10 @@ Credentials: a container's task role (ECS) or job role (Batch) is the stack's wo
 which writes the ledger and reads the manifests. The job's own code never gets it: the worker
 runs the job's command with the temporary credentials of the job's role (``STEPBURST_JOB_ROLE_ARN``,
 assumed through STS), which grants the job's declared locations and secrets, its output prefix
-and its input prefixes, nothing of the ledger or of other jobs. Declared secrets reach the
-container through ECS's ``secrets`` (``valueFrom``), read by a per-job execution role granted
-only those secrets.
+and its input prefixes, nothing of the ledger or of other jobs. The item and combine
+functions run a job's commands on Lambda with the same role: it trusts their roles too.
+Declared secrets reach the container through ECS's ``secrets`` (``valueFrom``), read by a
+per-job execution role granted only those secrets.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepburst.adapters import batch, ecs, iam
-from stepburst.job_credentials import JOB_ROLE_VARIABLE
+from stepburst.job_credentials import JOB_ROLE_VARIABLE, job_role_arn
 from stepburst.jobs import Job, JobCatalog
 from stepburst.layout import (
+    combine_manifest_key,
     job_definition,
     job_resource_prefix,
     job_role_name,
@@ -261,8 +263,30 @@ def access_policy(stack: StackCompute, job: Job) -> dict[str, Any]:
                 "Condition": {"StringLike": {"s3:prefix": sorted(prefixes)}},
             }
         )
+    manifests = _combine_manifests(stack, job)
+    if manifests is not None:
+        statements.append(
+            {
+                "Sid": "ReadCombineManifests",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": manifests,
+            }
+        )
     statements += _secret_statements(stack, job)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _combine_manifests(stack: StackCompute, job: Job) -> str | None:
+    """The combine manifests of the job's own runs, which its combine command reads; None when
+    it has none. A run id is ``<job>-<YYYYMMDDTHHMMSSZ>-<hash>`` (stepburst.planning) and job
+    names are lowercase, so the fixed-width stamp keeps out another job whose name starts with
+    this one's. https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-arn-format.html"""
+    work_bucket = stack.environment.get("STEPBURST_WORK_BUCKET")
+    if job.combine is None or job.combine.command is None or not work_bucket:
+        return None
+    run = f"{job.name}-????????T??????Z-*"
+    return f"arn:{stack.partition}:s3:::{work_bucket}/{combine_manifest_key(run)}"
 
 
 def _trust(principals: dict[str, Any], account: str) -> dict[str, Any]:
@@ -277,8 +301,16 @@ def _trust(principals: dict[str, Any], account: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
+def job_role_trust(stack: StackCompute) -> dict[str, Any]:
+    """Who may assume a job's role: the worker role (ECS, Batch) and the roles of the
+    functions that run the job's commands on Lambda (``TrustedRoleArns``: the item and
+    combine functions')."""
+    return _trust({"AWS": sorted({stack.worker_role_arn, *stack.trusted_role_arns})}, stack.account)
+
+
 def _container_environment(stack: StackCompute, job: Job) -> list[dict[str, str]]:
-    variables = {**stack.environment, JOB_ROLE_VARIABLE: stack.role_arn(role_for(stack, job))}
+    role = job_role_arn(stack.partition, stack.account, stack.stack, job.name)
+    variables = {**stack.environment, JOB_ROLE_VARIABLE: role}
     return [{"name": name, "value": value} for name, value in sorted(variables.items())]
 
 
@@ -412,14 +444,13 @@ def _sync_roles(stack: StackCompute, jobs: Sequence[Job], result: SyncResult) ->
     path = job_role_path(stack.stack)
     present = set(iam.role_names(path))
     wanted: set[str] = set()
-    trusted = sorted({stack.worker_role_arn, *stack.trusted_role_arns})
     for job in jobs:
         name = role_for(stack, job)
         wanted.add(name)
         iam.put_role(
             name=name,
             path=path,
-            trust=_trust({"AWS": trusted}, stack.account),
+            trust=job_role_trust(stack),
             policies={ACCESS_POLICY: access_policy(stack, job)},
             description=f"What the code of stepburst job {job.name} may touch",
             tags=_tags(stack, job),

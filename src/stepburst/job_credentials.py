@@ -10,6 +10,11 @@ less than :data:`REFRESH_MARGIN_SECONDS` left, so commands longer than the one-h
 role-chained session keep working.
 https://docs.aws.amazon.com/sdkref/latest/guide/feature-container-credentials.html
 
+On Lambda (the item and combine functions) the same server runs inside the function: binding
+127.0.0.1 is allowed there, and the function's own credential variables are taken out of the
+command's environment the same way. The job's role is derived there from the job and stack
+names, in the partition and account of the function's own ARN (:func:`job_role_for`).
+
 This keeps a job's code to its own grants by default; it is not a boundary against code that
 sets out to read the worker's process environment in the same container (see README,
 "Per-job roles").
@@ -18,6 +23,7 @@ sets out to read the worker's process environment in the same container (see REA
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
@@ -27,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from stepburst.adapters import sts
+from stepburst.layout import job_role_name, job_role_path
 
 # Set on every per-job container (stepburst.job_compute): the role the job's code runs with.
 JOB_ROLE_VARIABLE = "STEPBURST_JOB_ROLE_ARN"
@@ -47,6 +54,28 @@ CONTAINER_CREDENTIAL_VARIABLES = (
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
 SESSION_SECONDS = 3600
 REFRESH_MARGIN_SECONDS = 900
+
+
+def job_role_arn(partition: str, account: str, stack: str, job: str) -> str:
+    """The ARN of the role stepburst.job_compute keeps for ``job`` in ``stack``."""
+    return f"arn:{partition}:iam::{account}:role{job_role_path(stack)}{job_role_name(stack, job)}"
+
+
+def job_role_for(stack: str, job: str, function_arn: str | None = None) -> str | None:
+    """The role a job's commands run with, where this code runs.
+
+    On Lambda (``function_arn``, the invoked function's ARN) it is derived from the job and
+    stack names, in that ARN's partition and account, so a payload cannot name another role.
+    In a job's container it is the one its definitions set; elsewhere (a local worker without
+    one, tests) there is none and commands run with the process's own credentials.
+    """
+    if function_arn:
+        # arn:partition:lambda:region:account:function:name
+        parts = function_arn.split(":")
+        if len(parts) < 7 or parts[2] != "lambda":
+            raise ValueError(f"{function_arn!r} is not a Lambda function's ARN")
+        return job_role_arn(parts[1], parts[4], stack, job)
+    return os.environ.get(JOB_ROLE_VARIABLE) or None
 
 
 class _Credentials:

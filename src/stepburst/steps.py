@@ -34,7 +34,7 @@ import orjson
 
 from stepburst import storage
 from stepburst.errors import StepburstError
-from stepburst.job_credentials import JOB_ROLE_VARIABLE, job_environment
+from stepburst.job_credentials import job_environment
 from stepburst.jobs.pipeline import S3_URI, VARIABLE, FetchStep, Step, StoreStep, field_path
 from stepburst.records import import_function
 from stepburst.secret_values import NO_SECRETS, SecretValues
@@ -108,6 +108,8 @@ class ItemContext:
     secrets: SecretValues = NO_SECRETS
     # run.command's {VAR} may name any environment variable; run.steps' names are checked.
     variables_from_environment: bool = False
+    # The role commands run with (stepburst.job_credentials.job_role_for); None: the process's.
+    job_role_arn: str | None = None
 
 
 @dataclass
@@ -243,8 +245,8 @@ class _Pipeline:
         names = self.context.variables
         session = f"{names.get('JOB', 'job')}-{names.get('ITEM_INDEX', '0')}"
         with (
-            # The command runs with the job's role, not the worker's (stepburst.job_compute).
-            job_environment(environment, os.environ.get(JOB_ROLE_VARIABLE), session) as job_env,
+            # The command runs with the job's role, not the worker's or the function's.
+            job_environment(environment, self.context.job_role_arn, session) as job_env,
             self.log_path.open("ab") as log,
         ):
             completed = subprocess.run(
@@ -433,9 +435,16 @@ def render_command(command: str, values: Mapping[str, str]) -> list[str]:
     return arguments
 
 
-def run_command(command: str, variables: Mapping[str, str], *, jobs_dir: Path) -> dict[str, Any]:
-    """Run one command (a combine step's) in a scratch directory, keeping its output's tail;
-    a non-zero exit raises ``CommandFailedError``. Steps run theirs through ``run_steps``."""
+def run_command(
+    command: str,
+    variables: Mapping[str, str],
+    *,
+    jobs_dir: Path,
+    job_role_arn: str | None = None,
+) -> dict[str, Any]:
+    """Run one command (a combine step's) in a scratch directory, keeping its output's tail,
+    with ``job_role_arn``'s credentials when given; a non-zero exit raises
+    ``CommandFailedError``. Steps run theirs through ``run_steps``."""
     import_path = [str(jobs_dir), str(Path(__file__).resolve().parent.parent)]
     if os.environ.get("PYTHONPATH"):
         import_path.append(os.environ["PYTHONPATH"])
@@ -445,7 +454,7 @@ def run_command(command: str, variables: Mapping[str, str], *, jobs_dir: Path) -
         arguments[0] = sys.executable
     session = f"{variables.get('JOB', 'job')}-combine"
     with (
-        job_environment(environment, os.environ.get(JOB_ROLE_VARIABLE), session) as job_env,
+        job_environment(environment, job_role_arn, session) as job_env,
         tempfile.TemporaryDirectory(prefix="stepburst-") as scratch,
         tempfile.TemporaryFile() as log,
     ):

@@ -18,6 +18,7 @@ from typing import Any
 from stepburst import table_items
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.item_cancels import skipped_by_cancel
+from stepburst.job_credentials import job_role_for
 from stepburst.jobs import Job
 from stepburst.jobs.pipeline import Step
 from stepburst.layout import output_prefix, part_key, rejects_part_key
@@ -87,9 +88,11 @@ class UnitRunner:
         route: str,
         params: Mapping[str, str] | None = None,
         placement: Mapping[str, str] | None = None,
+        function_arn: str | None = None,
     ) -> UnitResult:
         """Run the unit's pending items; ``placement`` says where (see stepburst.placement)
-        and is kept on each item's record, whatever its outcome."""
+        and is kept on each item's record, whatever its outcome. On Lambda, ``function_arn``
+        (the invoked function's) places the job's role its commands run with."""
         existing = self.ledger.get_items(run_id, (item.sk for item in unit.items))
         pending = [
             item
@@ -118,6 +121,7 @@ class UnitRunner:
         failed = 0
         run_prefix, values = self._output_location(job, run_id) if pending else ("", {})
         secrets: SecretValues | None = None
+        job_role = job_role_for(self.settings.stack_name, job.name, function_arn)
         for item in pending:
             began = time.perf_counter()
             record = dict(base[item.sk])
@@ -129,7 +133,13 @@ class UnitRunner:
                 details = {
                     "output_prefix": prefix,
                     **self._run_item(
-                        job, run_id, item, params or {}, prefix=prefix, secrets=secrets
+                        job,
+                        run_id,
+                        item,
+                        params or {},
+                        prefix=prefix,
+                        secrets=secrets,
+                        job_role=job_role,
                     ),
                 }
             except Exception as exc:  # an item's failure is recorded, not raised: see module doc
@@ -236,6 +246,7 @@ class UnitRunner:
         *,
         prefix: str,
         secrets: SecretValues,
+        job_role: str | None,
     ) -> dict[str, Any]:
         if item.jsonl is not None:
             if job.run.function is None:
@@ -304,6 +315,7 @@ class UnitRunner:
                 jobs_dir=self.settings.jobs_dir,
                 secrets=secrets,
                 variables_from_environment=job.run.steps is None,
+                job_role_arn=job_role,
             )
             return run_steps(job.run.steps or [Step(command=job.run.command)], context)
         assert job.run.function is not None

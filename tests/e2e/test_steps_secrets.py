@@ -181,3 +181,29 @@ def test_a_secret_a_command_prints_is_shown_nowhere(
     leaked = sorted(place for place, text in places.items() if TOKEN in text)
     assert leaked == []
     assert any(job in text for text in executions)
+
+
+def test_commands_on_lambda_run_with_the_jobs_role_not_the_functions(session: Session) -> None:
+    engine = session.engine
+    job = "scenario-role-lambda"
+    role = f"{engine.stack_name}-job-{job}"
+    started = session.json("start", job, "--items", "a,b", "--apply")
+    status = session.wait_for_run(started["run_id"])
+    assert status["status"] == "SUCCEEDED", status
+
+    items = session.json("items", started["run_id"])["items"]
+    assert len(items) == 2
+    for item in items:
+        assert item["route"] == "lambda"
+        seen = json.loads(item["output_tail"].strip().splitlines()[-1])
+        # moto answers with the role the credentials came from; the function's own would be
+        # the engine's user.
+        assert f":assumed-role/{role}/{job}-" in seen["caller"], seen
+        assert seen["own_credentials"] == []
+
+    # The combine command, on the Combine function.
+    run = status["run"]
+    assert run.get("combine_status") == "SUCCEEDED", run
+    result = run["combine_result"]
+    assert f":assumed-role/{role}/{job}-combine" in result["caller"], result
+    assert result["own_credentials"] == []
