@@ -15,27 +15,35 @@ from stepburst_local import LocalEngine
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def cli_command(engine: LocalEngine, *argv: str, jobs_dir: Path | None = None) -> list[str]:
+    """The command line of ``stepburst --local`` with ``argv``, against ``engine``."""
+    return [
+        sys.executable,
+        "-m",
+        "stepburst.cli",
+        "--local",
+        "--endpoint",
+        engine.endpoint_url,
+        "--jobs-dir",
+        str(jobs_dir or ROOT / "jobs"),
+        *argv,
+    ]
+
+
+def cli_environment() -> dict[str, str]:
+    """The engine's endpoint only: no credentials or region of the machine running the tests."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
 def run_cli(
     engine: LocalEngine, *argv: str, jobs_dir: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """``stepburst --local`` with ``argv``, whatever its exit code."""
-    # The engine's endpoint only: no credentials or region of the machine running the tests.
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stepburst.cli",
-            "--local",
-            "--endpoint",
-            engine.endpoint_url,
-            "--jobs-dir",
-            str(jobs_dir or ROOT / "jobs"),
-            *argv,
-        ],
+        cli_command(engine, *argv, jobs_dir=jobs_dir),
         capture_output=True,
         text=True,
-        env=environment,
+        env=cli_environment(),
         timeout=timeout,
         check=False,
     )

@@ -7,9 +7,7 @@ The CLI runs as its own process, as from a terminal.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.cli_runner import cli_command, cli_environment
 from tests.polling import Pending, poll
 
 from stepburst_local import LocalEngine
@@ -38,27 +37,9 @@ def engine() -> Iterator[LocalEngine]:
         yield running
 
 
-def cli_command(engine: LocalEngine, *argv: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "stepburst.cli",
-        "--local",
-        "--endpoint",
-        engine.endpoint_url,
-        "--jobs-dir",
-        str(FIXTURE_JOBS),
-        *argv,
-    ]
-
-
-def cli_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-
-
 def cli_json(engine: LocalEngine, *argv: str) -> Any:
     completed = subprocess.run(
-        cli_command(engine, *argv, "--json"),
+        cli_command(engine, *argv, "--json", jobs_dir=FIXTURE_JOBS),
         capture_output=True,
         text=True,
         env=cli_environment(),
@@ -77,7 +58,7 @@ def test_follow_prints_a_later_line_and_ends_with_the_run(engine: LocalEngine) -
 
     follower_started = time.time()
     follower = subprocess.Popen(
-        cli_command(engine, "logs", run_id, "--follow", "--json"),
+        cli_command(engine, "logs", run_id, "--follow", "--json", jobs_dir=FIXTURE_JOBS),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

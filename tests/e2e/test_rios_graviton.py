@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.e2e.test_rios_workload import _finished_run, _mosaic, whole_raster_ndvi
+from tests.e2e.cli_runner import finished_run
+from tests.e2e.test_rios_workload import _mosaic, whole_raster_ndvi
 
 from stepburst.jobs import JobCatalog
 from stepburst.layout import job_own_queue
@@ -54,7 +55,7 @@ def test_graviton_blocks_run_on_the_arm64_queue_and_mosaic_alike(
             "params": {},
         }
     )
-    run = _finished_run(engine, arn)
+    run = finished_run(engine, arn)
 
     assert run["status"] == "SUCCEEDED", run.get("cause")
     assert run["combine_status"] == "SUCCEEDED"

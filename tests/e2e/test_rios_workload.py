@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
-from tests.polling import Pending, poll
+from tests.e2e.cli_runner import cli_output, finished_run
 
 from stepburst_local import LocalEngine
 from stepburst_local.rasters import two_band_scene, write_geotiff
@@ -34,42 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def engine() -> Iterator[LocalEngine]:
     with LocalEngine(ROOT, time_scale=0.01, quiet=True) as running:
         yield running
-
-
-def _cli(engine: LocalEngine, *argv: str) -> str:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stepburst.cli",
-            "--local",
-            "--endpoint",
-            engine.endpoint_url,
-            "--jobs-dir",
-            str(ROOT / "jobs"),
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
-
-
-def _finished_run(engine: LocalEngine, execution_arn: str) -> dict[str, Any]:
-    engine.wait_for_execution(execution_arn, timeout=600)
-    link = engine.ledger().execution_link(execution_arn)
-    assert link is not None
-
-    def ended() -> dict[str, Any] | Pending:
-        run = engine.ledger().get_run(str(link["run_id"])) or {}
-        return run if run.get("status") not in (None, "RUNNING") else Pending(run.get("status"))
-
-    return poll(ended, what="the run's record", timeout=30, interval=0.1)
 
 
 def whole_raster_ndvi(scene: np.ndarray) -> np.ndarray:
@@ -86,7 +50,7 @@ def _run_ndvi(
     """Upload the raster, start the job through the CLI; the preview, run and items."""
     engine.client("s3").upload_file(str(raster), engine.outputs["InputBucketName"], key)
     started = json.loads(
-        _cli(
+        cli_output(
             engine,
             "start",
             "rios-ndvi",
@@ -96,7 +60,7 @@ def _run_ndvi(
             "--json",
         )
     )
-    run = _finished_run(engine, str(started["execution_arn"]))
+    run = finished_run(engine, str(started["execution_arn"]))
     items = sorted(engine.ledger().iter_items(run["run_id"]), key=lambda item: int(item["item"]))
     return started, run, items
 
