@@ -20,7 +20,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, IncompleteReadError
+from botocore.exceptions import ClientError, ConnectTimeoutError, IncompleteReadError
+from botocore.retries.standard import ExponentialBackoff, RetryContext
 from local_stage import FUNCTION_ARN, RECORDER_ARN, Stage, recorded, task_failures
 from tests.polling import Pending, failed_execution, poll
 
@@ -1562,6 +1563,18 @@ def test_sdk_retry_time_scales_botocores_backoff_and_rate_limiter(stage: Stage) 
     with pytest.raises(ClientError) as exhausted:
         ddb.get_item(TableName="retried", Key=item)
     assert exhausted.value.response["ResponseMetadata"]["RetryAttempts"] == 10
+
+
+def test_sdk_retry_waits_after_no_answer_stay_real(stage: Stage) -> None:
+    backoff = ExponentialBackoff(random=lambda: 1.0)
+    # The third attempt's wait: 50 ms * 2 ** 2 unscaled, for any error that is not throttling.
+    answered = RetryContext(attempt_number=3, parsed_response={"Error": {"Code": "InternalError"}})
+    unanswered = RetryContext(
+        attempt_number=3, caught_exception=ConnectTimeoutError(endpoint_url="http://127.0.0.1")
+    )
+
+    assert backoff.delay_amount(answered) == pytest.approx(0.2 * 0.01)  # the stage's time_scale
+    assert backoff.delay_amount(unanswered) == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("kind", ["SlowDown", "InternalError", "truncated"])

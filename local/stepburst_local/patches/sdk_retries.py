@@ -8,7 +8,8 @@ https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). A 
 outlasts those retries (ten throttles, then the state's Retry, then again) costs minutes of
 real sleeping. Inside the engine those waits scale with ``time_scale``, as the state machine's
 Retry intervals and Wait states do, so a test exercises the very retry configuration the
-stack deploys, attempt for attempt, only faster.
+stack deploys, attempt for attempt, only faster. Waits after a request that got no answer
+(a connection error) stay real: the engine's own server being slow is not on its clock.
 
 Chosen over honouring ``AWS_MAX_ATTEMPTS`` in the test engine: fewer attempts there would
 test another retry configuration than the one deployed. With no engine bound (scale 1) the
@@ -39,6 +40,10 @@ sdk_retry_time = Hook(
 
 @patch(sdk_retry_time, ExponentialBackoff, "delay_amount")
 def _delay_amount(original: Callable[[Any, Any], float], self: Any, context: Any) -> float:
+    if context.caught_exception is not None:
+        # No answer at all (a connection refused, timed out or dropped): the engine's server
+        # was busy in real time, and only real time lets it catch up.
+        return original(self, context)
     return original(self, context) * time_scale()
 
 
