@@ -10,9 +10,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
-from tests.e2e.cli_runner import cli_output, finished_run
+from tests.e2e.cli_runner import cli_output, finished_run, run_cli
 
 from stepburst_local import LocalEngine
 from stepburst_local.rasters import two_band_scene, write_geotiff
@@ -146,27 +143,7 @@ def test_a_key_that_is_not_a_raster_is_refused_with_its_cause(engine: LocalEngin
     engine.client("s3").put_object(
         Bucket=engine.outputs["InputBucketName"], Key="rasters/notes.txt", Body=b"not a tiff"
     )
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stepburst.cli",
-            "--local",
-            "--endpoint",
-            engine.endpoint_url,
-            "--jobs-dir",
-            str(ROOT / "jobs"),
-            "start",
-            "rios-ndvi",
-            "--input",
-            '{"key": "rasters/notes.txt"}',
-        ],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        timeout=120,
-        check=False,
-    )
+    completed = run_cli(engine, "start", "rios-ndvi", "--input", '{"key": "rasters/notes.txt"}')
     assert completed.returncode != 0
     assert "rios_ndvi:blocks raised RasterError" in completed.stderr
     assert "is not a TIFF" in completed.stderr
