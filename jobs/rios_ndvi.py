@@ -29,8 +29,9 @@ import numpy as np
 import tifffile
 
 from stepburst.combining import read_manifest
+from stepburst.parquet_records import S3File
 from stepburst.settings import settings
-from stepburst.storage import S3Object, get_bytes, head_object, put_bytes, put_file, read_range
+from stepburst.storage import S3Object, get_bytes, head_object, put_bytes, put_file
 
 DEFAULT_BLOCK = 256
 # One worker's NDVI throughput and the fixed cost of an item's S3 requests, for routing.
@@ -51,44 +52,17 @@ class RasterError(ValueError):
     """The raster or a block is not what this job can process."""
 
 
-class _RangedObject(io.RawIOBase):
-    """A seekable, read-only view of an S3 object that fetches only the bytes read."""
+class _RangedObject(S3File):
+    """A seekable, read-only view of an S3 object that fetches only the bytes read, and counts
+    them."""
 
     def __init__(self, obj: S3Object, size: int, etag: str) -> None:
-        super().__init__()
-        self.obj = obj
-        self.size = size
-        self.etag = etag
-        self.position = 0
+        super().__init__(obj, size, etag)
         self.fetched = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        self.position = max(0, base + offset)
-        return self.position
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        end = min(self.position + len(view), self.size)
-        if end <= self.position:
-            return 0
-        data = self.read_at(self.position, end)
-        view[: len(data)] = data
-        self.position += len(data)
-        return len(data)
 
     def read_at(self, start: int, end: int) -> bytes:
         # IfMatch: a raster replaced while its blocks are read fails the item, never mixes.
-        data = read_range(self.obj, start, end, if_match=self.etag)
+        data = super().read_at(start, end)
         self.fetched += len(data)
         return data
 

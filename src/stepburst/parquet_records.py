@@ -50,10 +50,14 @@ class S3File(io.RawIOBase):
         end = min(self.size, self.position + len(view))
         if end <= self.position:
             return 0
-        data = storage.read_range(self.obj, self.position, end, if_match=self.etag)
+        data = self.read_at(self.position, end)
         view[: len(data)] = data
         self.position += len(data)
         return len(data)
+
+    def read_at(self, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` of the object (IfMatch its ETag, when known)."""
+        return storage.read_range(self.obj, start, end, if_match=self.etag)
 
 
 def _parquet_file(source: SourceRef, size: int) -> Any:
