@@ -27,6 +27,7 @@ try:
     from moto.core.models import botocore_stubber
     from moto.core.request import Request as MotoRequest
     from moto.core.responses import ActionResult
+    from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT as DYNAMODB_RESULT_SIZE_LIMIT
@@ -218,6 +219,7 @@ __all__ = [
     "AmazonStateLanguageParser",
     "BackendDict",
     "BaseExecutionWorkerCommunication",
+    "BaseJSONSerializer",
     "BatchSimpleBackend",
     "CustomErrorName",
     "DefaultConfig",

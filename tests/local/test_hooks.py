@@ -1682,6 +1682,125 @@ def test_dynamodb_partition_query_reads_one_partition_page_by_page(stage: Stage)
     assert [i["sk"]["S"] for i in first["Items"]] + rest == sorted([*expected, "ITEM#00077a"])
 
 
+def _ledger_like_table(ddb: Any, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+
+
+def test_dynamodb_wire_values_answers_every_attribute_type_as_written(stage: Stage) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    _ledger_like_table(ddb, "wire")
+    item = {
+        "pk": {"S": "RUN#a"},
+        "sk": {"S": "ITEM#1"},
+        "text": {"S": ""},
+        "number": {"N": "-12.5"},
+        "flag": {"BOOL": False},
+        "nothing": {"NULL": True},
+        "names": {"SS": ["a", "b"]},
+        "numbers": {"NS": ["1", "2.5"]},
+        "nested": {"M": {"list": {"L": [{"S": "x"}, {"N": "3"}, {"M": {}}, {"L": []}]}}},
+        "blob": {"B": b"\x00\xffbytes"},
+        "blobs": {"BS": [b"\x01", b"\x02"]},
+    }
+    plain = {name: value for name, value in item.items() if name not in {"blob", "blobs"}}
+    ddb.put_item(TableName="wire", Item=item)
+    ddb.put_item(TableName="wire", Item={**plain, "sk": {"S": "ITEM#2"}})
+    key = {"pk": item["pk"], "sk": item["sk"]}
+
+    got = ddb.get_item(TableName="wire", Key=key, ConsistentRead=True)["Item"]
+    batch = ddb.batch_get_item(
+        RequestItems={"wire": {"Keys": [key, {**key, "sk": {"S": "ITEM#2"}}]}}
+    )["Responses"]["wire"]
+    queried = ddb.query(
+        TableName="wire",
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "RUN#a"}},
+    )
+    old = ddb.put_item(TableName="wire", Item=plain, ReturnValues="ALL_OLD")["Attributes"]
+
+    assert got == item
+    assert sorted(batch, key=lambda each: each["sk"]["S"]) == [
+        item,
+        {**plain, "sk": {"S": "ITEM#2"}},
+    ]
+    assert queried["Items"] == [item, {**plain, "sk": {"S": "ITEM#2"}}]
+    assert old == item
+
+
+def test_dynamodb_transaction_backup_puts_back_a_cancelled_transactions_items(
+    stage: Stage,
+) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    _ledger_like_table(ddb, "ledger")
+
+    def record(sk: str, **values: str) -> dict[str, Any]:
+        return {"pk": {"S": "RUN#a"}, "sk": {"S": sk}, **{k: {"S": v} for k, v in values.items()}}
+
+    ddb.put_item(TableName="ledger", Item=record("ITEM#1", status="RUNNING"))
+    ddb.put_item(TableName="ledger", Item=record("ITEM#2", status="CANCELLED"))
+    ddb.put_item(TableName="ledger", Item=record("ITEM#3", status="RUNNING"))
+    ddb.put_item(TableName="ledger", Item={**record("COUNTER"), "done": {"N": "1"}})
+    unless_cancelled = {
+        "TableName": "ledger",
+        "ConditionExpression": "attribute_not_exists(#status) OR #status <> :cancelled",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {":cancelled": {"S": "CANCELLED"}},
+    }
+
+    def stored() -> list[dict[str, Any]]:
+        items = ddb.scan(TableName="ledger", ConsistentRead=True)["Items"]
+        return sorted(items, key=lambda each: each["sk"]["S"])
+
+    before = stored()
+    actions = [
+        {"Put": {**unless_cancelled, "Item": record("ITEM#1", status="SUCCEEDED")}},
+        {"Put": {**unless_cancelled, "Item": record("ITEM#2", status="SUCCEEDED")}},
+        {"Put": {**unless_cancelled, "Item": record("ITEM#4", status="SUCCEEDED")}},
+        {
+            "Update": {
+                "TableName": "ledger",
+                "Key": {"pk": {"S": "RUN#a"}, "sk": {"S": "COUNTER"}},
+                "UpdateExpression": "ADD done :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        },
+        {"Delete": {"TableName": "ledger", "Key": {"pk": {"S": "RUN#a"}, "sk": {"S": "ITEM#3"}}}},
+    ]
+
+    with pytest.raises(ClientError) as cancelled:
+        ddb.transact_write_items(TransactItems=actions)
+    after_cancel = stored()
+    # Without the refused record, the rest goes through.
+    ddb.transact_write_items(TransactItems=[actions[0], *actions[2:]])
+    after = {each["sk"]["S"]: each for each in stored()}
+
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert [reason["Code"] for reason in cancelled.value.response["CancellationReasons"]] == [
+        "None",
+        "ConditionalCheckFailed",
+        "None",
+        "None",
+        "None",
+    ]
+    assert after_cancel == before  # every item as it was: written, added to, deleted, new
+    assert after["ITEM#1"]["status"] == {"S": "SUCCEEDED"}
+    assert after["ITEM#2"]["status"] == {"S": "CANCELLED"}
+    assert after["ITEM#4"]["status"] == {"S": "SUCCEEDED"}
+    assert after["COUNTER"]["done"] == {"N": "2"}
+    assert "ITEM#3" not in after
+
+
 def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_endpoint(
     stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
