@@ -18,6 +18,7 @@ from typing import Any
 from stepburst import table_items
 from stepburst.errors import ItemsFailedError, StepburstError
 from stepburst.item_cancels import skipped_by_cancel
+from stepburst.item_outcomes import OutcomeWriter
 from stepburst.job_credentials import job_role_for
 from stepburst.jobs import Job
 from stepburst.jobs.pipeline import Step
@@ -122,6 +123,7 @@ class UnitRunner:
         run_prefix, values = self._output_location(job, run_id) if pending else ("", {})
         secrets: SecretValues | None = None
         job_role = job_role_for(self.settings.stack_name, job.name, function_arn)
+        writer = OutcomeWriter(self.ledger, run_id)
         for item in pending:
             began = time.perf_counter()
             record = dict(base[item.sk])
@@ -161,16 +163,21 @@ class UnitRunner:
                 )
             else:
                 record.update(status=ItemStatus.SUCCEEDED, **details)
+            took = time.perf_counter() - began
             record["finished_at"] = now_iso()
-            record["duration_seconds"] = round(time.perf_counter() - began, 3)
-            # Written as each item ends, so a unit cut short (Lambda's timeout, a killed
-            # process) leaves its finished items SUCCEEDED and the next attempt skips them.
-            if not self.ledger.finish_item(run_id, record):
-                logger.info(
-                    "item cancelled meanwhile", extra={"run_id": run_id, "item": item.index}
-                )
-                record = {**record, "status": ItemStatus.CANCELLED}
+            record["duration_seconds"] = round(took, 3)
+            # Written as items end (quick ones a group at a time), so a unit cut short
+            # (Lambda's timeout, a killed process) leaves its finished items SUCCEEDED and the
+            # next attempt skips them: see stepburst.item_outcomes.
+            writer.add(record, took_seconds=took)
             outcomes.append(record)
+        writer.flush()
+        for index, record in enumerate(outcomes):
+            if record["sk"] in writer.cancelled:
+                logger.info(
+                    "item cancelled meanwhile", extra={"run_id": run_id, "item": record["item"]}
+                )
+                outcomes[index] = {**record, "status": ItemStatus.CANCELLED}
         latest = {**existing, **{record["sk"]: record for record in outcomes}}
         self.ledger.put_unit_digest(
             run_id,

@@ -7,16 +7,18 @@ out, since DynamoDB cannot index them.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from stepburst import aws
 from stepburst.adapters.translation import Codes, translated
-from stepburst.errors import ConditionFailedError, ResourceNotFoundError
+from stepburst.errors import AwsError, ConditionFailedError, ResourceNotFoundError, ThrottledError
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.type_defs import (
@@ -36,6 +38,16 @@ _CODES: Codes = {
 # BatchWriteItem and BatchGetItem take at most 25 puts and 100 keys a request.
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
+# TransactWriteItems takes at most 100 actions and 4 MB of items a request:
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+TRANSACT_WRITE_LIMIT = 100
+TRANSACT_WRITE_BYTES = 4 * 1024 * 1024
+# Reasons a transaction was cancelled that pass: another write to one of its items at the same
+# moment, or throttling. It is sent again, up to this many times.
+_PASSING_CANCELS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+_TRANSACT_ATTEMPTS = 10
 # Back-off while DynamoDB hands back unprocessed items (it does when it throttles a batch).
 _FIRST_DELAY = 0.05
 _MAX_DELAY = 2.0
@@ -68,6 +80,15 @@ def _from_dynamo(value: Any) -> Any:
 def marshal(record: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
     """A record as DynamoDB's typed attribute values."""
     return {k: _serializer.serialize(_to_dynamo(v)) for k, v in record.items() if v is not None}
+
+
+def _cancellation_reasons(error: AwsError) -> list[Mapping[str, Any]] | None:
+    """A cancelled transaction's reasons, one per action in order; None for other errors."""
+    cause = error.__cause__
+    if error.code != "TransactionCanceledException" or not isinstance(cause, ClientError):
+        return None
+    reasons = cause.response.get("CancellationReasons")
+    return list(reasons) if isinstance(reasons, list) else None
 
 
 def unmarshal(record: Mapping[str, Any]) -> Record:
@@ -167,6 +188,104 @@ class Table:
                 if pending:
                     time.sleep(delay)
                     delay = min(delay * 2, _MAX_DELAY)
+
+    def put_many_where(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+    ) -> set[int]:
+        """Write whole records, each only where ``condition`` holds for the record it replaces;
+        the positions (in ``records``) of those it did not hold for, which are left as they are.
+
+        The records go in transactions of up to 100 (and 4 MB): one request instead of one
+        conditional PutItem a record. A transaction is all or nothing, so one whose condition
+        fails for some records is sent again without them. Each record is its own item (the
+        keys differ). A transactional write costs two write units per KB, a PutItem one:
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+        """
+        expression: dict[str, Any] = {
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": dict(names),
+            "ExpressionAttributeValues": marshal(values),
+        }
+        refused: set[int] = set()
+        group: list[tuple[int, dict[str, Any]]] = []
+        group_bytes = 0
+        for position, record in enumerate(records):
+            item = marshal(record)
+            size = len(
+                json.dumps(item, separators=(",", ":"), default=str)
+            )  # above DynamoDB's own count
+            if group and (
+                len(group) == TRANSACT_WRITE_LIMIT or group_bytes + size > TRANSACT_WRITE_BYTES
+            ):
+                refused |= self._transact_puts(group, expression)
+                group, group_bytes = [], 0
+            group.append((position, item))
+            group_bytes += size
+        if group:
+            refused |= self._transact_puts(group, expression)
+        return refused
+
+    def _transact_puts(
+        self, group: list[tuple[int, dict[str, Any]]], expression: Mapping[str, Any]
+    ) -> set[int]:
+        refused: set[int] = set()
+        delay = _FIRST_DELAY
+        for _ in range(_TRANSACT_ATTEMPTS):
+            if not group:
+                return refused
+            try:
+                with translated(f"writing to table {self.name}", _CODES):
+                    aws.client("dynamodb").transact_write_items(
+                        TransactItems=[
+                            {
+                                "Put": {
+                                    "TableName": self.name,
+                                    "Item": item,
+                                    "ConditionExpression": expression["ConditionExpression"],
+                                    "ExpressionAttributeNames": expression[
+                                        "ExpressionAttributeNames"
+                                    ],
+                                    "ExpressionAttributeValues": expression[
+                                        "ExpressionAttributeValues"
+                                    ],
+                                }
+                            }
+                            for _, item in group
+                        ]
+                    )
+            except AwsError as error:
+                reasons = _cancellation_reasons(error)
+                if reasons is None or len(reasons) != len(group):
+                    raise
+                codes = [str(reason.get("Code") or "None") for reason in reasons]
+                unknown = set(codes) - {"None", "ConditionalCheckFailed"} - _PASSING_CANCELS
+                if unknown:
+                    raise
+                refused |= {
+                    position
+                    for (position, _), code in zip(group, codes, strict=True)
+                    if code == "ConditionalCheckFailed"
+                }
+                group = [
+                    entry
+                    for entry, code in zip(group, codes, strict=True)
+                    if code != "ConditionalCheckFailed"
+                ]
+                if any(code in _PASSING_CANCELS for code in codes):
+                    time.sleep(delay)
+                    delay = min(delay * 2, _MAX_DELAY)
+                continue
+            return refused
+        raise ThrottledError(
+            f"writing to table {self.name}: a transaction of {len(group)} records was "
+            f"cancelled {_TRANSACT_ATTEMPTS} times by conflicting writes or throttling",
+            code="TransactionCanceledException",
+        )
 
     def query(
         self,
