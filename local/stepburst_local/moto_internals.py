@@ -28,7 +28,10 @@ try:
     from moto.core.request import Request as MotoRequest
     from moto.core.responses import ActionResult
     from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb import comparisons as dynamodb_comparisons
+    from moto.dynamodb import models as dynamodb_models
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models import table as dynamodb_table
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT as DYNAMODB_RESULT_SIZE_LIMIT
     from moto.dynamodb.models.table import Table as DynamoDBTable
@@ -280,6 +283,9 @@ __all__ = [
     "boto_client",
     "botocore_stubber",
     "create_backend_app",
+    "dynamodb_comparisons",
+    "dynamodb_models",
+    "dynamodb_table",
     "ecs_backends",
     "events_backends",
     "iam_backends",

@@ -1801,6 +1801,42 @@ def test_dynamodb_transaction_backup_puts_back_a_cancelled_transactions_items(
     assert "ITEM#3" not in after
 
 
+def test_dynamodb_parsed_expressions_answer_each_names_and_values_of_one_expression(
+    stage: Stage,
+) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    _ledger_like_table(ddb, "conditions")
+    key = {"pk": {"S": "RUN#a"}, "sk": {"S": "ITEM#1"}}
+    ddb.put_item(
+        TableName="conditions", Item={**key, "status": {"S": "CANCELLED"}, "n": {"N": "2"}}
+    )
+    condition = "attribute_not_exists(#f) OR #f <> :v"
+
+    def written(names: dict[str, str], value: dict[str, str]) -> str:
+        try:
+            ddb.update_item(
+                TableName="conditions",
+                Key=key,
+                UpdateExpression="SET touched = :t",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":v": value, ":t": {"BOOL": True}},
+            )
+        except ClientError as error:
+            return "refused" if error.response["Error"]["Code"].startswith("Conditional") else "?"
+        return "written"
+
+    outcomes = [
+        written({"#f": "status"}, {"S": "CANCELLED"}),  # the stored value: refused
+        written({"#f": "status"}, {"S": "CANCELLED"}),  # again, from the parsed tree
+        written({"#f": "status"}, {"S": "RUNNING"}),  # other values: written
+        written({"#f": "n"}, {"N": "2"}),  # other names: refused
+        written({"#f": "n"}, {"N": "2.0"}),  # the same number: refused
+        written({"#f": "missing"}, {"S": "CANCELLED"}),  # no such attribute: written
+    ]
+    assert outcomes == ["refused", "refused", "written", "refused", "refused", "written"]
+
+
 def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_endpoint(
     stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
