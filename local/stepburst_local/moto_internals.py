@@ -30,11 +30,14 @@ try:
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb import comparisons as dynamodb_comparisons
     from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models import table as dynamodb_table
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+    from moto.dynamodb.models.dynamo_type import Item as DynamoDBItem
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT as DYNAMODB_RESULT_SIZE_LIMIT
     from moto.dynamodb.models.table import Table as DynamoDBTable
+    from moto.dynamodb.models.utilities import bytesize as dynamodb_bytesize
     from moto.dynamodb.responses import DynamoHandler
     from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
     from moto.ecs.responses import EC2ContainerServiceResponse
@@ -229,6 +232,7 @@ __all__ = [
     "DistributedIterationComponent",
     "DomainDispatcherApplication",
     "DynamoDBBackend",
+    "DynamoDBItem",
     "DynamoDBTable",
     "DynamoHandler",
     "DynamoType",
@@ -246,10 +250,12 @@ __all__ = [
     "HistoryEventType",
     "InvalidToken",
     "ItemData",
+    "ItemSizeTooLarge",
     "IterationWorker",
     "Job",
     "JsonRESTError",
     "LambdaSimpleBackend",
+    "LimitedSizeDict",
     "MapData",
     "MapRunFailedEventDetails",
     "MotoRequest",
@@ -283,6 +289,7 @@ __all__ = [
     "boto_client",
     "botocore_stubber",
     "create_backend_app",
+    "dynamodb_bytesize",
     "dynamodb_comparisons",
     "dynamodb_models",
     "dynamodb_table",

@@ -1837,6 +1837,24 @@ def test_dynamodb_parsed_expressions_answer_each_names_and_values_of_one_express
     assert outcomes == ["refused", "refused", "written", "refused", "refused", "written"]
 
 
+def test_dynamodb_item_size_refuses_an_item_past_400_kb_and_keeps_the_rest(stage: Stage) -> None:
+    ddb = stage.cloud.client("dynamodb")
+    _ledger_like_table(ddb, "sizes")
+    key = {"pk": {"S": "RUN#a"}, "sk": {"S": "ITEM#1"}}
+    # Many attributes (what the size check re-measured), together just under the limit.
+    fits = {**key, **{f"a{i:02d}": {"S": "x" * 9_000} for i in range(44)}, "n": {"N": "1.5"}}
+    too_big = {**fits, "extra": {"S": "x" * 10_000}}
+
+    ddb.put_item(TableName="sizes", Item=fits)
+    with pytest.raises(ClientError) as refused:
+        ddb.put_item(TableName="sizes", Item=too_big)
+    stored = ddb.get_item(TableName="sizes", Key=key, ConsistentRead=True)["Item"]
+
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "size" in refused.value.response["Error"]["Message"]
+    assert stored == fits
+
+
 def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_endpoint(
     stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
