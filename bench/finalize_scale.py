@@ -116,7 +116,9 @@ def main() -> int:
                     f"  {'':>7}        ratios to the {TARGET_ITEMS:,}-item targets: run "
                     f"{total / TARGET_RUN_SECONDS:.2f}, Finalize "
                     f"{seconds / TARGET_FINALIZE_SECONDS:.2f}, status "
-                    f"{status_took / TARGET_STATUS_SECONDS:.2f}"
+                    f"{status_took / TARGET_STATUS_SECONDS:.2f}; run per item "
+                    f"{1000 * total / count:.2f} ms (the target's: "
+                    f"{1000 * TARGET_RUN_SECONDS / TARGET_ITEMS:.2f} ms)"
                 )
     return 0
 
