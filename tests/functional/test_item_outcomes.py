@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from stepburst import components
-from stepburst.item_outcomes import HOLD_ITEMS, HOLD_SECONDS, OutcomeWriter
+from stepburst.item_outcomes import HOLD_ITEMS, OutcomeWriter
 from stepburst.layout import item_sort_key
+from tests.polling import Pending, poll
 
 from .conftest import Cloud
 
@@ -54,52 +55,52 @@ def test_outcomes_are_written_in_groups_except_over_a_cancel(cloud: Cloud) -> No
     assert "expires_at" in records[5]
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_quick_outcomes_are_held_until_one_is_old_or_an_item_was_slow(cloud: Cloud) -> None:
-    _running(6)
-    clock = _Clock()
-    writer = OutcomeWriter(components.ledger(), RUN, clock=clock)
+def test_quick_outcomes_are_held_briefly_and_a_slow_items_at_once(cloud: Cloud) -> None:
+    _running(4)
+    writer = OutcomeWriter(components.ledger(), RUN, hold_seconds=60.0)
 
     writer.add(_succeeded(0), took_seconds=0.001)
     writer.add(_succeeded(1), took_seconds=0.001)
     held = _statuses()
-    clock.now += HOLD_SECONDS  # the first held outcome is now old enough
-    writer.add(_succeeded(2), took_seconds=0.001)
-    aged = _statuses()
-    writer.add(_succeeded(3), took_seconds=0.001)
-    writer.add(_succeeded(4), took_seconds=HOLD_SECONDS)  # a slow item: written at once
+    writer.add(_succeeded(2), took_seconds=60.0)  # a slow item: written at once, with the rest
     slow = _statuses()
-    writer.add(_succeeded(5), took_seconds=0.001)
+    writer.add(_succeeded(3), took_seconds=0.001)
     writer.flush()
 
-    assert held == dict.fromkeys(range(6), "RUNNING")
-    assert aged == {
-        **dict.fromkeys(range(3), "SUCCEEDED"),
-        3: "RUNNING",
-        4: "RUNNING",
-        5: "RUNNING",
-    }
-    assert slow == {**dict.fromkeys(range(5), "SUCCEEDED"), 5: "RUNNING"}
-    assert _statuses() == dict.fromkeys(range(6), "SUCCEEDED")
+    assert held == dict.fromkeys(range(4), "RUNNING")
+    assert slow == {**dict.fromkeys(range(3), "SUCCEEDED"), 3: "RUNNING"}
+    assert _statuses() == dict.fromkeys(range(4), "SUCCEEDED")
     assert writer.cancelled == set()
+
+
+def test_held_outcomes_are_written_on_time_while_the_next_item_runs(cloud: Cloud) -> None:
+    _running(2)
+    writer = OutcomeWriter(components.ledger(), RUN, hold_seconds=0.2)
+
+    writer.add(_succeeded(0), took_seconds=0.001)
+    # The unit is busy with its next item (or was cut short): nothing else calls the writer.
+    written = poll(
+        lambda: _statuses()[0] == "SUCCEEDED" or Pending(_statuses()),
+        what="the held outcome written by its timer",
+        timeout=30,
+    )
+
+    assert written is True
+    assert _statuses()[1] == "RUNNING"
+    writer.flush()  # nothing held: no write, no error
 
 
 def test_a_full_group_is_written_without_waiting(cloud: Cloud) -> None:
     _running(HOLD_ITEMS + 1)
-    writer = OutcomeWriter(components.ledger(), RUN, clock=_Clock())
+    writer = OutcomeWriter(components.ledger(), RUN, hold_seconds=60.0)
     components.ledger().put_items(RUN, [{"sk": item_sort_key(7), "item": 7, "status": "CANCELLED"}])
 
     for index in range(HOLD_ITEMS + 1):
         writer.add(_succeeded(index), took_seconds=0.0)
-
     statuses = _statuses()
+    writer.flush()
+
     assert [i for i, status in statuses.items() if status == "RUNNING"] == [HOLD_ITEMS]
     assert statuses[7] == "CANCELLED"
     assert writer.cancelled == {item_sort_key(7)}
+    assert _statuses()[HOLD_ITEMS] == "SUCCEEDED"
