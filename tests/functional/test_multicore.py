@@ -73,8 +73,13 @@ def read(s3: Any, key: str) -> bytes | None:
         return None
 
 
-def run_both(
-    s3: Any, name: str, lines: list[bytes], processes: int, start_line: int = 0
+def run_both(  # noqa: PLR0917 - the scenario's fields
+    s3: Any,
+    name: str,
+    lines: list[bytes],
+    processes: int,
+    start_line: int = 0,
+    head_start: int = 0,
 ) -> tuple[Any, Any]:
     source, size, etag = upload(s3, f"in/{name}.jsonl", lines)
     start = sum(len(line) + 1 for line in lines[:start_line])
@@ -98,25 +103,27 @@ def run_both(
         processes=processes,
         part_size=MIN_PART_SIZE,
         min_bytes_per_process=1,
+        head_start_bytes=head_start,
     )
     return one, several
 
 
 @pytest.mark.parametrize(
-    ("count", "processes", "start_line"),
+    ("count", "processes", "start_line", "head_start"),
     [
-        (36_000, 2, 0),  # ~23 MB: each process uploads parts, a junction joins them
-        (26_000, 3, 5),  # a range that starts mid-object
-        (300, 3, 0),  # no process reaches a whole part: one small object
+        (36_000, 2, 0, 0),  # ~23 MB: each process uploads parts, a junction joins them
+        (36_000, 2, 0, 4 * MIN_PART_SIZE),  # the parent's share larger, as by default
+        (26_000, 3, 5, 0),  # a range that starts mid-object
+        (300, 3, 0, 0),  # no process reaches a whole part: one small object
     ],
 )
 def test_several_processes_write_what_one_writes(
-    s3: Any, count: int, processes: int, start_line: int
+    s3: Any, count: int, processes: int, start_line: int, head_start: int
 ) -> None:
     lines = list(iter_business_lines(count, seed=count + processes, bad_fraction=0.01))
-    name = f"b{count}-{processes}-{start_line}"
+    name = f"b{count}-{processes}-{start_line}-{head_start}"
 
-    one, several = run_both(s3, name, lines, processes, start_line)
+    one, several = run_both(s3, name, lines, processes, start_line, head_start)
 
     assert several.stats.as_dict() == one.stats.as_dict()
     assert one.stats.rejects > 0
