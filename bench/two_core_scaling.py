@@ -9,7 +9,11 @@ Two measures, each best of ``--repeat``:
    process from memory, against one process doing the whole file. Timed from when every
    process holds its bytes to when the last one ends, so the figure is the vCPUs' scaling
    (goal >= 1.8x on two idle cores); the processes' start-up is reported apart.
-2. the item path: ``process_jsonl_range_on_cpus`` against moto's server (its own process, over
+2. start-up included, as an item runs: a warm parent starts the other processes and processes
+   the first share itself at once (larger by the item's head start, at most half the file),
+   while they import the package and read their shares; timed from the parent's first step
+   to the last process's end, against the parent alone on the whole file;
+3. the item path: ``process_jsonl_range_on_cpus`` against moto's server (its own process, over
    HTTP) with one process and with ``--processes``, the outputs compared byte for byte. moto
    serves every byte in Python on the same machine, so this figure is bounded by it.
 """
@@ -94,6 +98,70 @@ def time_processing(path: Path, count: int) -> tuple[float, float, int, list[flo
     last = max(ended for _, ended, _, _ in results)
     cpu = [seconds for _, _, _, seconds in results]
     return last - first, startup, sum(records for _, _, records, _ in results), cpu
+
+
+def process_cold_share(path: str, start: int, end: int) -> tuple[float, int]:
+    """In a freshly spawned child: import, load bytes ``[start, end)``, process them.
+
+    Returns the wall-clock end and the records written.
+    """
+    sys.path.insert(0, str(HERE.parent / "jobs"))
+    from stepburst.records import load_transform, process_records
+
+    transform = load_transform(FUNCTION)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    chunks = [data[low : low + CHUNK] for low in range(0, len(data), CHUNK)]
+    stats = process_records(chunks, transform, lambda _: None, lambda _: None)
+    return time.time(), stats.records
+
+
+def time_with_startup(path: Path, count: int) -> tuple[float, float, int]:
+    """Wall seconds of the parent alone on the whole file, and of the parent on the first share
+    while ``count - 1`` spawned processes start and take the others; and the records."""
+    sys.path.insert(0, str(HERE.parent / "jobs"))
+    from stepburst.multicore import CHILD_HEAD_START_BYTES, share_ranges
+    from stepburst.records import load_transform, process_records
+
+    transform = load_transform(FUNCTION)
+    data = path.read_bytes()
+
+    def read(low: int, high: int) -> bytes:
+        return data[low:high]
+
+    def process(low: int, high: int) -> int:
+        chunks = [data[at : min(at + CHUNK, high)] for at in range(low, high, CHUNK)]
+        return process_records(chunks, transform, lambda _: None, lambda _: None).records
+
+    began = time.time()
+    alone_records = process(0, len(data))
+    alone = time.time() - began
+    shares = share_ranges(len(data), count, CHILD_HEAD_START_BYTES, read)
+    context = multiprocessing.get_context("spawn")
+    began = time.time()
+    with ProcessPoolExecutor(max(1, len(shares) - 1), mp_context=context) as pool:
+        children = [
+            pool.submit(process_cold_share, str(path), piece.start, piece.end)
+            for piece in shares[1:]
+        ]
+        records = process(shares[0].start, shares[0].end)
+        ended = time.time()
+        for child in children:
+            child_ended, child_records = child.result()
+            ended = max(ended, child_ended)
+            records += child_records
+    if records != alone_records:
+        raise SystemExit(f"records differ: {records} on {count} processes, {alone_records} alone")
+    return alone, ended - began, records
+
+
+def free_cpus() -> str:
+    """CPUs not taken by the machine's other work: the CPU count less the 1-minute load."""
+    try:
+        return f"{max(0.0, (os.cpu_count() or 1) - os.getloadavg()[0]):.1f}"
+    except OSError:
+        return "unknown"
 
 
 def load_average() -> str:
@@ -191,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     path = data_file(args.size_mb, 0, data_dir=args.data_dir)
     size = path.stat().st_size
     print(f"input: {size / MB:.1f} MB; {os.cpu_count()} CPUs; {args.processes} processes")
-    print(f"  load average before: {load_average()}")
+    print(f"  load average before: {load_average()}; CPUs free: {free_cpus()}")
     best: dict[int, tuple[float, float, list[float]]] = {}
     records: set[int] = set()
     for _ in range(args.repeat):
@@ -219,7 +287,16 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU-bound scaling (1 process's CPU s / slowest share's): "
         f"{sum(best[1][2]) / max(best[args.processes][2]):.2f}x"
     )
-    print(f"  load average after: {load_average()}")
+    print(f"  load average after: {load_average()}; CPUs free: {free_cpus()}")
+
+    alone, shared = min(
+        (time_with_startup(path, args.processes)[:2] for _ in range(args.repeat)),
+        key=lambda pair: pair[1] / pair[0],
+    )
+    print(
+        f"  start-up included: parent alone {alone:.2f} s; parent + {args.processes - 1} "
+        f"started {shared:.2f} s; scaling {alone / shared:.2f}x  (CPUs free: {free_cpus()})"
+    )
 
     one, several = time_item_path(path, args.processes, args.repeat)
     print(f"  item path on 1 process              {size / MB / one:8.1f} MB/s  ({one:.2f} s)")
