@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from jsonl_throughput import CHUNK, DATA, MB, data_file
@@ -100,10 +101,11 @@ def time_processing(path: Path, count: int) -> tuple[float, float, int, list[flo
     return last - first, startup, sum(records for _, _, records, _ in results), cpu
 
 
-def process_cold_share(path: str, start: int, end: int) -> tuple[float, int]:
+def process_cold_share(path: str, start: int, end: int) -> tuple[float, int, float]:
     """In a freshly spawned child: import, load bytes ``[start, end)``, process them.
 
-    Returns the wall-clock end and the records written.
+    Returns the wall-clock end, the records written and the process's CPU seconds from its
+    start (its imports included).
     """
     sys.path.insert(0, str(HERE.parent / "jobs"))
     from stepburst.records import load_transform, process_records
@@ -114,12 +116,28 @@ def process_cold_share(path: str, start: int, end: int) -> tuple[float, int]:
         data = handle.read(end - start)
     chunks = [data[low : low + CHUNK] for low in range(0, len(data), CHUNK)]
     stats = process_records(chunks, transform, lambda _: None, lambda _: None)
-    return time.time(), stats.records
+    return time.time(), stats.records, time.process_time()
 
 
-def time_with_startup(path: Path, count: int) -> tuple[float, float, int]:
-    """Wall seconds of the parent alone on the whole file, and of the parent on the first share
-    while ``count - 1`` spawned processes start and take the others; and the records."""
+@dataclass(frozen=True)
+class StartupTimes:
+    """The parent alone on the whole file against the parent and the processes it starts."""
+
+    alone: float  # wall seconds, and CPU seconds below
+    shared: float
+    alone_cpu: float
+    parent_cpu: float  # the parent's own share
+    children_cpu: list[float]  # each child's whole life: start-up, reading and processing
+
+    @property
+    def cpu_bound_scaling(self) -> float:
+        """The scaling on idle cores: one process's CPU over the longest CPU path."""
+        return self.alone_cpu / max(self.parent_cpu, *self.children_cpu)
+
+
+def time_with_startup(path: Path, count: int) -> StartupTimes:
+    """The parent alone on the whole file, then the parent on the first share while
+    ``count - 1`` spawned processes start and take the others."""
     sys.path.insert(0, str(HERE.parent / "jobs"))
     from stepburst.multicore import CHILD_HEAD_START_BYTES, share_ranges
     from stepburst.records import load_transform, process_records
@@ -134,9 +152,9 @@ def time_with_startup(path: Path, count: int) -> tuple[float, float, int]:
         chunks = [data[at : min(at + CHUNK, high)] for at in range(low, high, CHUNK)]
         return process_records(chunks, transform, lambda _: None, lambda _: None).records
 
-    began = time.time()
+    began, cpu_began = time.time(), time.process_time()
     alone_records = process(0, len(data))
-    alone = time.time() - began
+    alone, alone_cpu = time.time() - began, time.process_time() - cpu_began
     shares = share_ranges(len(data), count, CHILD_HEAD_START_BYTES, read)
     context = multiprocessing.get_context("spawn")
     began = time.time()
@@ -145,15 +163,19 @@ def time_with_startup(path: Path, count: int) -> tuple[float, float, int]:
             pool.submit(process_cold_share, str(path), piece.start, piece.end)
             for piece in shares[1:]
         ]
+        cpu_began = time.process_time()
         records = process(shares[0].start, shares[0].end)
+        parent_cpu = time.process_time() - cpu_began
         ended = time.time()
+        children_cpu = []
         for child in children:
-            child_ended, child_records = child.result()
+            child_ended, child_records, child_cpu = child.result()
             ended = max(ended, child_ended)
             records += child_records
+            children_cpu.append(child_cpu)
     if records != alone_records:
         raise SystemExit(f"records differ: {records} on {count} processes, {alone_records} alone")
-    return alone, ended - began, records
+    return StartupTimes(alone, ended - began, alone_cpu, parent_cpu, children_cpu)
 
 
 def free_cpus() -> str:
@@ -289,13 +311,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  load average after: {load_average()}; CPUs free: {free_cpus()}")
 
-    alone, shared = min(
-        (time_with_startup(path, args.processes)[:2] for _ in range(args.repeat)),
-        key=lambda pair: pair[1] / pair[0],
+    startup = max(
+        (time_with_startup(path, args.processes) for _ in range(args.repeat)),
+        key=lambda times: times.alone / times.shared,
     )
     print(
-        f"  start-up included: parent alone {alone:.2f} s; parent + {args.processes - 1} "
-        f"started {shared:.2f} s; scaling {alone / shared:.2f}x  (CPUs free: {free_cpus()})"
+        f"  start-up included: parent alone {startup.alone:.2f} s; parent + "
+        f"{args.processes - 1} started {startup.shared:.2f} s; wall scaling "
+        f"{startup.alone / startup.shared:.2f}x  (CPUs free: {free_cpus()})"
+    )
+    print(
+        f"  start-up included, CPU s: parent alone {startup.alone_cpu:.2f}; parent's share "
+        f"{startup.parent_cpu:.2f}; each child from its start "
+        f"{', '.join(f'{each:.2f}' for each in startup.children_cpu)}; CPU-bound scaling "
+        f"{startup.cpu_bound_scaling:.2f}x"
     )
 
     one, several = time_item_path(path, args.processes, args.repeat)
