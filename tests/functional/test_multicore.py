@@ -173,3 +173,43 @@ def test_lambda_uses_one_process_per_vcpu_of_its_memory(
     assert lambda_processes(memory_mb) == processes
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(memory_mb))
     assert usable_cpus() == processes
+
+
+MARKER_MODULE = """
+import os
+
+
+def add_marker(record):
+    record["marker"] = os.environ["STEPBURST_TEST_MARKER"]
+    return record
+"""
+
+
+def test_children_see_the_environment_and_path_the_parent_has_now(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = list(iter_business_lines(2000, seed=11))
+    run_both(s3, "before-marker", lines, 2)  # the children's fork server runs from here on
+    (tmp_path / "marker_module.py").write_text(MARKER_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("STEPBURST_TEST_MARKER", "set-after-the-first-item")
+    source, size, etag = upload(s3, "in/marker.jsonl", lines)
+
+    several = process_jsonl_range_on_cpus(
+        source,
+        0,
+        size,
+        "marker_module:add_marker",
+        S3Object(BUCKET, "several/marker.jsonl"),
+        S3Object(BUCKET, "several/marker.rejects.jsonl"),
+        if_match=etag,
+        processes=2,
+        part_size=MIN_PART_SIZE,
+        min_bytes_per_process=1,
+    )
+
+    assert several.stats.rejects == 0
+    output = read(s3, "several/marker.jsonl")
+    assert output is not None
+    markers = {orjson.loads(line)["marker"] for line in output.splitlines()}
+    assert markers == {"set-after-the-first-item"}
