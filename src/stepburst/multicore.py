@@ -314,12 +314,21 @@ def process_jsonl_range_on_cpus(  # noqa: PLR0917 - the planner's item fields, i
             if context.get_start_method() == "forkserver" and _fork_server.started
             else CHILD_HEAD_START_BYTES
         )
-    with ProcessPoolExecutor(
-        count - 1,
-        mp_context=context,
-        initializer=warm_up_child,
-        initargs=(transform_reference, dict(os.environ), list(sys.path)),
-    ) as pool:
+    try:
+        pool = ProcessPoolExecutor(
+            count - 1,
+            mp_context=context,
+            initializer=warm_up_child,
+            initargs=(transform_reference, dict(os.environ), list(sys.path)),
+        )
+    except OSError as exc:
+        # The pool's queues need POSIX semaphores, which Lambda lacks (no /dev/shm): ENOSYS.
+        logger.warning(
+            "cannot start processes for a jsonl range; processing it on one",
+            extra={"source": source.uri(), "error": str(exc)},
+        )
+        return one_process()
+    with pool:
         # A pool spawns a process per task while none is idle: these start the children now,
         # so they import and connect while the parent plans the shares below.
         for _ in range(count - 1):

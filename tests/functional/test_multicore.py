@@ -15,6 +15,7 @@ import orjson
 import pytest
 from moto.server import ThreadedMotoServer
 
+from stepburst import multicore
 from stepburst.aws import client, reset_clients
 from stepburst.jsonl import TooManyRejectsError, process_jsonl_range
 from stepburst.multicore import lambda_processes, process_jsonl_range_on_cpus, usable_cpus
@@ -213,3 +214,18 @@ def test_children_see_the_environment_and_path_the_parent_has_now(
     assert output is not None
     markers = {orjson.loads(line)["marker"] for line in output.splitlines()}
     assert markers == {"set-after-the-first-item"}
+
+
+def test_without_semaphores_the_item_runs_on_one_process(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_semaphores(*args: Any, **kwargs: Any) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(multicore, "ProcessPoolExecutor", no_semaphores)
+    lines = list(iter_business_lines(500, seed=5, bad_fraction=0.02))
+
+    one, several = run_both(s3, "no-semaphores", lines, 2)
+
+    assert several.stats.as_dict() == one.stats.as_dict()
+    assert read(s3, "several/no-semaphores.jsonl") == read(s3, "one/no-semaphores.jsonl")
