@@ -9,7 +9,13 @@ Two measures, each best of ``--repeat``:
    process from memory, against one process doing the whole file. Timed from when every
    process holds its bytes to when the last one ends, so the figure is the vCPUs' scaling
    (goal >= 1.8x on two idle cores); the processes' start-up is reported apart.
-2. the item path: ``process_jsonl_range_on_cpus`` against moto's server (its own process, over
+2. start-up included, as an item runs: a warm parent starts the other processes (forked from
+   the fork server, which the first round starts) and processes the first share itself at
+   once (larger by the item's head start, at most half the file) while they start and read
+   their shares; timed from the parent's first step to the last process's end, against the
+   parent alone on the whole file, in wall time and in CPU seconds (each child's counted from
+   its start, the CPU-bound figure being what two idle cores would give);
+3. the item path: ``process_jsonl_range_on_cpus`` against moto's server (its own process, over
    HTTP) with one process and with ``--processes``, the outputs compared byte for byte. moto
    serves every byte in Python on the same machine, so this figure is bounded by it.
 """
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from jsonl_throughput import CHUNK, DATA, MB, data_file
@@ -94,6 +101,95 @@ def time_processing(path: Path, count: int) -> tuple[float, float, int, list[flo
     last = max(ended for _, ended, _, _ in results)
     cpu = [seconds for _, _, _, seconds in results]
     return last - first, startup, sum(records for _, _, records, _ in results), cpu
+
+
+def process_cold_share(path: str, start: int, end: int) -> tuple[float, int, float]:
+    """In a child the item's way started: load bytes ``[start, end)``, process them.
+
+    Returns the wall-clock end, the records written and the process's CPU seconds from its
+    start (its start-up included).
+    """
+    from stepburst.records import load_transform, process_records
+
+    transform = load_transform(FUNCTION)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    chunks = [data[low : low + CHUNK] for low in range(0, len(data), CHUNK)]
+    stats = process_records(chunks, transform, lambda _: None, lambda _: None)
+    return time.time(), stats.records, time.process_time()
+
+
+@dataclass(frozen=True)
+class StartupTimes:
+    """The parent alone on the whole file against the parent and the processes it starts."""
+
+    alone: float  # wall seconds, and CPU seconds below
+    shared: float
+    alone_cpu: float
+    parent_cpu: float  # the parent's own share
+    children_cpu: list[float]  # each child's whole life: start-up, reading and processing
+
+    @property
+    def cpu_bound_scaling(self) -> float:
+        """The scaling on idle cores: one process's CPU over the longest CPU path."""
+        return self.alone_cpu / max(self.parent_cpu, *self.children_cpu)
+
+
+def time_with_startup(path: Path, count: int, head_start: int) -> StartupTimes:
+    """The parent alone on the whole file, then the parent on the first share (``head_start``
+    larger) while ``count - 1`` processes start as an item starts them and take the others."""
+    sys.path.insert(0, str(HERE.parent / "jobs"))
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # for the children's S3 client
+    from stepburst.multicore import child_context, share_ranges, warm_up_child
+    from stepburst.records import load_transform, process_records
+
+    transform = load_transform(FUNCTION)
+    data = path.read_bytes()
+
+    def read(low: int, high: int) -> bytes:
+        return data[low:high]
+
+    def process(low: int, high: int) -> int:
+        chunks = [data[at : min(at + CHUNK, high)] for at in range(low, high, CHUNK)]
+        return process_records(chunks, transform, lambda _: None, lambda _: None).records
+
+    began, cpu_began = time.time(), time.process_time()
+    alone_records = process(0, len(data))
+    alone, alone_cpu = time.time() - began, time.process_time() - cpu_began
+    shares = share_ranges(len(data), count, head_start, read)
+    began = time.time()
+    with ProcessPoolExecutor(
+        max(1, len(shares) - 1),
+        mp_context=child_context(),
+        initializer=warm_up_child,
+        initargs=(FUNCTION, dict(os.environ), list(sys.path)),
+    ) as pool:
+        children = [
+            pool.submit(process_cold_share, str(path), piece.start, piece.end)
+            for piece in shares[1:]
+        ]
+        cpu_began = time.process_time()
+        records = process(shares[0].start, shares[0].end)
+        parent_cpu = time.process_time() - cpu_began
+        ended = time.time()
+        children_cpu = []
+        for child in children:
+            child_ended, child_records, child_cpu = child.result()
+            ended = max(ended, child_ended)
+            records += child_records
+            children_cpu.append(child_cpu)
+    if records != alone_records:
+        raise SystemExit(f"records differ: {records} on {count} processes, {alone_records} alone")
+    return StartupTimes(alone, ended - began, alone_cpu, parent_cpu, children_cpu)
+
+
+def free_cpus() -> str:
+    """CPUs not taken by the machine's other work: the CPU count less the 1-minute load."""
+    try:
+        return f"{max(0.0, (os.cpu_count() or 1) - os.getloadavg()[0]):.1f}"
+    except OSError:
+        return "unknown"
 
 
 def load_average() -> str:
@@ -191,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     path = data_file(args.size_mb, 0, data_dir=args.data_dir)
     size = path.stat().st_size
     print(f"input: {size / MB:.1f} MB; {os.cpu_count()} CPUs; {args.processes} processes")
-    print(f"  load average before: {load_average()}")
+    print(f"  load average before: {load_average()}; CPUs free: {free_cpus()}")
     best: dict[int, tuple[float, float, list[float]]] = {}
     records: set[int] = set()
     for _ in range(args.repeat):
@@ -219,7 +315,35 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU-bound scaling (1 process's CPU s / slowest share's): "
         f"{sum(best[1][2]) / max(best[args.processes][2]):.2f}x"
     )
-    print(f"  load average after: {load_average()}")
+    print(f"  load average after: {load_average()}; CPUs free: {free_cpus()}")
+
+    from stepburst.multicore import CHILD_HEAD_START_BYTES, FORKED_CHILD_HEAD_START_BYTES
+
+    # The first round starts the children's fork server, as a process's first item does.
+    for round_number in range(1 + args.repeat):
+        first = round_number == 0
+        startup = time_with_startup(
+            path,
+            args.processes,
+            CHILD_HEAD_START_BYTES if first else FORKED_CHILD_HEAD_START_BYTES,
+        )
+        moment = (
+            "first item: the fork server starts and imports, outside the CPU s"
+            if first
+            else "later item"
+        )
+        print(
+            f"  start-up included ({moment}"
+            f"): parent alone {startup.alone:.2f} s; parent + {args.processes - 1} started "
+            f"{startup.shared:.2f} s; wall scaling {startup.alone / startup.shared:.2f}x  "
+            f"(CPUs free: {free_cpus()})"
+        )
+        print(
+            f"    CPU s: parent alone {startup.alone_cpu:.2f}; parent's share "
+            f"{startup.parent_cpu:.2f}; each child from its start "
+            f"{', '.join(f'{each:.2f}' for each in startup.children_cpu)}; CPU-bound scaling "
+            f"{startup.cpu_bound_scaling:.2f}x"
+        )
 
     one, several = time_item_path(path, args.processes, args.repeat)
     print(f"  item path on 1 process              {size / MB / one:8.1f} MB/s  ({one:.2f} s)")

@@ -52,4 +52,5 @@ def test_two_core_scaling_writes_the_same_output_on_several_processes(tmp_path: 
     )
 
     assert "processing scaling" in output
+    assert "start-up included" in output
     assert "item output on several processes identical to one process's" in output

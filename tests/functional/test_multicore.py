@@ -15,6 +15,7 @@ import orjson
 import pytest
 from moto.server import ThreadedMotoServer
 
+from stepburst import multicore
 from stepburst.aws import client, reset_clients
 from stepburst.jsonl import TooManyRejectsError, process_jsonl_range
 from stepburst.multicore import lambda_processes, process_jsonl_range_on_cpus, usable_cpus
@@ -73,8 +74,13 @@ def read(s3: Any, key: str) -> bytes | None:
         return None
 
 
-def run_both(
-    s3: Any, name: str, lines: list[bytes], processes: int, start_line: int = 0
+def run_both(  # noqa: PLR0917 - the scenario's fields
+    s3: Any,
+    name: str,
+    lines: list[bytes],
+    processes: int,
+    start_line: int = 0,
+    head_start: int = 0,
 ) -> tuple[Any, Any]:
     source, size, etag = upload(s3, f"in/{name}.jsonl", lines)
     start = sum(len(line) + 1 for line in lines[:start_line])
@@ -98,25 +104,27 @@ def run_both(
         processes=processes,
         part_size=MIN_PART_SIZE,
         min_bytes_per_process=1,
+        head_start_bytes=head_start,
     )
     return one, several
 
 
 @pytest.mark.parametrize(
-    ("count", "processes", "start_line"),
+    ("count", "processes", "start_line", "head_start"),
     [
-        (36_000, 2, 0),  # ~23 MB: each process uploads parts, a junction joins them
-        (26_000, 3, 5),  # a range that starts mid-object
-        (300, 3, 0),  # no process reaches a whole part: one small object
+        (36_000, 2, 0, 0),  # ~23 MB: each process uploads parts, a junction joins them
+        (36_000, 2, 0, 4 * MIN_PART_SIZE),  # the parent's share larger, as by default
+        (26_000, 3, 5, 0),  # a range that starts mid-object
+        (300, 3, 0, 0),  # no process reaches a whole part: one small object
     ],
 )
 def test_several_processes_write_what_one_writes(
-    s3: Any, count: int, processes: int, start_line: int
+    s3: Any, count: int, processes: int, start_line: int, head_start: int
 ) -> None:
     lines = list(iter_business_lines(count, seed=count + processes, bad_fraction=0.01))
-    name = f"b{count}-{processes}-{start_line}"
+    name = f"b{count}-{processes}-{start_line}-{head_start}"
 
-    one, several = run_both(s3, name, lines, processes, start_line)
+    one, several = run_both(s3, name, lines, processes, start_line, head_start)
 
     assert several.stats.as_dict() == one.stats.as_dict()
     assert one.stats.rejects > 0
@@ -166,3 +174,58 @@ def test_lambda_uses_one_process_per_vcpu_of_its_memory(
     assert lambda_processes(memory_mb) == processes
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(memory_mb))
     assert usable_cpus() == processes
+
+
+MARKER_MODULE = """
+import os
+
+
+def add_marker(record):
+    record["marker"] = os.environ["STEPBURST_TEST_MARKER"]
+    return record
+"""
+
+
+def test_children_see_the_environment_and_path_the_parent_has_now(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = list(iter_business_lines(2000, seed=11))
+    run_both(s3, "before-marker", lines, 2)  # the children's fork server runs from here on
+    (tmp_path / "marker_module.py").write_text(MARKER_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("STEPBURST_TEST_MARKER", "set-after-the-first-item")
+    source, size, etag = upload(s3, "in/marker.jsonl", lines)
+
+    several = process_jsonl_range_on_cpus(
+        source,
+        0,
+        size,
+        "marker_module:add_marker",
+        S3Object(BUCKET, "several/marker.jsonl"),
+        S3Object(BUCKET, "several/marker.rejects.jsonl"),
+        if_match=etag,
+        processes=2,
+        part_size=MIN_PART_SIZE,
+        min_bytes_per_process=1,
+    )
+
+    assert several.stats.rejects == 0
+    output = read(s3, "several/marker.jsonl")
+    assert output is not None
+    markers = {orjson.loads(line)["marker"] for line in output.splitlines()}
+    assert markers == {"set-after-the-first-item"}
+
+
+def test_without_semaphores_the_item_runs_on_one_process(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_semaphores(*args: Any, **kwargs: Any) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(multicore, "ProcessPoolExecutor", no_semaphores)
+    lines = list(iter_business_lines(500, seed=5, bad_fraction=0.02))
+
+    one, several = run_both(s3, "no-semaphores", lines, 2)
+
+    assert several.stats.as_dict() == one.stats.as_dict()
+    assert read(s3, "several/no-semaphores.jsonl") == read(s3, "one/no-semaphores.jsonl")
