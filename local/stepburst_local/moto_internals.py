@@ -75,6 +75,7 @@ try:
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.common.string import string_expression
     from moto.stepfunctions.parser.asl.component.intrinsic.argument import argument
@@ -282,9 +283,11 @@ __all__ = [
     "events_backends",
     "iam_backends",
     "json_path",
+    "lambda_eval_utils",
     "mock_aws",
     "moto_server_port",
     "quotas",
+    "result_path",
     "retrier_decl",
     "s3_backends",
     "s3_notifications",

@@ -10,6 +10,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from jsonpath_ng import parser as jsonpath_parser
+
 from stepburst_local.asl import Adaptation, ItemBatcher, adapt_definition
 from stepburst_local.binding import current, time_scale
 from stepburst_local.moto_internals import (
@@ -23,6 +25,7 @@ from stepburst_local.moto_internals import (
     StepFunctionsParserBackend,
     WaitFunction,
     json_path,
+    result_path,
     retrier_decl,
     state_task_service_callback,
 )
@@ -126,7 +129,8 @@ jsonpath_definite = Hook(
     "jsonpath_definite",
     why="A definite path such as $.Containers[0].ExitCode selects one value on AWS; moto "
     "returns it wrapped in a list, so Choice rules on it go wrong. Paths are also compiled "
-    "once instead of on every evaluation.",
+    "once instead of on every evaluation (ResultPath's too: moto parses it again for every "
+    "state it ends).",
     upstream="no upstream issue found in moto (the same bug in the interpreter moto ported: "
     "localstack/localstack#11321)",
 )
@@ -161,6 +165,17 @@ def extract_json(path: str, data: Any) -> Any:
     if indefinite:
         return [match.value for match in matches]
     return matches[0].value
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_result_path(path: str) -> Any:
+    # jsonpath_ng's plain parser, as ResultPath uses it; a parsed path is never modified.
+    return jsonpath_parser.parse(path)
+
+
+patch_value(
+    jsonpath_definite, result_path, "parse", _compiled_result_path, was=jsonpath_parser.parse
+)
 
 
 # -- definitions moto's grammar rejects ---------------------------------------------------------
