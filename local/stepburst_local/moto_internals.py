@@ -146,6 +146,7 @@ try:
     )
     from moto.stepfunctions.parser.asl.eval.states import ItemData, MapData
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
     from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
     from moto.stepfunctions.parser.backend import execution_worker
@@ -250,6 +251,7 @@ __all__ = [
     "MapRunFailedEventDetails",
     "MotoRequest",
     "MotoRequestHandler",
+    "Preprocessor",
     "ProgramError",
     "ProgramStopped",
     "ProgramTimedOut",

@@ -510,6 +510,27 @@ def test_jsonpath_definite_path_selects_one_value(stage: Stage) -> None:
     assert json.loads(described["output"]) == {"one": 1, "all": [1, 2]}
 
 
+def test_definition_adaptation_parses_a_definition_once_for_every_start(stage: Stage) -> None:
+    from stepburst_local.moto_internals import AmazonStateLanguageParser
+
+    definition = json.dumps(
+        {
+            "StartAt": "Count",
+            "States": {"Count": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "End": True}},
+        }
+    )
+    first, first_tree = AmazonStateLanguageParser.parse(definition)
+    second, second_tree = AmazonStateLanguageParser.parse(definition)
+
+    assert second_tree is first_tree
+    assert second is not first  # each start gets a program of its own
+    machine = stage.state_machine(json.loads(definition))
+    for n in (1, 2):
+        arn = stage.cloud.start_state_machine(machine, {"n": n})
+        described = stage.cloud.wait_for_execution(arn, timeout=30)
+        assert json.loads(described["output"]) == {"n": n}
+
+
 def test_jsonpath_definite_result_path_is_parsed_once_and_still_merges(stage: Stage) -> None:
     from stepburst_local.moto_internals import result_path
 
@@ -1748,6 +1769,20 @@ def test_dynamodb_partition_query_reads_one_partition_page_by_page(stage: Stage)
         ExclusiveStartKey=first["LastEvaluatedKey"],
     )
     assert [i["sk"]["S"] for i in first["Items"]] + rest == sorted([*expected, "ITEM#00077a"])
+
+
+def test_models_shared_between_sessions_parses_each_model_once(stage: Stage) -> None:
+    first = boto3.session.Session(region_name="us-east-1")
+    second = boto3.session.Session(region_name="us-east-1")
+    load = "load_service_model"
+
+    model = getattr(first._loader, load)("sqs", "service-2")
+
+    assert getattr(second._loader, load)("sqs", "service-2") is model
+    assert first._loader.load_data("endpoints") is second._loader.load_data("endpoints")
+    # What a client is built from is still botocore's model, with its extras merged in.
+    assert second.client("sqs").meta.service_model.service_name == "sqs"
+    assert "ListQueues" in model["operations"]
 
 
 def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_endpoint(
