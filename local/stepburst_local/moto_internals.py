@@ -82,6 +82,7 @@ try:
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.common.string import string_expression
     from moto.stepfunctions.parser.asl.component.intrinsic.argument import argument
@@ -152,6 +153,7 @@ try:
     )
     from moto.stepfunctions.parser.asl.eval.states import ItemData, MapData
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
     from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
     from moto.stepfunctions.parser.backend import execution_worker
@@ -260,6 +262,7 @@ __all__ = [
     "MapRunFailedEventDetails",
     "MotoRequest",
     "MotoRequestHandler",
+    "Preprocessor",
     "ProgramError",
     "ProgramStopped",
     "ProgramTimedOut",
@@ -297,9 +300,11 @@ __all__ = [
     "events_backends",
     "iam_backends",
     "json_path",
+    "lambda_eval_utils",
     "mock_aws",
     "moto_server_port",
     "quotas",
+    "result_path",
     "retrier_decl",
     "s3_backends",
     "s3_notifications",

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import importlib.metadata
 import json
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -38,6 +43,11 @@ _LOCAL_PATH_PROPERTIES = {
     "AWS::Serverless::StateMachine": ("DefinitionUri",),
 }
 _GLOBAL_SECTIONS = {"AWS::Serverless::Function": "Function"}
+
+
+CACHE_ENV = "STEPBURST_LOCAL_CACHE"
+"""Where translated templates are kept between processes (default: ``stepburst-local`` in
+``$XDG_CACHE_HOME`` or ``~/.cache``); set it empty to keep none."""
 
 
 class TranslationError(Exception):
@@ -114,9 +124,55 @@ def translate(
 
 @functools.lru_cache(maxsize=8)
 def _translate_cached(key: str) -> Translation:
-    # Deterministic, and ~0.4 s for the project's template: engines in one process share it.
+    # Deterministic, and ~0.4 s for the project's template plus the translator's import:
+    # engines in one process share it, and later processes read it from the cache directory.
+    stored = _stored_translation(key)
+    cached = _read_translation(stored) if stored is not None else None
+    if cached is not None:
+        return cached
     template, parameters, region, account_id, stack_name = json.loads(key)
-    return _translate(template, parameters, region, account_id, stack_name)
+    translation = _translate(template, parameters, region, account_id, stack_name)
+    if stored is not None:
+        _write_translation(stored, translation)
+    return translation
+
+
+def _stored_translation(key: str) -> Path | None:
+    """Where the translation of ``key`` is kept: named by the hash of the template, its
+    parameters and the versions of the translator and of the managed policies' copy."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured == "":
+        return None
+    if configured:
+        directory = Path(configured)
+    else:
+        directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        directory /= "stepburst-local"
+    versions = [importlib.metadata.version(name) for name in ("aws-sam-translator", "moto")]
+    digest = hashlib.sha256(json.dumps([key, versions]).encode()).hexdigest()
+    return directory / "sam" / f"{digest}.json"
+
+
+def _read_translation(path: Path) -> Translation | None:
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return Translation(dict(stored["template"]), dict(stored["artifacts"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, or unreadable: translate again
+
+
+def _write_translation(path: Path, translation: Translation) -> None:
+    document = json.dumps({"template": translation.template, "artifacts": translation.artifacts})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Whole or not at all: another engine may be reading or writing the same file.
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False
+        ) as handle:
+            handle.write(document)
+        os.replace(handle.name, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next start the translation
 
 
 def _translate(

@@ -151,14 +151,64 @@ def test_lambda_invoke_throttle_fault_is_a_retriable_service_error(stage: Stage)
     assert "Status Code: 429" in cause["cause"]
 
 
-def test_client_cache_reuses_one_client_per_service(stage: Stage) -> None:
-    stage.run(_one(_lambda_task({"action": "echo"})))
-    stage.run(_one(_lambda_task({"action": "echo"})))
+def test_lambda_invoke_direct_answers_as_the_lambda_api_does(stage: Stage) -> None:
+    clients.forget_clients()
+    task = _lambda_task({"action": "echo", "n": 1})
+    del task["ResultSelector"]
 
-    lambda_clients = [key for key in clients.cached_clients() if key[1] == "lambda"]
-    assert len(lambda_clients) == 1
-    first = clients.client("us-east-1", "lambda")
-    assert clients.client("us-east-1", "lambda") is first
+    described, _ = stage.run(_one(task))
+
+    assert described["status"] == "SUCCEEDED"
+    # The engine's function ran without the interpreter's Lambda client ...
+    assert "lambda" not in [service for _, service in clients.cached_clients()]
+    # ... and the task saw what it gets from botocore's parse of the Lambda API's answer.
+    through_api = clients.client("us-east-1", "lambda").invoke(
+        FunctionName=FUNCTION_ARN, Payload=json.dumps({"action": "echo", "n": 1}).encode()
+    )
+    expected = {
+        key: through_api[key]
+        for key in ("StatusCode", "FunctionError", "ExecutedVersion", "LogResult")
+        if key in through_api
+    }
+    expected["Payload"] = json.loads(through_api["Payload"].read())
+    assert json.loads(described["output"]) == expected
+
+
+def test_lambda_invoke_direct_leaves_other_functions_to_moto(stage: Stage) -> None:
+    # moto's Lambda without Docker echoes the payload of a function the engine does not run.
+    other = FUNCTION_ARN.replace("conformance-fn", "not-the-engines")
+    task = _lambda_task({"echoed": True})
+    task["Parameters"]["FunctionName"] = other
+
+    described, _ = stage.run(_one(task))
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"payload": {"echoed": True}}
+
+
+def _s3_listing(stage: Stage) -> dict[str, Any]:
+    return {
+        "StartAt": "List",
+        "States": {
+            "List": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+                "Parameters": {"Bucket": stage.bucket},
+                "ResultSelector": {"count.$": "$.KeyCount"},
+                "End": True,
+            }
+        },
+    }
+
+
+def test_client_cache_reuses_one_client_per_service(stage: Stage) -> None:
+    stage.run(_s3_listing(stage))
+    stage.run(_s3_listing(stage))
+
+    s3_clients = [key for key in clients.cached_clients() if key[1] == "s3"]
+    assert len(s3_clients) == 1
+    first = clients.client("us-east-1", "s3")
+    assert clients.client("us-east-1", "s3") is first
 
 
 # -- ECS ---------------------------------------------------------------------------------------
@@ -458,6 +508,45 @@ def test_jsonpath_definite_path_selects_one_value(stage: Stage) -> None:
 
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == {"one": 1, "all": [1, 2]}
+
+
+def test_definition_adaptation_parses_a_definition_once_for_every_start(stage: Stage) -> None:
+    from stepburst_local.moto_internals import AmazonStateLanguageParser
+
+    definition = json.dumps(
+        {
+            "StartAt": "Count",
+            "States": {"Count": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "End": True}},
+        }
+    )
+    first, first_tree = AmazonStateLanguageParser.parse(definition)
+    second, second_tree = AmazonStateLanguageParser.parse(definition)
+
+    assert second_tree is first_tree
+    assert second is not first  # each start gets a program of its own
+    machine = stage.state_machine(json.loads(definition))
+    for n in (1, 2):
+        arn = stage.cloud.start_state_machine(machine, {"n": n})
+        described = stage.cloud.wait_for_execution(arn, timeout=30)
+        assert json.loads(described["output"]) == {"n": n}
+
+
+def test_jsonpath_definite_result_path_is_parsed_once_and_still_merges(stage: Stage) -> None:
+    from stepburst_local.moto_internals import result_path
+
+    definition = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Pass", "Result": 1, "ResultPath": "$.out.first", "Next": "Second"},
+            "Second": {"Type": "Pass", "Result": 2, "ResultPath": "$.out.second", "End": True},
+        },
+    }
+
+    described, _ = stage.run(definition, {"kept": True})
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"kept": True, "out": {"first": 1, "second": 2}}
+    assert result_path.parse("$.out.first") is result_path.parse("$.out.first")
 
 
 def _distributed_map(**fields: Any) -> dict[str, Any]:
@@ -1855,6 +1944,20 @@ def test_dynamodb_item_size_refuses_an_item_past_400_kb_and_keeps_the_rest(stage
     assert stored == fits
 
 
+def test_models_shared_between_sessions_parses_each_model_once(stage: Stage) -> None:
+    first = boto3.session.Session(region_name="us-east-1")
+    second = boto3.session.Session(region_name="us-east-1")
+    load = "load_service_model"
+
+    model = getattr(first._loader, load)("sqs", "service-2")
+
+    assert getattr(second._loader, load)("sqs", "service-2") is model
+    assert first._loader.load_data("endpoints") is second._loader.load_data("endpoints")
+    # What a client is built from is still botocore's model, with its extras merged in.
+    assert second.client("sqs").meta.service_model.service_name == "sqs"
+    assert "ListQueues" in model["operations"]
+
+
 def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_endpoint(
     stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1862,10 +1965,10 @@ def test_client_cache_keeps_the_interpreter_in_process_after_a_function_set_the_
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     clients.forget_clients()
 
-    described, _ = stage.run(_one(_lambda_task({"action": "echo"})))
+    described, _ = stage.run(_s3_listing(stage))
 
     assert described["status"] == "SUCCEEDED"
-    assert not clients.client("us-east-1", "lambda").meta.endpoint_url.startswith("http://127.")
+    assert not clients.client("us-east-1", "s3").meta.endpoint_url.startswith("http://127.")
 
 
 def test_backend_lookup_finds_existing_backends_and_creates_new_ones(stage: Stage) -> None:

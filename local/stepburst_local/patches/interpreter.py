@@ -10,11 +10,14 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from jsonpath_ng import parser as jsonpath_parser
+
 from stepburst_local.asl import Adaptation, ItemBatcher, adapt_definition
 from stepburst_local.binding import current, time_scale
 from stepburst_local.moto_internals import (
     EXTRACT_JSON_IMPORTERS,
     AmazonStateLanguageParser,
+    Preprocessor,
     ResourceCondition,
     StateMap,
     StateTaskServiceBatch,
@@ -23,6 +26,7 @@ from stepburst_local.moto_internals import (
     StepFunctionsParserBackend,
     WaitFunction,
     json_path,
+    result_path,
     retrier_decl,
     state_task_service_callback,
 )
@@ -126,7 +130,8 @@ jsonpath_definite = Hook(
     "jsonpath_definite",
     why="A definite path such as $.Containers[0].ExitCode selects one value on AWS; moto "
     "returns it wrapped in a list, so Choice rules on it go wrong. Paths are also compiled "
-    "once instead of on every evaluation.",
+    "once instead of on every evaluation (ResultPath's too: moto parses it again for every "
+    "state it ends).",
     upstream="no upstream issue found in moto (the same bug in the interpreter moto ported: "
     "localstack/localstack#11321)",
 )
@@ -163,6 +168,17 @@ def extract_json(path: str, data: Any) -> Any:
     return matches[0].value
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled_result_path(path: str) -> Any:
+    # jsonpath_ng's plain parser, as ResultPath uses it; a parsed path is never modified.
+    return jsonpath_parser.parse(path)
+
+
+patch_value(
+    jsonpath_definite, result_path, "parse", _compiled_result_path, was=jsonpath_parser.parse
+)
+
+
 # -- definitions moto's grammar rejects ---------------------------------------------------------
 
 definition_adaptation = Hook(
@@ -170,7 +186,8 @@ definition_adaptation = Hook(
     why="moto's grammar rejects ItemBatcher, ExecutionType EXPRESS, integer "
     "ToleratedFailurePercentage and ReaderConfig.InputType JSONL. Validation and execution "
     "parse an adapted in-memory copy (stepburst_local.asl) and the Map states get back what "
-    "was taken out; the stored definition stays the deployed one.",
+    "was taken out; the stored definition stays the deployed one. Each definition is "
+    "parsed once; every start builds its program from that parse tree.",
     upstream="no upstream issue found",
 )
 
@@ -199,13 +216,26 @@ def _adapted(definition: str) -> Adaptation:
     return adapt_definition(definition)
 
 
+_PARSE_TREES_KEPT = 64
+_parse_trees: dict[str, Any] = {}
+
+
 @patch(definition_adaptation, AmazonStateLanguageParser, "parse")
 def parse(original: Callable[[str], tuple[Any, Any]], definition: str) -> tuple[Any, Any]:
     try:
         adaptation = _adapted(definition)
     except ValueError:  # not JSON: moto's parser reports it as AWS would
         return original(definition)
-    program, tree = original(adaptation.definition)
+    # moto parses the definition again at every start (ANTLR: ~0.3 s for the coordinator);
+    # a parse tree is only read, so each start builds its program from the one tree.
+    tree = _parse_trees.get(adaptation.definition)
+    if tree is None:
+        program, tree = original(adaptation.definition)  # raises on a syntax error
+        if len(_parse_trees) >= _PARSE_TREES_KEPT:
+            _parse_trees.clear()
+        _parse_trees[adaptation.definition] = tree
+    else:
+        program = Preprocessor().visit(tree)
     _restore_map_fields(program.states, adaptation)
     return program, tree
 
