@@ -107,7 +107,6 @@ def _child(count: int, kind: str, preview: bool, jobs: Path) -> None:
         POWERTOOLS_METRICS_NAMESPACE="bench",
         POWERTOOLS_LOG_LEVEL="WARNING",
     )
-    sys.path.insert(0, str(jobs))
     from stepburst import storage
     from stepburst.jobs import JobCatalog
     from stepburst.ledger import Ledger

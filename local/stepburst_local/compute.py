@@ -264,6 +264,23 @@ def unload_handlers(specs: Sequence[FunctionSpec]) -> None:
         sys.modules.pop(f"stepburst_local_fn_{spec.logical_id}", None)
 
 
+def unload_modules_from(directories: Sequence[Path]) -> list[str]:
+    """Forget every module imported from ``directories`` (an engine's layers: the job modules
+    its handlers imported by name). The next engine may have a jobs directory with a module of
+    the same name, which an import would otherwise answer from ``sys.modules``."""
+    roots = [directory.resolve() for directory in directories]
+    unloaded = []
+    for name, module in list(sys.modules.items()):
+        source = getattr(module, "__file__", None)
+        if source is None:
+            continue
+        path = Path(source).resolve()
+        if any(path.is_relative_to(root) for root in roots):
+            sys.modules.pop(name, None)
+            unloaded.append(name)
+    return unloaded
+
+
 # ------------------------------------------------------------------------------------------
 # Containers
 

@@ -31,7 +31,13 @@ import boto3
 from stepburst_local import binding, logs, product
 from stepburst_local.cfn import Resource, Stack, TemplateError, load_template
 from stepburst_local.cloud import ExecutionTimeoutError, LocalCloud
-from stepburst_local.compute import ContainerImage, FunctionSpec, parse_entrypoint, unload_handlers
+from stepburst_local.compute import (
+    ContainerImage,
+    FunctionSpec,
+    parse_entrypoint,
+    unload_handlers,
+    unload_modules_from,
+)
 from stepburst_local.deploy import Deployer
 from stepburst_local.patches.distributed_map import map_run_children
 from stepburst_local.patches.map_run import ChildRun
@@ -118,6 +124,9 @@ class LocalEngine(LocalCloud):
         self._log_handlers.clear()
         super()._teardown()
         unload_handlers(self.lambda_runtime.functions)
+        if self.stack is not None:
+            # The job modules only: the product's own package may come from a layer too.
+            unload_modules_from([self.resolved_jobs_dir])
         for entry in self._sys_path_added:
             if entry in sys.path:
                 sys.path.remove(entry)

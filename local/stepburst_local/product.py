@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,23 +60,23 @@ def holds_jobs(logical_id: str, content_dir: Path, project_root: Path) -> bool:
     return logical_id == JOBS_LAYER or content_dir == (project_root / JOBS_DIRECTORY).resolve()
 
 
-COLD_START_MODULE = "stepburst.components"
-"""The module whose ``reset()`` forgets what a handler built at cold start."""
+COLD_START_MODULE = "stepburst.cold_start"
+"""The module whose ``reset()`` forgets what any handler built at cold start (it imports
+nothing else of the product, so importing it builds no logger before the functions' environment
+is in place)."""
 if importlib.util.find_spec(COLD_START_MODULE) is None:  # moved: say so, never skip the reset
     raise ImportError(f"the local engine resets {COLD_START_MODULE}, which no longer exists")
 
 
 def reset_caches() -> None:
     """Forget the product's clients and cold-start objects, built for another engine's
-    endpoint or stack (the one place the engine resets product state)."""
+    endpoint or stack (the one place the engine resets product state). Every cold-start cache,
+    not only the ones of modules the last engine's handlers happened to import: a custom
+    resource's handler caches the settings (and their jobs directory) without the planner."""
     from stepburst import aws
 
     aws.reset_clients()
-    # Only if loaded: importing it here would build the product's loggers before the
-    # functions' environment (log level ...) is in place.
-    cold_start = sys.modules.get(COLD_START_MODULE)
-    if cold_start is not None:
-        cold_start.reset()
+    importlib.import_module(COLD_START_MODULE).reset()
 
 
 def publish_outputs(ssm: Any, outputs: Mapping[str, Any]) -> None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from stepburst_local.product import schedule_fire_times
 
 LOG = logging.getLogger(__name__)
@@ -126,7 +128,11 @@ class ScheduleFirer:
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.tick()
-            except Exception:  # one bad tick must not end the firing of every schedule
+            except (ClientError, BotoCoreError) as error:  # Scheduler did not answer the list
+                LOG.warning("listing the schedules failed (%s); trying again next tick", error)
+            except Exception:
+                # This thread fires every schedule until the engine stops: a bug in one tick
+                # is logged with its traceback rather than ending all firing silently.
                 LOG.exception("firing schedules failed; trying again next tick")
 
     def tick(self) -> None:
@@ -185,9 +191,11 @@ class ScheduleFirer:
     def _attempt(self, pending: _Pending) -> Delivery:
         schedule = pending.schedule
         target = schedule["Target"]
+        # The target's service refused the start, did not answer, or the target's input is not
+        # JSON: retried within the retry policy, as Scheduler does; anything else propagates.
         try:
             self._start_target(target, pending.scheduled_time)
-        except Exception as error:  # whatever the target's service answered
+        except (ClientError, BotoCoreError, ValueError) as error:
             return self._failed(pending, f"{type(error).__name__}: {error}")
         return self._record(pending, "started")
 

@@ -230,11 +230,8 @@ def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
     ops = _operations(args)
     # A job the stack does not run is refused before anything is uploaded or started.
     ops.catalog.get(manual_start.job)
-    # The preview runs a split function here, as Plan does from the jobs layer: import it from
-    # the same jobs directory the job files come from.
-    jobs_path = str(Path(args.jobs_dir or "jobs").resolve())
-    if Path(jobs_path).is_dir() and jobs_path not in sys.path:
-        sys.path.insert(0, jobs_path)
+    # The preview runs a split function here, as Plan does from the jobs layer: the planner
+    # loads it from the file of the jobs directory the job files come from.
     start = ops.prepare(manual_start)
     draft = ops.preview(start)
     cost = operations.draft_cost(draft)

@@ -14,6 +14,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
+from stepburst.cold_start import once_per_process
 from stepburst.errors import StepburstError
 
 # What a job consists of: its spec, the modules it names and what they install. The layer also
@@ -50,6 +51,7 @@ def jobs_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
+@once_per_process
 @cache
 def layer_digest(directory: Path) -> str:
     """The digest of the jobs this process runs with: the layer does not change while warm."""

@@ -362,7 +362,10 @@ class Planner:
             # The function may read the input (a raster's header) wherever it is called from,
             # a preview in the CLI included, so it is told the bucket rather than the env.
             where = {**params, "INPUT_BUCKET": self.settings.input_bucket}
-            return split_functions.pieces(split.function, given, where, seconds), None
+            pieces = split_functions.pieces(
+                split.function, given, where, seconds, self.settings.jobs_dir
+            )
+            return pieces, None
         if split.objects is not None:
             return self._split_objects(job, given), None
         if split.date is not None:

@@ -30,13 +30,17 @@ skipped; ``lines`` counts every line, so a range's line numbers can be made glob
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
+import importlib.util
 import itertools
 import keyword
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter, itemgetter
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -274,6 +278,65 @@ def import_function(reference: str) -> Callable[..., Any]:
     if not callable(function):
         raise TransformLoadError(reference, f"{attribute!r} is not callable")
     return function  # type: ignore[no-any-return]
+
+
+def import_job_function(reference: str, jobs_dir: Path) -> Callable[..., Any]:
+    """The callable a job of ``jobs_dir`` names as ``module:function``.
+
+    Where the job code is packaged with the function, its directory is on ``sys.path`` (the
+    jobs layer in /opt/python on Lambda, /app/jobs in the worker image): the module is imported
+    by name, as :func:`import_function` does. Elsewhere (the CLI's preview, a benchmark) the
+    module's file in ``jobs_dir`` is loaded, registered in ``sys.modules`` under a name of that
+    directory's own, so msgspec and pydantic resolve its type hints and two jobs directories
+    with a module of the same name never answer for each other. A module that is not a file of
+    ``jobs_dir`` (an installed package's) is imported by name.
+    """
+    module_name, sep, attribute = reference.partition(":")
+    top, _, rest = module_name.partition(".")
+    directory = jobs_dir.resolve()
+    source = _job_module_file(directory, top) if sep and top and attribute else None
+    if source is None or str(directory) in {str(Path(entry).resolve()) for entry in sys.path}:
+        return import_function(reference)
+    digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    private = f"{JOB_MODULES_PREFIX}{digest}_{top}"
+    if private not in sys.modules:
+        _load_job_module(private, source, reference)
+    try:
+        return import_function(f"{private}{'.' if rest else ''}{rest}:{attribute}")
+    except TransformLoadError as exc:
+        raise TransformLoadError(reference, exc.problem.replace(private, top)) from exc
+
+
+JOB_MODULES_PREFIX = "stepburst_jobs_"
+"""What the name of a job module loaded by file starts with (then its directory's digest)."""
+
+
+def _job_module_file(directory: Path, top: str) -> Path | None:
+    """The file of module ``top`` in a jobs directory: ``top.py`` or ``top/__init__.py``."""
+    for candidate in (directory / f"{top}.py", directory / top / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_job_module(name: str, source: Path, reference: str) -> None:
+    package = [str(source.parent)] if source.name == "__init__.py" else None
+    spec = importlib.util.spec_from_file_location(name, source, submodule_search_locations=package)
+    if spec is None or spec.loader is None:
+        raise TransformLoadError(reference, f"cannot load {source}")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as an import does: its dataclasses and type hints look it up.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's module: its failure names the reference
+        sys.modules.pop(name, None)
+        raise TransformLoadError(
+            reference, f"module {source.stem!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
 
 
 def process_records(

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stepburst.cold_start import once_per_process
 from stepburst.errors import StepburstError
 
 ENV_PREFIX = "STEPBURST_"
@@ -59,6 +60,7 @@ class Settings(BaseModel):
             raise ConfigurationError(problems) from exc
 
 
+@once_per_process
 @cache
 def settings() -> Settings:
     """The process's settings, validated on first use."""

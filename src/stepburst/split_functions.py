@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from numbers import Real
+from pathlib import Path
 from typing import Any
 
 from stepburst.errors import StepburstError
 from stepburst.jobs.model import FunctionSplit
-from stepburst.records import TransformLoadError, import_function
+from stepburst.records import TransformLoadError, import_job_function
 
 # An item's name reaches containers as an environment override (8 KiB in all).
 MAX_NAME_LENGTH = 1024
@@ -30,12 +31,17 @@ class SplitFunctionError(StepburstError):
 
 
 def pieces(
-    split: FunctionSplit, given: Mapping[str, Any], params: Mapping[str, str], seconds: float
+    split: FunctionSplit,
+    given: Mapping[str, Any],
+    params: Mapping[str, str],
+    seconds: float,
+    jobs_dir: Path,
 ) -> Iterator[tuple[float, str]]:
-    """``(estimated seconds, name)`` for each item the function yields, as it yields them."""
+    """``(estimated seconds, name)`` for each item the function yields, as it yields them;
+    the function is the one of the job files in ``jobs_dir``."""
     reference = split.function
     try:
-        function = import_function(reference)
+        function = import_job_function(reference, jobs_dir)
     except TransformLoadError as exc:
         raise SplitFunctionError(str(exc)) from exc
     try:

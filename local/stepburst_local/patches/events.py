@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 
 from stepburst_local.moto_internals import (
     EventTemplateParser,
+    JsonRESTError,
     Rule,
     S3Backend,
     events_backends,
@@ -107,39 +108,45 @@ def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, ke
         return
     if event_name == "s3:ObjectCreated:Put" and getattr(_s3_state, "composite", False):
         return  # the inner PutObject of a CopyObject/CompleteMultipartUpload
-    try:
-        versioned = bool(bucket.is_versioned)
-        event = s3_object_created_event(
-            account_id=account_id,
-            region=bucket.region_name,
-            bucket=bucket.name,
-            key=key.name,
-            size=int(key.size),
-            etag=key.etag.replace('"', ""),
-            version_id=key.version_id if versioned else None,
-            reason=_S3_REASONS.get(event_name, event_name.rsplit(":", 1)[-1]),
-            detail_type=s3_notifications._detail_type(event_name),
-        )
-    except Exception:  # delivery is asynchronous on AWS: an upload never fails on it
-        LOG.exception("S3 -> EventBridge event could not be built")
-        return
+    # Built from the stored object's own fields: nothing here may fail but the engine's code
+    # (a delivery's failure, which never fails the upload, is send_to_default_bus's).
+    versioned = bool(bucket.is_versioned)
+    event = s3_object_created_event(
+        account_id=account_id,
+        region=bucket.region_name,
+        bucket=bucket.name,
+        key=key.name,
+        size=int(key.size),
+        etag=key.etag.replace('"', ""),
+        version_id=key.version_id if versioned else None,
+        reason=_S3_REASONS.get(event_name, event_name.rsplit(":", 1)[-1]),
+        detail_type=s3_notifications._detail_type(event_name),
+    )
     send_to_default_bus(account_id, bucket.region_name, event)
 
 
 def send_to_default_bus(account_id: str, region: str, event: dict[str, Any]) -> None:
     """Deliver an AWS service's event to the rules of the account's default event bus, where
-    AWS services send their events. Never raises: on AWS the service that emitted the event
-    does not learn how its delivery went."""
-    try:
-        bus = events_backends[account_id][region].event_buses.get("default")
-        if bus is None:
-            return
-        rules: list[Any] = list(bus.rules.values())
-        for rule in rules:
+    AWS services send their events. A target that refuses it is logged, not raised: on AWS the
+    service that emitted the event does not learn how its delivery went."""
+    bus = events_backends[account_id][region].event_buses.get("default")
+    if bus is None:
+        return
+    rules: list[Any] = list(bus.rules.values())
+    for rule in rules:
+        try:
             # moto's own target transformers need fields service events do not have.
             rule.send_to_targets(event, transform_input=False)
-    except Exception:
-        LOG.exception("delivery of a %s event failed", event.get("source"))
+        except (JsonRESTError, NotImplementedError) as error:
+            # A target's service refused it (e.g. no such queue), or moto cannot deliver to
+            # that kind of target.
+            LOG.warning(
+                "rule %s dropped a %s event: %s: %s",
+                rule.name,
+                event.get("source"),
+                type(error).__name__,
+                error,
+            )
 
 
 _s3_state = threading.local()
@@ -244,8 +251,15 @@ def _send_own_targets(  # noqa: PLR0917 - moto's arguments and the target kind
         # then dead-letters); the put that triggered this must not fail either.
         try:
             deliver(target, delivered)
-        except Exception as error:
-            LOG.exception("EventBridge could not deliver to %s: %s", target.get("Arn"), error)
+        except (JsonRESTError, ValueError) as error:
+            # The target's service refused it (no such state machine ...), or the target's
+            # Input is not JSON.
+            LOG.warning(
+                "EventBridge could not deliver to %s: %s: %s",
+                target.get("Arn"),
+                type(error).__name__,
+                error,
+            )
     if others:
         clone = copy.copy(rule)
         clone.targets = others

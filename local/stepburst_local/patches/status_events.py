@@ -65,11 +65,12 @@ def _terminated(original: Any, self: Any) -> None:
 
 
 def _send_execution_status(execution: Any, status: str) -> None:
-    # Best effort, as on AWS: the execution never fails because of its event.
+    # Best effort, as on AWS: the execution never fails because of its event. An input or
+    # output that JSON cannot encode drops the event; anything else is the engine's own bug.
     try:
         _send_status_of(execution, status)
-    except Exception:
-        LOG.exception("the %s event of %s could not be sent", status, execution.exec_arn)
+    except (TypeError, ValueError) as error:
+        LOG.warning("the %s event of %s is dropped: %s", status, execution.exec_arn, error)
 
 
 def _send_status_of(execution: Any, status: str) -> None:
@@ -133,8 +134,8 @@ def send_child_status(
             error=error,
             cause=cause,
         )
-    except Exception:  # best effort: the child never fails because of its event
-        LOG.exception("the %s event of %s could not be built", status, execution_arn)
+    except (TypeError, ValueError) as problem:  # not JSON: the child never fails on its event
+        LOG.warning("the %s event of %s is dropped: %s", status, execution_arn, problem)
         return
     send_to_default_bus(account_id, region, event)
 
