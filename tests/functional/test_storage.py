@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import random
 import threading
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from awscrt.checksums import crc32c
 from botocore.exceptions import ClientError, ResponseStreamingError
 
 from stepburst.aws import client
@@ -67,7 +67,7 @@ def test_multipart_round_trip_with_several_parts(s3: Any) -> None:
 
 
 @pytest.mark.parametrize("size", [MIN_PART_SIZE + 10, 100])
-def test_uploads_carry_a_precomputed_crc32_and_are_never_aws_chunked(s3: Any, size: int) -> None:
+def test_uploads_carry_a_precomputed_crc32c_and_are_never_aws_chunked(s3: Any, size: int) -> None:
     """botocore streams a checksum it computes itself as aws-chunked over HTTPS; one given
     to it goes as a plain header, and S3 checks it against the body."""
     sent: list[dict[str, str]] = []
@@ -91,11 +91,15 @@ def test_uploads_carry_a_precomputed_crc32_and_are_never_aws_chunked(s3: Any, si
         events.unregister("before-send.s3.PutObject", capture)
 
     parts = [data[:MIN_PART_SIZE], data[MIN_PART_SIZE:]] if size > MIN_PART_SIZE else [data]
-    expected = {base64.b64encode(zlib.crc32(part).to_bytes(4, "big")).decode() for part in parts}
-    assert {headers["x-amz-checksum-crc32"] for headers in sent} == expected
+    expected = {base64.b64encode(crc32c(part).to_bytes(4, "big")).decode() for part in parts}
+    assert {headers["x-amz-checksum-crc32c"] for headers in sent} == expected
     assert len(sent) == len(parts)
     for headers in sent:
         assert "aws-chunked" not in headers.get("Content-Encoding", "")
+        # The checksum stands for the body: it is not hashed again to be signed.
+        assert {name.lower(): value for name, value in headers.items()}.get(
+            "x-amz-content-sha256"
+        ) == "UNSIGNED-PAYLOAD", headers
     assert body(s3, "out/checked.bin") == data
 
 
