@@ -165,10 +165,10 @@ def iter_range(
 
     Without ``prefetch`` the GETs run in the caller's thread and pieces of up to 1 MiB are
     yielded as they arrive. With it, reads overlap the caller's work: ``connections`` GETs run
-    in parallel, each a whole chunk, yielded in order (one connection gives about 85 MB/s, less
-    than the record processor); with ``connections=1`` one thread streams up to ``chunk_size``
-    bytes ahead. Memory stays within ``(connections + 1) * chunk_size``. Closing the generator
-    stops the reads.
+    in parallel, each a whole chunk (the first ones smaller: 1 MiB, then doubling), yielded in
+    order (one connection gives about 85 MB/s, less than the record processor); with
+    ``connections=1`` one thread streams up to ``chunk_size`` bytes ahead. Memory stays within
+    ``(connections + 1) * chunk_size``. Closing the generator stops the reads.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -204,7 +204,7 @@ def _parallel_chunks(
 ) -> Generator[bytes, None, None]:
     """Whole chunks fetched ``connections`` at a time, yielded in order."""
     etag = if_match if if_match is not None else head_object(obj).etag
-    bounds = iter([(low, min(low + chunk_size, end)) for low in range(start, end, chunk_size)])
+    bounds = _ramped_bounds(start, end, chunk_size)
 
     def fetch(low: int, high: int) -> bytes:
         return b"".join(_get_pieces(obj, low, high, high - low, etag))
@@ -227,6 +227,19 @@ def _parallel_chunks(
     finally:
         # Downloads still running finish in the background; nothing waits for them.
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _ramped_bounds(start: int, end: int, chunk_size: int) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` cut into ranges of one piece, then each twice the last up to
+    ``chunk_size``: the caller starts on the first MiB instead of waiting for a whole chunk
+    while all the connections share the bandwidth."""
+    size = min(PIECE_SIZE, chunk_size)
+    low = start
+    while low < end:
+        high = min(low + size, end)
+        yield low, high
+        low = high
+        size = min(2 * size, chunk_size)
 
 
 def _get_pieces(
@@ -354,7 +367,8 @@ class MultipartWriter:
 
     Data is buffered to ``part_size`` and each full part is uploaded by a pool of
     ``max_workers`` threads, with at most ``max_workers`` parts in flight (``write`` waits for
-    one to finish). A clean exit completes the upload; an exception aborts it, leaving neither
+    one to finish); what is left at the end goes as parts of at least 5 MiB, in parallel. A
+    clean exit completes the upload; an exception aborts it, leaving neither
     an object nor an incomplete upload. An object smaller than one part, empty included, is
     written with a single ``PutObject``.
     """
@@ -425,8 +439,13 @@ class MultipartWriter:
                 )
                 self.etag = put["ETag"]
             else:
-                if self._buffer:
-                    self._submit(self._take(len(self._buffer)))
+                # What is left goes up as parts of at least S3's minimum, in parallel: the
+                # object is complete one small part's upload after the last write, not one
+                # whole part's.
+                tail = len(self._buffer)
+                count = max(1, tail // MIN_PART_SIZE) if tail else 0
+                for index in range(count):
+                    self._submit(self._take(tail * (index + 1) // count - tail * index // count))
                 self._drain(wait_all=True)
                 self._parts.sort(key=lambda part: part.get("PartNumber", 0))
                 completed = client("s3").complete_multipart_upload(
