@@ -103,6 +103,30 @@ def test_uploads_carry_a_precomputed_crc32c_and_are_never_aws_chunked(s3: Any, s
     assert body(s3, "out/checked.bin") == data
 
 
+def test_what_is_left_at_close_goes_as_parallel_parts_of_at_least_the_minimum(s3: Any) -> None:
+    """The last write is followed by uploads of parts of 5 MiB or more, not of a whole part."""
+    sizes: list[int] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sizes.append(len(params["Body"]))
+
+    events = client("s3").meta.events
+    events.register("provide-client-params.s3.UploadPart", record)
+    try:
+        data = random.Random(3).randbytes(3 * MIN_PART_SIZE + 2 * MIN_PART_SIZE + 12345)
+        with MultipartWriter(BUCKET, "out/tail.bin", part_size=3 * MIN_PART_SIZE) as out:
+            out.write(data)
+    finally:
+        events.unregister("provide-client-params.s3.UploadPart", record)
+
+    tail = len(data) - 3 * MIN_PART_SIZE  # less than a part: once, one upload after the write
+    assert sizes[0] == 3 * MIN_PART_SIZE
+    assert sorted(sizes[1:]) == [tail // 2, tail - tail // 2]
+    assert min(sizes[1:]) >= MIN_PART_SIZE
+    assert body(s3, "out/tail.bin") == data
+    assert uploads_in_progress(s3) == []
+
+
 def test_exactly_one_part_is_still_complete(s3: Any) -> None:
     data = b"x" * MIN_PART_SIZE
     with MultipartWriter(BUCKET, "out/one.bin", part_size=MIN_PART_SIZE) as out:
@@ -204,6 +228,31 @@ def test_a_changed_object_is_detected(s3: Any, blob: bytes) -> None:
     s3.put_object(Bucket=BUCKET, Key="in/blob.bin", Body=b"replaced")
     with pytest.raises(SourceChangedError):
         list(pieces)
+
+
+def test_parallel_reads_start_with_one_mib_and_double_up_to_the_chunk_size(s3: Any) -> None:
+    """The reader gets its first bytes after one MiB, not after a whole chunk shared by every
+    connection."""
+    mib = 1024 * 1024
+    data = random.Random(5).randbytes(12 * mib + 7)
+    s3.put_object(Bucket=BUCKET, Key="in/ramp.bin", Body=data)
+    ranges: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        ranges.append(params["Range"])
+
+    events = client("s3").meta.events
+    events.register("provide-client-params.s3.GetObject", record)
+    try:
+        read = b"".join(
+            iter_range(S3Object(BUCKET, "in/ramp.bin"), 0, len(data), chunk_size=4 * mib)
+        )
+    finally:
+        events.unregister("provide-client-params.s3.GetObject", record)
+
+    assert read == data
+    spans = sorted((int(low), int(high)) for low, high in (r[6:].split("-") for r in ranges))
+    assert [high + 1 - low for low, high in spans] == [mib, 2 * mib, 4 * mib, 4 * mib, mib + 7]
 
 
 def test_a_changed_object_is_detected_by_parallel_reads(s3: Any, blob: bytes) -> None:
