@@ -392,7 +392,10 @@ class MultipartWriter:
         self.content_type = content_type
         self.bytes_written = 0
         self.etag: str | None = None
-        self._buffer = bytearray()
+        # What is written and not yet in a part: the writes themselves, not a copy of them, so
+        # that each byte is copied once, into its part (a growing buffer copied it twice more).
+        self._pending: deque[bytes | memoryview] = deque()
+        self._pending_size = 0
         self._upload_id: str | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: set[Future[CompletedPartTypeDef]] = set()
@@ -417,9 +420,13 @@ class MultipartWriter:
     def write(self, data: bytes) -> None:
         if self._closed:
             raise ValueError(f"write to closed writer for {self.target.uri()}")
-        self._buffer += data
+        if not isinstance(data, bytes):  # kept until its part is made: it must not change
+            data = bytes(data)
+        if data:
+            self._pending.append(data)
+            self._pending_size += len(data)
         self.bytes_written += len(data)
-        while len(self._buffer) >= self.part_size:
+        while self._pending_size >= self.part_size:
             self._submit(self._take(self.part_size))
 
     def close(self) -> None:
@@ -429,7 +436,7 @@ class MultipartWriter:
         self._closed = True
         try:
             if self._upload_id is None:
-                body = bytes(self._buffer)
+                body = self._take(self._pending_size)
                 put = client("s3").put_object(
                     Bucket=self.target.bucket,
                     Key=self.target.key,
@@ -442,7 +449,7 @@ class MultipartWriter:
                 # What is left goes up as parts of at least S3's minimum, in parallel: the
                 # object is complete one small part's upload after the last write, not one
                 # whole part's.
-                tail = len(self._buffer)
+                tail = self._pending_size
                 count = max(1, tail // MIN_PART_SIZE) if tail else 0
                 for index in range(count):
                     self._submit(self._take(tail * (index + 1) // count - tail * index // count))
@@ -463,7 +470,7 @@ class MultipartWriter:
             self._abort_upload()
             raise
         finally:
-            self._buffer = bytearray()
+            self._drop_pending()
             self._shutdown()
         logger.debug(
             "object written",
@@ -479,17 +486,30 @@ class MultipartWriter:
         if self._closed and self._upload_id is None:
             return
         self._closed = True
-        self._buffer = bytearray()
+        self._drop_pending()
         self._abort_upload()
         self._shutdown()
 
     # -- internals ------------------------------------------------------------------------
 
     def _take(self, size: int) -> bytes:
-        with memoryview(self._buffer) as view, view[:size] as head:
-            part = bytes(head)
-        del self._buffer[:size]
-        return part
+        """The first ``size`` pending bytes, joined into one part."""
+        pieces: list[bytes | memoryview] = []
+        needed = size
+        while needed:
+            piece = self._pending.popleft()
+            if len(piece) > needed:  # the rest of this write starts the next part
+                view = memoryview(piece)
+                self._pending.appendleft(view[needed:])
+                piece = view[:needed]
+            pieces.append(piece)
+            needed -= len(piece)
+        self._pending_size -= size
+        return b"".join(pieces)
+
+    def _drop_pending(self) -> None:
+        self._pending.clear()
+        self._pending_size = 0
 
     def _submit(self, part: bytes) -> None:
         if self._upload_id is None:
