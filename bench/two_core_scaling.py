@@ -26,8 +26,6 @@ import argparse
 import itertools
 import multiprocessing
 import os
-import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jsonl_throughput import CHUNK, DATA, MB, data_file
+from s3_endpoints import start_moto
 
 HERE = Path(__file__).resolve().parent
 FUNCTION = "yelp_scores:add_review_score"
@@ -200,35 +199,12 @@ def load_average() -> str:
         return "unknown"
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the S3 server exited with {server.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            time.sleep(0.2)
-            continue
-        return server
-    server.kill()
-    raise SystemExit("the S3 server did not listen within 60 s")
-
-
 def time_item_path(path: Path, processes: int, repeat: int) -> tuple[float, float]:
     """Best seconds of the item on one process and on ``processes``; outputs must match."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = start_server(port)
+    server = start_moto()
     try:
         os.environ.update(
-            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            AWS_ENDPOINT_URL=server.url,
             AWS_ACCESS_KEY_ID="testing",
             AWS_SECRET_ACCESS_KEY="testing",
             AWS_DEFAULT_REGION="us-east-1",
@@ -269,11 +245,7 @@ def time_item_path(path: Path, processes: int, repeat: int) -> tuple[float, floa
             raise SystemExit("the item's output on several processes differs from one's")
         return best[1], best[processes]
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

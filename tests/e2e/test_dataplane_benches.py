@@ -41,9 +41,13 @@ def test_item_path_over_tls_uploads_what_local_processing_writes(tmp_path: Path)
         "item_path_tls.py", "--size-mb", "0.5", "--repeat", "1", "--data-dir", str(tmp_path)
     )
 
-    assert "output uploaded identical to the local output" in output
-    assert "I/O overhead over local files" in output
-    assert "precomputed with zlib" in output
+    # Both endpoints, each line naming the one it used.
+    for endpoint in ("[lean S3 endpoint]", "[moto S3 server]"):
+        assert f"{endpoint} output uploaded identical to the local output" in output
+        assert f"{endpoint} I/O overhead over local files: wall" in output
+        assert "worker CPU" in output
+        assert f"{endpoint} UploadPart of 16 MiB over TLS" in output
+    assert "CRC32C, CRT" in output
 
 
 def test_two_core_scaling_writes_the_same_output_on_several_processes(tmp_path: Path) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import random
 import threading
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from awscrt.checksums import crc32c
 from botocore.exceptions import ClientError, ResponseStreamingError
 
 from stepburst.aws import client
@@ -67,7 +67,7 @@ def test_multipart_round_trip_with_several_parts(s3: Any) -> None:
 
 
 @pytest.mark.parametrize("size", [MIN_PART_SIZE + 10, 100])
-def test_uploads_carry_a_precomputed_crc32_and_are_never_aws_chunked(s3: Any, size: int) -> None:
+def test_uploads_carry_a_precomputed_crc32c_and_are_never_aws_chunked(s3: Any, size: int) -> None:
     """botocore streams a checksum it computes itself as aws-chunked over HTTPS; one given
     to it goes as a plain header, and S3 checks it against the body."""
     sent: list[dict[str, str]] = []
@@ -91,12 +91,51 @@ def test_uploads_carry_a_precomputed_crc32_and_are_never_aws_chunked(s3: Any, si
         events.unregister("before-send.s3.PutObject", capture)
 
     parts = [data[:MIN_PART_SIZE], data[MIN_PART_SIZE:]] if size > MIN_PART_SIZE else [data]
-    expected = {base64.b64encode(zlib.crc32(part).to_bytes(4, "big")).decode() for part in parts}
-    assert {headers["x-amz-checksum-crc32"] for headers in sent} == expected
+    expected = {base64.b64encode(crc32c(part).to_bytes(4, "big")).decode() for part in parts}
+    assert {headers["x-amz-checksum-crc32c"] for headers in sent} == expected
     assert len(sent) == len(parts)
     for headers in sent:
         assert "aws-chunked" not in headers.get("Content-Encoding", "")
+        # The checksum stands for the body: it is not hashed again to be signed.
+        assert {name.lower(): value for name, value in headers.items()}.get(
+            "x-amz-content-sha256"
+        ) == "UNSIGNED-PAYLOAD", headers
     assert body(s3, "out/checked.bin") == data
+
+
+def test_what_is_left_at_close_goes_as_parallel_parts_of_at_least_the_minimum(s3: Any) -> None:
+    """The last write is followed by uploads of parts of 5 MiB or more, not of a whole part."""
+    sizes: list[int] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sizes.append(len(params["Body"]))
+
+    events = client("s3").meta.events
+    events.register("provide-client-params.s3.UploadPart", record)
+    try:
+        data = random.Random(3).randbytes(3 * MIN_PART_SIZE + 2 * MIN_PART_SIZE + 12345)
+        with MultipartWriter(BUCKET, "out/tail.bin", part_size=3 * MIN_PART_SIZE) as out:
+            out.write(data)
+    finally:
+        events.unregister("provide-client-params.s3.UploadPart", record)
+
+    tail = len(data) - 3 * MIN_PART_SIZE  # less than a part: once, one upload after the write
+    # The parts go up in parallel threads: in any order.
+    assert sorted(sizes) == [tail // 2, tail - tail // 2, 3 * MIN_PART_SIZE]
+    assert tail // 2 >= MIN_PART_SIZE
+    assert body(s3, "out/tail.bin") == data
+    assert uploads_in_progress(s3) == []
+
+
+def test_a_buffer_changed_after_its_write_does_not_change_the_object(s3: Any) -> None:
+    """The writer keeps what it is given until its part goes up: a caller's bytearray is
+    copied, so reusing it does not rewrite what was written."""
+    reused = bytearray(b"a" * 1000)
+    with MultipartWriter(BUCKET, "out/reused.bin", part_size=MIN_PART_SIZE) as out:
+        out.write(reused)
+        reused[:] = b"b" * 1000
+        out.write(memoryview(reused))
+    assert body(s3, "out/reused.bin") == b"a" * 1000 + b"b" * 1000
 
 
 def test_exactly_one_part_is_still_complete(s3: Any) -> None:
@@ -200,6 +239,31 @@ def test_a_changed_object_is_detected(s3: Any, blob: bytes) -> None:
     s3.put_object(Bucket=BUCKET, Key="in/blob.bin", Body=b"replaced")
     with pytest.raises(SourceChangedError):
         list(pieces)
+
+
+def test_parallel_reads_start_with_one_mib_and_double_up_to_the_chunk_size(s3: Any) -> None:
+    """The reader gets its first bytes after one MiB, not after a whole chunk shared by every
+    connection."""
+    mib = 1024 * 1024
+    data = random.Random(5).randbytes(12 * mib + 7)
+    s3.put_object(Bucket=BUCKET, Key="in/ramp.bin", Body=data)
+    ranges: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        ranges.append(params["Range"])
+
+    events = client("s3").meta.events
+    events.register("provide-client-params.s3.GetObject", record)
+    try:
+        read = b"".join(
+            iter_range(S3Object(BUCKET, "in/ramp.bin"), 0, len(data), chunk_size=4 * mib)
+        )
+    finally:
+        events.unregister("provide-client-params.s3.GetObject", record)
+
+    assert read == data
+    spans = sorted((int(low), int(high)) for low, high in (r[6:].split("-") for r in ranges))
+    assert [high + 1 - low for low, high in spans] == [mib, 2 * mib, 4 * mib, 4 * mib, mib + 7]
 
 
 def test_a_changed_object_is_detected_by_parallel_reads(s3: Any, blob: bytes) -> None:
