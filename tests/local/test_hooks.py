@@ -1513,18 +1513,7 @@ def test_execution_status_events_none_for_an_express_state_machine(stage: Stage)
 
 def test_dynamodb_atomic_items_reads_beside_writes_and_counts_every_add(stage: Stage) -> None:
     ddb = stage.cloud.client("dynamodb")
-    ddb.create_table(
-        TableName="concurrent",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-    )
+    _ledger_like_table(ddb, "concurrent")
     errors: list[str] = []
     claims: list[str] = []
     writing = threading.Event()
