@@ -418,7 +418,8 @@ def _transact_write_items(
     with _items_lock:
         try:
             saved = _saved_items(self, transact_items) if len(transact_items) <= 100 else None
-        except Exception:  # a malformed key: moto's own checks answer for it
+        # A malformed action or key value: moto's own checks answer for it, with its errors.
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             saved = None
         if saved is None:
             return original(self, transact_items)
