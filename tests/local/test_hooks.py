@@ -1688,18 +1688,7 @@ def _all_pages(ddb: Any, **query: Any) -> list[str]:
 
 def test_dynamodb_partition_query_reads_one_partition_page_by_page(stage: Stage) -> None:
     ddb = stage.cloud.client("dynamodb")
-    ddb.create_table(
-        TableName="partitions",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-    )
+    _ledger_like_table(ddb, "partitions")
     # Two runs' partitions interleaved, written out of order, with items big enough that
     # 1 MB pages end before the partition does.
     padding = "x" * 20_000
